@@ -1,0 +1,90 @@
+//! Connecting to the broker, reconnect backoff, and the readiness flag.
+
+use backon::{BackoffBuilder, ExponentialBuilder};
+use lapin::{Connection, ConnectionProperties};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+/// Where and as whom to connect.
+#[derive(Debug, Clone)]
+pub struct BrokerConfig {
+    /// `amqp://` or `amqps://` URL, including the vhost.
+    pub url: String,
+    /// The `app_id` stamped on published messages and the connection name's prefix.
+    pub app_id: String,
+    /// How long in-flight handlers may take to finish on shutdown.
+    pub shutdown_timeout: Duration,
+    /// How long a publish keeps retrying on connection failures before it fails.
+    pub publish_retry_for: Duration,
+    /// How long to wait for one publisher confirm.
+    pub confirm_timeout: Duration,
+}
+
+impl BrokerConfig {
+    /// Defaults: 30 s shutdown timeout, 30 s publish retry window, 10 s confirm timeout.
+    #[must_use]
+    pub fn new(url: impl Into<String>, app_id: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            app_id: app_id.into(),
+            shutdown_timeout: Duration::from_secs(30),
+            publish_retry_for: Duration::from_secs(30),
+            confirm_timeout: Duration::from_secs(10),
+        }
+    }
+
+    /// Sets the shutdown timeout.
+    #[must_use]
+    pub fn with_shutdown_timeout(mut self, timeout: Duration) -> Self {
+        self.shutdown_timeout = timeout;
+        self
+    }
+
+    /// Sets how long publishes retry through connection failures.
+    #[must_use]
+    pub fn with_publish_retry_for(mut self, window: Duration) -> Self {
+        self.publish_retry_for = window;
+        self
+    }
+}
+
+/// Connection properties naming the connection `<app_id>-<role>` in the management UI.
+#[must_use]
+pub fn properties(app_id: &str, role: &str) -> ConnectionProperties {
+    ConnectionProperties::default().with_connection_name(format!("{app_id}-{role}").into())
+}
+
+/// Opens one connection.
+///
+/// # Errors
+/// When the broker cannot be reached or refuses the login.
+pub async fn connect(url: &str, app_id: &str, role: &str) -> Result<Connection, lapin::Error> {
+    Connection::connect(url, properties(app_id, role)).await
+}
+
+/// Delays between reconnect attempts: 100 ms doubling to 5 s, with jitter, for ever.
+pub(crate) fn reconnect_backoff() -> impl Iterator<Item = Duration> {
+    ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(100))
+        .with_max_delay(Duration::from_secs(5))
+        .with_jitter()
+        .without_max_times()
+        .build()
+}
+
+/// Whether the runtime is connected and consuming; cheap to clone and poll (e.g. from `/readyz`).
+#[derive(Debug, Clone, Default)]
+pub struct Readiness(Arc<AtomicBool>);
+
+impl Readiness {
+    /// True while connected with every consumer running.
+    #[must_use]
+    pub fn is_ready(&self) -> bool {
+        self.0.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn set(&self, ready: bool) {
+        self.0.store(ready, Ordering::Release);
+    }
+}

@@ -1,0 +1,195 @@
+//! The headers the library owns on retries and dead letters, and how to read them.
+
+use lapin::BasicProperties;
+use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
+
+/// How many times the message has been retried (absent = 0).
+pub const RETRY_COUNT: &str = "retry-count";
+/// The last handler error, one line.
+pub const ERROR: &str = "error";
+/// Why a dead letter died: see [`DeadLetterReason`].
+pub const ERROR_KIND: &str = "error-kind";
+/// RFC 3339 time the message was dead-lettered.
+pub const FAILED_AT: &str = "failed-at";
+/// The consumer queue the message failed in.
+pub const SOURCE_QUEUE: &str = "source-queue";
+/// The exchange the message was first published to.
+pub const ORIGINAL_EXCHANGE: &str = "original-exchange";
+/// The routing key the message was first published with.
+pub const ORIGINAL_ROUTING_KEY: &str = "original-routing-key";
+/// W3C trace context, carried from publisher to consumer.
+pub const TRACEPARENT: &str = "traceparent";
+
+/// Longest `error` header value; longer handler errors are cut at a char boundary.
+const MAX_ERROR_LEN: usize = 1024;
+
+/// Why a message ended in a dead-letter queue (the `error-kind` header).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DeadLetterReason {
+    /// The handler kept failing until the retry policy's maximum.
+    RetriesExhausted,
+    /// The handler rejected the message as permanently unprocessable.
+    Rejected,
+    /// The body did not decode into the expected event.
+    Malformed,
+    /// The broker's delivery limit was reached (the consumer kept crashing).
+    DeliveryLimit,
+}
+
+impl DeadLetterReason {
+    /// The header value on the wire.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::RetriesExhausted => "retries-exhausted",
+            Self::Rejected => "rejected",
+            Self::Malformed => "malformed",
+            Self::DeliveryLimit => "delivery-limit",
+        }
+    }
+
+    /// Parses a header value.
+    #[must_use]
+    pub fn parse(value: &str) -> Option<Self> {
+        [
+            Self::RetriesExhausted,
+            Self::Rejected,
+            Self::Malformed,
+            Self::DeliveryLimit,
+        ]
+        .into_iter()
+        .find(|reason| reason.as_str() == value)
+    }
+}
+
+impl std::fmt::Display for DeadLetterReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Reads a header as text, whatever string type the publisher used.
+#[must_use]
+pub fn text(headers: Option<&FieldTable>, name: &str) -> Option<String> {
+    match headers?.inner().get(name)? {
+        AMQPValue::LongString(s) => Some(String::from_utf8_lossy(s.as_bytes()).into_owned()),
+        AMQPValue::ShortString(s) => Some(s.as_str().to_owned()),
+        _ => None,
+    }
+}
+
+/// Reads a header as an unsigned integer, whatever integer type (or decimal text) it was sent as.
+#[must_use]
+pub fn integer(headers: Option<&FieldTable>, name: &str) -> Option<u64> {
+    let value = headers?.inner().get(name)?;
+    let signed: i128 = match value {
+        AMQPValue::ShortShortInt(v) => (*v).into(),
+        AMQPValue::ShortShortUInt(v) => (*v).into(),
+        AMQPValue::ShortInt(v) => (*v).into(),
+        AMQPValue::ShortUInt(v) => (*v).into(),
+        AMQPValue::LongInt(v) => (*v).into(),
+        AMQPValue::LongUInt(v) => (*v).into(),
+        AMQPValue::LongLongInt(v) => (*v).into(),
+        AMQPValue::Timestamp(v) => (*v).into(),
+        AMQPValue::LongString(_) | AMQPValue::ShortString(_) => {
+            text(Some(headers?), name)?.trim().parse().ok()?
+        }
+        _ => return None,
+    };
+    u64::try_from(signed).ok()
+}
+
+/// The `retry-count` of a delivery: 0 when absent or unreadable.
+#[must_use]
+pub fn retry_count(properties: &BasicProperties) -> u32 {
+    integer(properties.headers().as_ref(), RETRY_COUNT)
+        .map_or(0, |n| u32::try_from(n).unwrap_or(u32::MAX))
+}
+
+/// Inserts a text header.
+pub fn set_text(headers: &mut FieldTable, name: &str, value: &str) {
+    headers.insert(
+        ShortString::from(name),
+        AMQPValue::LongString(LongString::from(value)),
+    );
+}
+
+/// Inserts an integer header.
+pub fn set_integer(headers: &mut FieldTable, name: &str, value: u32) {
+    headers.insert(
+        ShortString::from(name),
+        AMQPValue::LongLongInt(i64::from(value)),
+    );
+}
+
+/// Turns an error into one bounded line for the `error` header.
+#[must_use]
+pub fn one_line(error: &str) -> String {
+    let mut line: String = error
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    if line.len() > MAX_ERROR_LEN {
+        let mut cut = MAX_ERROR_LEN;
+        while !line.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        line.truncate(cut);
+        line.push('…');
+    }
+    line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_count_reads_any_integer_type_and_text() {
+        for value in [
+            AMQPValue::ShortShortUInt(3),
+            AMQPValue::LongInt(3),
+            AMQPValue::LongLongInt(3),
+            AMQPValue::LongString("3".into()),
+        ] {
+            let mut headers = FieldTable::default();
+            headers.insert(RETRY_COUNT.into(), value);
+            let props = BasicProperties::default().with_headers(headers);
+            assert_eq!(retry_count(&props), 3);
+        }
+    }
+
+    #[test]
+    fn retry_count_is_zero_when_absent_negative_or_garbage() {
+        assert_eq!(retry_count(&BasicProperties::default()), 0);
+        let mut headers = FieldTable::default();
+        headers.insert(RETRY_COUNT.into(), AMQPValue::LongInt(-1));
+        headers.insert("other".into(), AMQPValue::Boolean(true));
+        assert_eq!(
+            retry_count(&BasicProperties::default().with_headers(headers)),
+            0
+        );
+    }
+
+    #[test]
+    fn one_line_strips_newlines_and_bounds_length() {
+        assert_eq!(one_line("a\nb\tc"), "a b c");
+        let long = "é".repeat(2000);
+        let line = one_line(&long);
+        assert!(line.len() <= MAX_ERROR_LEN + '…'.len_utf8());
+        assert!(line.ends_with('…'));
+    }
+
+    #[test]
+    fn reasons_round_trip() {
+        for reason in [
+            DeadLetterReason::RetriesExhausted,
+            DeadLetterReason::Rejected,
+            DeadLetterReason::Malformed,
+            DeadLetterReason::DeliveryLimit,
+        ] {
+            assert_eq!(DeadLetterReason::parse(reason.as_str()), Some(reason));
+        }
+        assert_eq!(DeadLetterReason::parse("nope"), None);
+    }
+}

@@ -1,0 +1,115 @@
+//! Messages in both directions: an incoming delivery as a handler sees it, and an outgoing one.
+
+use crate::event::Event;
+use crate::headers;
+use lapin::BasicProperties;
+use lapin::types::{AMQPValue, FieldTable, LongString};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// What a handler receives: the decoded event and facts about its delivery.
+#[derive(Debug, Clone)]
+pub struct Message<E> {
+    /// The decoded body.
+    pub event: E,
+    /// Delivery facts.
+    pub meta: Meta,
+}
+
+/// Facts about one delivery.
+#[derive(Debug, Clone)]
+pub struct Meta {
+    /// The consumer queue it was delivered from.
+    pub queue: String,
+    /// The publisher's `message_id` (unique per event; the idempotency key).
+    pub message_id: Option<String>,
+    /// The `correlation_id` (the order id).
+    pub correlation_id: Option<String>,
+    /// How often it has been retried: 0 on first delivery.
+    pub retry_count: u32,
+    /// The broker's redelivered flag: set after a crash or requeue.
+    pub redelivered: bool,
+    /// All headers as received.
+    pub headers: FieldTable,
+}
+
+/// A message ready to publish: target, body and properties.
+#[derive(Debug, Clone)]
+pub struct Outgoing {
+    /// Target exchange ("" is the default exchange).
+    pub exchange: String,
+    /// Routing key.
+    pub routing_key: String,
+    /// Body bytes, sent as they are.
+    pub body: Vec<u8>,
+    /// AMQP properties (persistence is forced on publish).
+    pub properties: BasicProperties,
+}
+
+impl Outgoing {
+    /// Serializes `event` with every property of the wire contract and a fresh UUID `message_id`.
+    ///
+    /// # Errors
+    /// When the event does not serialize.
+    pub fn event<E: Event>(event: &E, app_id: &str) -> Result<Self, serde_json::Error> {
+        let body = serde_json::to_vec(event)?;
+        let timestamp = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let properties = BasicProperties::default()
+            .with_content_type("application/json".into())
+            .with_delivery_mode(2)
+            .with_message_id(uuid::Uuid::new_v4().to_string().into())
+            .with_correlation_id(event.correlation_id().into())
+            .with_type(E::TYPE.into())
+            .with_timestamp(timestamp)
+            .with_app_id(app_id.into())
+            .with_headers(FieldTable::default());
+        Ok(Self {
+            exchange: E::EXCHANGE.to_owned(),
+            routing_key: E::ROUTING_KEY.to_owned(),
+            body,
+            properties,
+        })
+    }
+
+    /// Replaces the `message_id` (e.g. with an outbox row's id, so a re-send is recognised).
+    #[must_use]
+    pub fn with_message_id(mut self, message_id: &str) -> Self {
+        self.properties = self.properties.with_message_id(message_id.into());
+        self
+    }
+
+    /// Adds or replaces a text header.
+    #[must_use]
+    pub fn with_header(mut self, name: &str, value: &str) -> Self {
+        let mut table = self.properties.headers().clone().unwrap_or_default();
+        headers::set_text(&mut table, name, value);
+        self.properties = self.properties.with_headers(table);
+        self
+    }
+
+    /// The `message_id`, if set.
+    #[must_use]
+    pub fn message_id(&self) -> Option<&str> {
+        self.properties.message_id().as_ref().map(|id| id.as_str())
+    }
+}
+
+/// A header value as text, for logs and spans.
+#[must_use]
+pub fn header_text(table: &FieldTable, name: &str) -> Option<String> {
+    headers::text(Some(table), name)
+}
+
+/// Builds a header table from text pairs.
+#[must_use]
+pub fn text_headers(pairs: &[(&str, &str)]) -> FieldTable {
+    let mut table = FieldTable::default();
+    for (name, value) in pairs {
+        table.insert(
+            (*name).into(),
+            AMQPValue::LongString(LongString::from(*value)),
+        );
+    }
+    table
+}

@@ -1,0 +1,221 @@
+//! The supervisor: connect, declare the topology, run every consumer, and on any failure start
+//! over on a fresh connection with backoff; on shutdown drain in-flight handlers and close.
+
+use crate::connection::{BrokerConfig, Readiness, connect, reconnect_backoff};
+use crate::consumer::{ConsumerSpec, Ended, consume};
+use crate::error::BrokerError;
+use crate::publisher::Publisher;
+use crate::topology::Topology;
+use futures_util::StreamExt;
+use futures_util::stream::BoxStream;
+use lapin::{Connection, Event};
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// Runs consumers with recovery and shares a publisher; see the crate docs for the guarantees.
+pub struct Runtime {
+    config: BrokerConfig,
+    topology: Topology,
+    consumers: Vec<Arc<ConsumerSpec>>,
+    publisher: Publisher,
+    readiness: Readiness,
+}
+
+impl std::fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runtime")
+            .field("app_id", &self.config.app_id)
+            .field("consumers", &self.consumers.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Runtime {
+    /// A runtime for `config`; nothing connects until [`Runtime::run`].
+    ///
+    /// # Errors
+    /// When the publisher's pool cannot be built from the URL.
+    pub fn new(config: BrokerConfig) -> Result<Self, BrokerError> {
+        let publisher = Publisher::new(&config)?;
+        Ok(Self {
+            config,
+            topology: Topology::default(),
+            consumers: Vec::new(),
+            publisher,
+            readiness: Readiness::default(),
+        })
+    }
+
+    /// Adds exchanges and queues to declare on every (re)connect.
+    #[must_use]
+    pub fn with_topology(mut self, topology: Topology) -> Self {
+        self.topology = std::mem::take(&mut self.topology).merge(topology);
+        self
+    }
+
+    /// Adds a consumer; its queue joins the topology.
+    #[must_use]
+    pub fn with_consumer(mut self, consumer: ConsumerSpec) -> Self {
+        self.topology = std::mem::take(&mut self.topology)
+            .merge(Topology::default().queue(consumer.queue.clone()));
+        self.consumers.push(Arc::new(consumer));
+        self
+    }
+
+    /// The shared publisher (also used to store retry and dead-letter copies).
+    #[must_use]
+    pub fn publisher(&self) -> Publisher {
+        self.publisher.clone()
+    }
+
+    /// The readiness flag: true while connected with every consumer running.
+    #[must_use]
+    pub fn readiness(&self) -> Readiness {
+        self.readiness.clone()
+    }
+
+    /// Runs until `shutdown` completes, reconnecting as often as needed.
+    ///
+    /// # Errors
+    /// Only for failures a reconnect cannot fix, such as a queue declared with other arguments.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<(), BrokerError> {
+        tokio::pin!(shutdown);
+        let mut delays = reconnect_backoff();
+        let result = loop {
+            let opened = tokio::select! {
+                () = &mut shutdown => break Ok(()),
+                opened = self.open() => opened,
+            };
+            let mut session = match opened {
+                Ok(session) => session,
+                Err(err) if err.is_recoverable() => {
+                    let delay = delays.next().unwrap_or(Duration::from_secs(5));
+                    tracing::warn!(error = %err, ?delay, "broker unavailable; reconnecting");
+                    tokio::select! {
+                        () = &mut shutdown => break Ok(()),
+                        () = tokio::time::sleep(delay) => continue,
+                    }
+                }
+                Err(err) => break Err(err),
+            };
+            delays = reconnect_backoff();
+            self.readiness.set(true);
+            tracing::info!(consumers = self.consumers.len(), "connected and consuming");
+            let failure = tokio::select! {
+                () = &mut shutdown => None,
+                reason = session.failure() => Some(reason),
+            };
+            self.readiness.set(false);
+            match failure {
+                None => {
+                    session.shutdown(self.config.shutdown_timeout).await;
+                    break Ok(());
+                }
+                Some(reason) => {
+                    tracing::warn!(%reason, "lost the broker; reconnecting");
+                    session.abandon().await;
+                }
+            }
+        };
+        self.publisher.close().await;
+        tracing::info!("broker runtime stopped");
+        result
+    }
+
+    async fn open(&self) -> Result<Session, BrokerError> {
+        let connection = connect(&self.config.url, &self.config.app_id, "consumer").await?;
+        let events = connection.events_listener().boxed();
+        let channel = connection.create_channel().await?;
+        self.topology.declare(&channel).await?;
+        let _ = channel.close(200, "topology declared".into()).await;
+        let stop = CancellationToken::new();
+        let tracker = TaskTracker::new();
+        let mut loops = JoinSet::new();
+        for spec in &self.consumers {
+            let channel = connection.create_channel().await?;
+            loops.spawn(consume(
+                channel,
+                Arc::clone(spec),
+                self.publisher.clone(),
+                tracker.clone(),
+                stop.clone(),
+            ));
+        }
+        Ok(Session {
+            connection,
+            events,
+            loops,
+            tracker,
+            stop,
+        })
+    }
+}
+
+/// One connection's worth of consumers.
+struct Session {
+    connection: Connection,
+    events: BoxStream<'static, Event>,
+    loops: JoinSet<Ended>,
+    tracker: TaskTracker,
+    stop: CancellationToken,
+}
+
+impl Session {
+    /// Waits for the first sign that the connection or a consumer is gone.
+    async fn failure(&mut self) -> String {
+        loop {
+            tokio::select! {
+                Some(ended) = self.loops.join_next(), if !self.loops.is_empty() => {
+                    return match ended {
+                        Ok(Ended::Failed(reason)) => reason,
+                        Ok(Ended::Stopped) => "consumer stopped unexpectedly".to_owned(),
+                        Err(err) => format!("consumer task failed: {err}"),
+                    };
+                }
+                event = self.events.next() => match event {
+                    Some(Event::Error(err)) => return format!("connection error: {err}"),
+                    Some(Event::ConnectionBlocked(reason)) => {
+                        tracing::warn!(%reason, "the broker blocked publishing on this connection");
+                    }
+                    Some(_) => {}
+                    None => return "connection closed".to_owned(),
+                },
+            }
+        }
+    }
+
+    /// Stops consuming, lets in-flight handlers settle (up to `timeout`), then closes.
+    async fn shutdown(mut self, timeout: Duration) {
+        self.stop.cancel();
+        while self.loops.join_next().await.is_some() {}
+        self.tracker.close();
+        let in_flight = self.tracker.len();
+        if tokio::time::timeout(timeout, self.tracker.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                in_flight = self.tracker.len(),
+                "handlers still running at the shutdown timeout; their messages will be redelivered"
+            );
+        } else {
+            tracing::info!(in_flight, "in-flight handlers settled");
+        }
+        let _ = self.connection.close(200, "shutdown".into()).await;
+    }
+
+    /// Gives up on a broken connection; unsettled messages return to their queues broker-side.
+    async fn abandon(mut self) {
+        self.stop.cancel();
+        self.loops.abort_all();
+        let _ = tokio::time::timeout(
+            Duration::from_secs(1),
+            self.connection.close(320, "reconnecting".into()),
+        )
+        .await;
+    }
+}

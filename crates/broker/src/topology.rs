@@ -1,0 +1,366 @@
+//! The broker objects the library relies on, described once and declared idempotently; the only
+//! place that builds queue names.
+
+use crate::error::TopologyError;
+use crate::retry::RetryPolicy;
+use lapin::options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions};
+use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
+use lapin::{Channel, ExchangeKind};
+
+/// The exchange every dead letter is published to, routed by its source queue's name.
+pub const DEAD_LETTER_EXCHANGE: &str = "orders.dlx";
+
+/// Name of retry tier `tier` (1-based) of `queue`.
+#[must_use]
+pub fn retry_queue(queue: &str, tier: u32) -> String {
+    format!("{queue}.retry.{tier}")
+}
+
+/// Name of the dead-letter queue of `queue`.
+#[must_use]
+pub fn dead_letter_queue(queue: &str) -> String {
+    format!("{queue}.dlq")
+}
+
+/// An exchange's routing type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExchangeType {
+    /// Routes by exact routing key.
+    Direct,
+    /// Copies to every bound queue.
+    Fanout,
+    /// Routes by routing-key pattern.
+    Topic,
+}
+
+impl From<ExchangeType> for ExchangeKind {
+    fn from(kind: ExchangeType) -> Self {
+        match kind {
+            ExchangeType::Direct => ExchangeKind::Direct,
+            ExchangeType::Fanout => ExchangeKind::Fanout,
+            ExchangeType::Topic => ExchangeKind::Topic,
+        }
+    }
+}
+
+/// A durable exchange.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Exchange {
+    /// Its name.
+    pub name: String,
+    /// Its type.
+    pub kind: ExchangeType,
+}
+
+/// Which RabbitMQ queue type backs a consumer queue, its retry tiers and its DLQ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum QueueType {
+    /// Replicated Raft queue with a delivery limit (the default).
+    #[default]
+    Quorum,
+    /// Single-node queue; no delivery limit.
+    Classic,
+}
+
+/// A binding of a consumer queue to an exchange.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Binding {
+    /// The exchange.
+    pub exchange: String,
+    /// The routing key ("" for fanout).
+    pub routing_key: String,
+}
+
+/// A consumer queue `Q` with its retry tiers `Q.retry.N` and dead-letter queue `Q.dlq`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueueSpec {
+    /// The queue's name, e.g. `payment.order-created`.
+    pub name: String,
+    /// Where its messages come from.
+    pub bindings: Vec<Binding>,
+    /// Quorum or classic.
+    pub queue_type: QueueType,
+    /// Retry count and delays; one tier per retry.
+    pub retry: RetryPolicy,
+    /// Quorum only: deliveries (crashes, requeues) after which the broker dead-letters a message.
+    pub delivery_limit: Option<u32>,
+}
+
+impl QueueSpec {
+    /// A quorum queue with the default retry policy and a delivery limit of 10.
+    #[must_use]
+    pub fn new(name: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            bindings: Vec::new(),
+            queue_type: QueueType::Quorum,
+            retry: RetryPolicy::default(),
+            delivery_limit: Some(10),
+        }
+    }
+
+    /// Binds the queue to `exchange` with `routing_key`.
+    #[must_use]
+    pub fn bind(mut self, exchange: impl Into<String>, routing_key: impl Into<String>) -> Self {
+        self.bindings.push(Binding {
+            exchange: exchange.into(),
+            routing_key: routing_key.into(),
+        });
+        self
+    }
+
+    /// Sets the queue type.
+    #[must_use]
+    pub fn with_queue_type(mut self, queue_type: QueueType) -> Self {
+        self.queue_type = queue_type;
+        self
+    }
+
+    /// Sets the retry policy.
+    #[must_use]
+    pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    /// Sets (or with `None` removes) the broker-side delivery limit.
+    #[must_use]
+    pub fn with_delivery_limit(mut self, limit: Option<u32>) -> Self {
+        self.delivery_limit = limit;
+        self
+    }
+
+    /// Arguments of the consumer queue itself.
+    fn main_arguments(&self, dead_letter_exchange: &str) -> FieldTable {
+        let mut args = self.type_arguments();
+        put(&mut args, "x-dead-letter-exchange", dead_letter_exchange);
+        put(&mut args, "x-dead-letter-routing-key", &self.name);
+        if self.queue_type == QueueType::Quorum {
+            if let Some(limit) = self.delivery_limit {
+                args.insert(
+                    "x-delivery-limit".into(),
+                    AMQPValue::LongLongInt(limit.into()),
+                );
+            }
+        }
+        args
+    }
+
+    /// Arguments of retry tier `tier`: hold for its delay, then dead-letter straight back to the queue.
+    fn tier_arguments(&self, tier: u32) -> FieldTable {
+        let mut args = self.type_arguments();
+        let ttl = u64::try_from(self.retry.delay(tier).as_millis()).unwrap_or(u64::MAX);
+        args.insert(
+            "x-message-ttl".into(),
+            AMQPValue::LongLongInt(i64::try_from(ttl).unwrap_or(i64::MAX)),
+        );
+        put(&mut args, "x-dead-letter-exchange", "");
+        put(&mut args, "x-dead-letter-routing-key", &self.name);
+        args
+    }
+
+    /// The queue type, and for quorum queues at-least-once dead-lettering so that the broker's
+    /// own dead-lettering (expired retries, the delivery limit) loses nothing.
+    fn type_arguments(&self) -> FieldTable {
+        let mut args = FieldTable::default();
+        match self.queue_type {
+            QueueType::Quorum => {
+                put(&mut args, "x-queue-type", "quorum");
+                put(&mut args, "x-dead-letter-strategy", "at-least-once");
+                put(&mut args, "x-overflow", "reject-publish");
+            }
+            QueueType::Classic => put(&mut args, "x-queue-type", "classic"),
+        }
+        args
+    }
+}
+
+fn put(args: &mut FieldTable, key: &str, value: &str) {
+    args.insert(
+        ShortString::from(key),
+        AMQPValue::LongString(LongString::from(value)),
+    );
+}
+
+/// Everything one application declares: its exchanges and its consumer queues.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Topology {
+    /// Exchanges to declare (the dead-letter exchange is added implicitly).
+    pub exchanges: Vec<Exchange>,
+    /// Consumer queues, each with retry tiers and a DLQ.
+    pub queues: Vec<QueueSpec>,
+}
+
+impl Topology {
+    /// Adds a durable exchange.
+    #[must_use]
+    pub fn exchange(mut self, name: impl Into<String>, kind: ExchangeType) -> Self {
+        self.exchanges.push(Exchange {
+            name: name.into(),
+            kind,
+        });
+        self
+    }
+
+    /// Adds a consumer queue.
+    #[must_use]
+    pub fn queue(mut self, queue: QueueSpec) -> Self {
+        self.queues.push(queue);
+        self
+    }
+
+    /// Merges another description into this one (later duplicates are skipped).
+    #[must_use]
+    pub fn merge(mut self, other: Topology) -> Self {
+        for exchange in other.exchanges {
+            if !self.exchanges.contains(&exchange) {
+                self.exchanges.push(exchange);
+            }
+        }
+        for queue in other.queues {
+            if !self.queues.iter().any(|q| q.name == queue.name) {
+                self.queues.push(queue);
+            }
+        }
+        self
+    }
+
+    /// Declares every exchange, queue, tier, DLQ and binding; safe to repeat.
+    ///
+    /// # Errors
+    /// [`TopologyError::QueueMismatch`] when a queue exists with different arguments (naming
+    /// the queue and the argument); [`TopologyError::Declare`] when the broker refuses otherwise.
+    pub async fn declare(&self, channel: &Channel) -> Result<(), TopologyError> {
+        declare_exchange(channel, DEAD_LETTER_EXCHANGE, ExchangeType::Direct).await?;
+        for exchange in &self.exchanges {
+            declare_exchange(channel, &exchange.name, exchange.kind).await?;
+        }
+        for queue in &self.queues {
+            declare_queue_set(channel, queue).await?;
+        }
+        Ok(())
+    }
+}
+
+async fn declare_queue_set(channel: &Channel, queue: &QueueSpec) -> Result<(), TopologyError> {
+    let dlq = dead_letter_queue(&queue.name);
+    declare_queue(channel, &dlq, queue.type_arguments()).await?;
+    bind(channel, &dlq, DEAD_LETTER_EXCHANGE, &queue.name).await?;
+    for tier in 1..=queue.retry.max_retries {
+        declare_queue(
+            channel,
+            &retry_queue(&queue.name, tier),
+            queue.tier_arguments(tier),
+        )
+        .await?;
+    }
+    declare_queue(
+        channel,
+        &queue.name,
+        queue.main_arguments(DEAD_LETTER_EXCHANGE),
+    )
+    .await?;
+    for binding in &queue.bindings {
+        bind(
+            channel,
+            &queue.name,
+            &binding.exchange,
+            &binding.routing_key,
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+async fn declare_exchange(
+    channel: &Channel,
+    name: &str,
+    kind: ExchangeType,
+) -> Result<(), TopologyError> {
+    let options = ExchangeDeclareOptions {
+        durable: true,
+        ..ExchangeDeclareOptions::default()
+    };
+    channel
+        .exchange_declare(name.into(), kind.into(), options, FieldTable::default())
+        .await
+        .map_err(|err| TopologyError::from_declare("exchange", name, err))
+}
+
+async fn declare_queue(
+    channel: &Channel,
+    name: &str,
+    arguments: FieldTable,
+) -> Result<(), TopologyError> {
+    let options = QueueDeclareOptions {
+        durable: true,
+        ..QueueDeclareOptions::default()
+    };
+    channel
+        .queue_declare(name.into(), options, arguments)
+        .await
+        .map(drop)
+        .map_err(|err| TopologyError::from_declare("queue", name, err))
+}
+
+async fn bind(
+    channel: &Channel,
+    queue: &str,
+    exchange: &str,
+    routing_key: &str,
+) -> Result<(), TopologyError> {
+    channel
+        .queue_bind(
+            queue.into(),
+            exchange.into(),
+            routing_key.into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .map_err(|source| TopologyError::Declare {
+            what: format!("binding of '{queue}' to '{exchange}' with key '{routing_key}'"),
+            source,
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn arg<'a>(args: &'a FieldTable, key: &str) -> &'a AMQPValue {
+        args.inner().get(key).expect(key)
+    }
+
+    #[test]
+    fn names_follow_the_wire_contract() {
+        assert_eq!(retry_queue("payment.order-created", 2), "payment.order-created.retry.2");
+        assert_eq!(dead_letter_queue("stock.order-paid"), "stock.order-paid.dlq");
+    }
+
+    #[test]
+    fn tiers_hold_their_delay_and_return_to_the_queue_only() {
+        let spec = QueueSpec::new("q").with_retry(
+            RetryPolicy::default()
+                .with_initial_delay(Duration::from_millis(200))
+                .with_multiplier(2.0),
+        );
+        let tier2 = spec.tier_arguments(2);
+        assert_eq!(arg(&tier2, "x-message-ttl"), &AMQPValue::LongLongInt(400));
+        assert_eq!(arg(&tier2, "x-dead-letter-exchange"), &AMQPValue::LongString("".into()));
+        assert_eq!(arg(&tier2, "x-dead-letter-routing-key"), &AMQPValue::LongString("q".into()));
+    }
+
+    #[test]
+    fn quorum_queue_has_delivery_limit_classic_has_none() {
+        let quorum = QueueSpec::new("q").main_arguments(DEAD_LETTER_EXCHANGE);
+        assert_eq!(arg(&quorum, "x-delivery-limit"), &AMQPValue::LongLongInt(10));
+        assert_eq!(arg(&quorum, "x-dead-letter-exchange"), &AMQPValue::LongString("orders.dlx".into()));
+        let classic = QueueSpec::new("q")
+            .with_queue_type(QueueType::Classic)
+            .main_arguments(DEAD_LETTER_EXCHANGE);
+        assert!(!classic.contains_key("x-delivery-limit"));
+        assert_eq!(arg(&classic, "x-queue-type"), &AMQPValue::LongString("classic".into()));
+    }
+}
