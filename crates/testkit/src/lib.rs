@@ -1,1 +1,32 @@
-//! placeholder
+//! Test harness for orderflow: real brokers only.
+//!
+//! # Layout
+//!
+//! - [`endpoint`]: finds the broker (`AMQP_URL`, else the local default, else a testcontainers
+//!   RabbitMQ where a Docker engine runs) or fails saying how to start one.
+//! - [`vhost`]: an isolated virtual host per test, deleted when dropped.
+//! - [`node`]: a private `rabbitmq-server` node for tests that restart or disturb the broker.
+//! - [`inspect`]: reading queues the way a test asserts on them.
+//! - [`wait`]: polling a condition with a deadline (never a bare sleep).
+
+pub mod endpoint;
+pub mod inspect;
+pub mod node;
+pub mod vhost;
+pub mod wait;
+
+pub use endpoint::Endpoint;
+pub use node::PrivateNode;
+pub use vhost::TestVhost;
+pub use wait::eventually;
+
+/// Installs a test log subscriber once (respects `RUST_LOG`, default `warn`).
+pub fn init_tracing() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_test_writer()
+        .try_init();
+}

@@ -1,0 +1,140 @@
+//! A private RabbitMQ node (own name, ports and data directory) for tests that stop, restart or
+//! otherwise disturb the broker, so that tests sharing the main broker are never affected.
+
+use anyhow::{Context, bail};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// A `rabbitmq-server` node started by the test; stopped and removed on drop.
+#[derive(Debug)]
+pub struct PrivateNode {
+    node: String,
+    port: u16,
+    dir: PathBuf,
+}
+
+impl PrivateNode {
+    /// Starts a node on a free port and waits until it accepts AMQP connections.
+    ///
+    /// # Errors
+    /// When `rabbitmq-server` is not installed or the node does not come up within 60 s.
+    pub async fn start() -> anyhow::Result<Self> {
+        crate::init_tracing();
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let port = free_port_pair()?;
+        let dir = std::env::temp_dir().join(format!("orderflow-node-{}", &id[..12]));
+        std::fs::create_dir_all(&dir)?;
+        std::fs::write(
+            dir.join("rabbitmq.conf"),
+            format!("listeners.tcp.local = 127.0.0.1:{port}\n"),
+        )?;
+        std::fs::write(dir.join("enabled_plugins"), "[].\n")?;
+        std::fs::write(dir.join("rabbitmq-env.conf"), "")?;
+        // The Debian wrapper drops root to the rabbitmq user, which must own the directory.
+        let _ = Command::new("chown")
+            .args(["-R", "rabbitmq:rabbitmq"])
+            .arg(&dir)
+            .status();
+        let node = Self {
+            node: format!("orderflow-{}@localhost", &id[..12]),
+            port,
+            dir,
+        };
+        node.launch().await?;
+        Ok(node)
+    }
+
+    /// AMQP URL of the node's default vhost.
+    #[must_use]
+    pub fn url(&self) -> String {
+        format!("amqp://guest:guest@127.0.0.1:{}/%2f", self.port)
+    }
+
+    /// Stops the node (every connection drops), then starts it again on the same data.
+    ///
+    /// # Errors
+    /// When it does not come back within 60 s.
+    pub async fn restart(&self) -> anyhow::Result<()> {
+        self.stop()?;
+        self.launch().await
+    }
+
+    /// Stops the node and waits until its port is closed.
+    ///
+    /// # Errors
+    /// When `rabbitmqctl` fails.
+    pub fn stop(&self) -> anyhow::Result<()> {
+        let status = Command::new("rabbitmqctl")
+            .args(["-n", &self.node, "stop"])
+            .output()
+            .context("running rabbitmqctl")?;
+        if !status.status.success() {
+            bail!(
+                "rabbitmqctl stop failed: {}",
+                String::from_utf8_lossy(&status.stderr)
+            );
+        }
+        Ok(())
+    }
+
+    async fn launch(&self) -> anyhow::Result<()> {
+        let env = |name: &str| self.dir.join(name);
+        let status = Command::new("rabbitmq-server")
+            .arg("-detached")
+            .env("RABBITMQ_NODENAME", &self.node)
+            .env("RABBITMQ_NODE_PORT", self.port.to_string())
+            .env("RABBITMQ_DIST_PORT", (self.port + 20000).to_string())
+            .env("RABBITMQ_CONFIG_FILE", env("rabbitmq.conf"))
+            .env("RABBITMQ_CONF_ENV_FILE", env("rabbitmq-env.conf"))
+            .env("RABBITMQ_ENABLED_PLUGINS_FILE", env("enabled_plugins"))
+            .env("RABBITMQ_MNESIA_BASE", env("mnesia"))
+            .env("RABBITMQ_LOG_BASE", env("log"))
+            .env("ERL_EPMD_ADDRESS", "127.0.0.1")
+            .status()
+            .context("rabbitmq-server is not installed: `apt-get install rabbitmq-server`")?;
+        if !status.success() {
+            bail!("rabbitmq-server -detached failed for {}", self.node);
+        }
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let url = self.url();
+        loop {
+            let probe = lapin::Connection::connect(&url, lapin::ConnectionProperties::default());
+            if let Ok(Ok(conn)) = tokio::time::timeout(Duration::from_secs(2), probe).await {
+                let _ = conn.close(200, "probe".into()).await;
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "private node {} did not start; see {}",
+                    self.node,
+                    self.dir.join("log").display()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+}
+
+impl Drop for PrivateNode {
+    fn drop(&mut self) {
+        let _ = self.stop();
+        let _ = remove_dir(&self.dir);
+    }
+}
+
+fn remove_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::remove_dir_all(dir)
+}
+
+/// A port `p` such that `p` and `p + 20000` (the Erlang distribution port) are free.
+fn free_port_pair() -> anyhow::Result<u16> {
+    for _ in 0..50 {
+        let candidate = 20000 + (uuid::Uuid::new_v4().as_u128() % 20000) as u16;
+        let free = |p: u16| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok();
+        if free(candidate) && free(candidate + 20000) {
+            return Ok(candidate);
+        }
+    }
+    bail!("no free port pair for a private RabbitMQ node")
+}

@@ -1,0 +1,94 @@
+//! An isolated virtual host per test, with helpers to disturb only its own connections.
+
+use crate::endpoint::{Endpoint, Management};
+use rabbitmq_http_client::requests::{Permissions, VirtualHostParams};
+
+/// A fresh vhost on the shared broker; deleted (with everything in it) on drop.
+#[derive(Debug)]
+pub struct TestVhost {
+    /// The vhost's name.
+    pub name: String,
+    /// AMQP URL of the vhost.
+    pub url: String,
+    endpoint: Endpoint,
+}
+
+impl TestVhost {
+    /// Creates `orderflow-test-<uuid>` and grants the broker user full rights on it.
+    ///
+    /// # Panics
+    /// When there is no broker (see [`Endpoint::shared`]) or the management API refuses.
+    pub async fn new() -> Self {
+        crate::init_tracing();
+        let endpoint = Endpoint::shared().await.clone();
+        let name = format!("orderflow-test-{}", uuid::Uuid::new_v4().simple());
+        let api = endpoint.management();
+        api.create_vhost(&VirtualHostParams::named(&name))
+            .await
+            .unwrap_or_else(|err| panic!("creating vhost {name}: {err}"));
+        api.grant_permissions(&Permissions {
+            user: &endpoint.username,
+            vhost: &name,
+            configure: ".*",
+            read: ".*",
+            write: ".*",
+        })
+        .await
+        .unwrap_or_else(|err| panic!("granting permissions on {name}: {err}"));
+        let url = endpoint.url_for(&name);
+        Self {
+            name,
+            url,
+            endpoint,
+        }
+    }
+
+    /// The management API client.
+    #[must_use]
+    pub fn management(&self) -> Management {
+        self.endpoint.management()
+    }
+
+    /// Force-closes every client connection in this vhost (as an operator would in the UI).
+    /// Returns how many were closed.
+    ///
+    /// # Errors
+    /// When the management API fails.
+    pub async fn close_connections(&self, reason: &str) -> anyhow::Result<usize> {
+        let api = self.management();
+        let connections = api.list_connections_in(&self.name).await?;
+        for connection in &connections {
+            api.close_connection(&connection.name, Some(reason), true)
+                .await?;
+        }
+        Ok(connections.len())
+    }
+
+    /// How many client connections the broker lists in this vhost.
+    ///
+    /// # Errors
+    /// When the management API fails.
+    pub async fn connection_count(&self) -> anyhow::Result<usize> {
+        Ok(self.management().list_connections_in(&self.name).await?.len())
+    }
+}
+
+impl Drop for TestVhost {
+    fn drop(&mut self) {
+        let api = self.endpoint.management();
+        let name = self.name.clone();
+        // Drop cannot await; delete on a helper thread with its own runtime.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            rt.block_on(async {
+                if let Err(err) = api.delete_vhost(&name, true).await {
+                    eprintln!("could not delete test vhost {name}: {err}");
+                }
+            });
+        })
+        .join();
+    }
+}
