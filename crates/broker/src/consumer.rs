@@ -168,9 +168,12 @@ pub(crate) async fn consume(
             Some(Ok(delivery)) => {
                 let spec = Arc::clone(&spec);
                 let publisher = publisher.clone();
+                // The channel closes when its last handle drops: each handler keeps it open
+                // until its delivery is settled.
+                let channel = channel.clone();
                 tracker.spawn(async move {
                     process(&spec, &publisher, delivery).await;
-                    drop(slot);
+                    drop((slot, channel));
                 });
             }
             Some(Err(err)) => break Ended::Failed(format!("consumer on '{queue}' failed: {err}")),
@@ -235,7 +238,14 @@ async fn process(spec: &ConsumerSpec, publisher: &Publisher, delivery: Delivery)
             None => tracing::debug!(?elapsed, "handled"),
             Some(error) => tracing::warn!(?elapsed, %error, ?decision, "handler failed"),
         }
-        settle(publisher, &delivery, queue, decision, attempt.error.as_deref()).await;
+        settle(
+            publisher,
+            &delivery,
+            queue,
+            decision,
+            attempt.error.as_deref(),
+        )
+        .await;
     }
     .instrument(span)
     .await;

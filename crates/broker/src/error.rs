@@ -12,7 +12,9 @@ pub enum BrokerError {
     #[error("no broker connection available: {0}")]
     Pool(String),
     /// A mandatory publish matched no queue.
-    #[error("unroutable: no queue is bound to exchange '{exchange}' with routing key '{routing_key}' ({reply})")]
+    #[error(
+        "unroutable: no queue is bound to exchange '{exchange}' with routing key '{routing_key}' ({reply})"
+    )]
     Unroutable {
         /// Target exchange ("" is the default exchange).
         exchange: String,
@@ -22,7 +24,9 @@ pub enum BrokerError {
         reply: String,
     },
     /// The broker refused to take responsibility for a publish.
-    #[error("the broker nacked the publish to exchange '{exchange}' with routing key '{routing_key}'")]
+    #[error(
+        "the broker nacked the publish to exchange '{exchange}' with routing key '{routing_key}'"
+    )]
     Nacked {
         /// Target exchange.
         exchange: String,
@@ -56,7 +60,9 @@ impl BrokerError {
 #[derive(Debug, thiserror::Error)]
 pub enum TopologyError {
     /// A queue exists with arguments other than ours; the broker will not change them.
-    #[error("queue '{queue}' already exists with a different '{argument}' ({detail}); delete it or align the declaration")]
+    #[error(
+        "queue '{queue}' already exists with a different '{argument}' ({detail}); delete it or align the declaration"
+    )]
     QueueMismatch {
         /// The queue.
         queue: String,
@@ -98,7 +104,10 @@ impl TopologyError {
     /// Classifies a failed declaration of `what` (a queue or exchange named `name`).
     pub(crate) fn from_declare(kind: &str, name: &str, source: lapin::Error) -> Self {
         let text = source.to_string();
-        match (text.contains("PRECONDITION_FAILED"), inequivalent_arg(&text)) {
+        match (
+            text.contains("PRECONDITION_FAILED"),
+            inequivalent_arg(&text),
+        ) {
             (true, Some(argument)) if kind == "queue" => Self::QueueMismatch {
                 queue: name.to_owned(),
                 argument,

@@ -57,7 +57,10 @@ impl Publisher {
         };
         let props_app_id = app_id.clone();
         let pool = pool_config
-            .create_pool(move || properties(&props_app_id, "publisher"), Runtime::Tokio1)
+            .create_pool(
+                move || properties(&props_app_id, "publisher"),
+                Runtime::Tokio1,
+            )
             .map_err(|err| BrokerError::Pool(err.to_string()))?;
         Ok(Self {
             inner: Arc::new(Inner {
@@ -109,8 +112,10 @@ impl Publisher {
                 Err(err) if err.is_recoverable() && Instant::now() < deadline => {
                     tracing::warn!(error = %err, exchange = %message.exchange, "publish failed; retrying");
                     let delay = delays.next().unwrap_or(Duration::from_secs(1));
-                    tokio::time::sleep(delay.min(deadline.saturating_duration_since(Instant::now())))
-                        .await;
+                    tokio::time::sleep(
+                        delay.min(deadline.saturating_duration_since(Instant::now())),
+                    )
+                    .await;
                 }
                 other => return other,
             }
@@ -162,10 +167,10 @@ impl Publisher {
     /// The shared confirm channel, opened on demand.
     async fn channel(&self) -> Result<(Channel, u64), BrokerError> {
         let mut link = self.inner.link.lock().await;
-        if let Some(current) = link.as_ref() {
-            if current.channel.status().connected() {
-                return Ok((current.channel.clone(), current.generation));
-            }
+        if let Some(current) = link.as_ref()
+            && current.channel.status().connected()
+        {
+            return Ok((current.channel.clone(), current.generation));
         }
         let generation = self.inner.generations.fetch_add(1, Ordering::Relaxed);
         *link = None;
@@ -209,7 +214,10 @@ impl Publisher {
         self.inner
             .link
             .try_lock()
-            .map(|link| link.as_ref().is_some_and(|l| l.channel.status().connected()))
+            .map(|link| {
+                link.as_ref()
+                    .is_some_and(|l| l.channel.status().connected())
+            })
             .unwrap_or(true)
     }
 

@@ -72,7 +72,9 @@ impl RetryPolicy {
     /// The delays of tiers `1..=max_retries`, in order.
     #[must_use]
     pub fn delays(&self) -> Vec<Duration> {
-        (1..=self.max_retries).map(|tier| self.delay(tier)).collect()
+        (1..=self.max_retries)
+            .map(|tier| self.delay(tier))
+            .collect()
     }
 }
 

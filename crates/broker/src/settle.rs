@@ -25,21 +25,23 @@ pub(crate) async fn settle(
         Decision::Retry { tier } => Some(retry_copy(delivery, queue, tier, error)),
         Decision::DeadLetter(reason) => Some(dead_letter_copy(delivery, queue, reason, error)),
     };
-    if let Some(copy) = copy {
-        if let Err(err) = publisher.publish(&copy).await {
-            tracing::error!(error = %err, target_queue = %copy.routing_key, "could not store the retry or dead-letter copy; requeueing the original");
-            let requeue = BasicNackOptions {
-                requeue: true,
-                ..BasicNackOptions::default()
-            };
-            if let Err(err) = delivery.acker.nack(requeue).await {
-                tracing::warn!(error = %err, "nack failed; the broker requeues on channel close");
-            }
-            return;
+    if let Some(copy) = copy
+        && let Err(err) = publisher.publish(&copy).await
+    {
+        tracing::error!(error = %err, target_queue = %copy.routing_key, "could not store the retry or dead-letter copy; requeueing the original");
+        let requeue = BasicNackOptions {
+            requeue: true,
+            ..BasicNackOptions::default()
+        };
+        if !matches!(delivery.acker.nack(requeue).await, Ok(true)) {
+            tracing::warn!("nack failed; the broker requeues on channel close");
         }
+        return;
     }
-    if let Err(err) = delivery.acker.ack(BasicAckOptions::default()).await {
-        tracing::warn!(error = %err, "ack failed; the message will be redelivered");
+    match delivery.acker.ack(BasicAckOptions::default()).await {
+        Ok(true) => {}
+        Ok(false) => tracing::warn!("channel already closed; the message will be redelivered"),
+        Err(err) => tracing::warn!(error = %err, "ack failed; the message will be redelivered"),
     }
 }
 
@@ -142,12 +144,27 @@ mod tests {
         assert_eq!(copy.body, d.data);
         let h = copy.properties.headers().clone().unwrap();
         assert!(!h.contains_key("x-death"));
-        assert_eq!(headers::text(Some(&h), "traceparent").as_deref(), Some("00-abc"));
+        assert_eq!(
+            headers::text(Some(&h), "traceparent").as_deref(),
+            Some("00-abc")
+        );
         assert_eq!(headers::integer(Some(&h), headers::RETRY_COUNT), Some(1));
-        assert_eq!(headers::text(Some(&h), headers::ERROR).as_deref(), Some("boom again"));
-        assert_eq!(headers::text(Some(&h), headers::ORIGINAL_EXCHANGE).as_deref(), Some("orders"));
-        assert_eq!(headers::text(Some(&h), headers::ORIGINAL_ROUTING_KEY).as_deref(), Some("order.created"));
-        assert_eq!(headers::text(Some(&h), headers::SOURCE_QUEUE).as_deref(), Some("payment.order-created"));
+        assert_eq!(
+            headers::text(Some(&h), headers::ERROR).as_deref(),
+            Some("boom again")
+        );
+        assert_eq!(
+            headers::text(Some(&h), headers::ORIGINAL_EXCHANGE).as_deref(),
+            Some("orders")
+        );
+        assert_eq!(
+            headers::text(Some(&h), headers::ORIGINAL_ROUTING_KEY).as_deref(),
+            Some("order.created")
+        );
+        assert_eq!(
+            headers::text(Some(&h), headers::SOURCE_QUEUE).as_deref(),
+            Some("payment.order-created")
+        );
         assert_eq!(copy.message_id(), Some("m-1"));
     }
 
@@ -159,15 +176,32 @@ mod tests {
         headers::set_integer(&mut original, headers::RETRY_COUNT, 2);
         // After a tier expires, the broker delivers through the default exchange with key = queue.
         let d = delivery("", "stock.order-paid", original);
-        let dead = dead_letter_copy(&d, "stock.order-paid", DeadLetterReason::RetriesExhausted, Some("x"));
+        let dead = dead_letter_copy(
+            &d,
+            "stock.order-paid",
+            DeadLetterReason::RetriesExhausted,
+            Some("x"),
+        );
         assert_eq!(dead.exchange, DEAD_LETTER_EXCHANGE);
         assert_eq!(dead.routing_key, "stock.order-paid");
         let h = dead.properties.headers().clone().unwrap();
-        assert_eq!(headers::text(Some(&h), headers::ORIGINAL_EXCHANGE).as_deref(), Some("order.paid"));
-        assert_eq!(headers::text(Some(&h), headers::ORIGINAL_ROUTING_KEY).as_deref(), Some(""));
+        assert_eq!(
+            headers::text(Some(&h), headers::ORIGINAL_EXCHANGE).as_deref(),
+            Some("order.paid")
+        );
+        assert_eq!(
+            headers::text(Some(&h), headers::ORIGINAL_ROUTING_KEY).as_deref(),
+            Some("")
+        );
         assert_eq!(headers::integer(Some(&h), headers::RETRY_COUNT), Some(2));
-        assert_eq!(headers::text(Some(&h), headers::ERROR_KIND).as_deref(), Some("retries-exhausted"));
+        assert_eq!(
+            headers::text(Some(&h), headers::ERROR_KIND).as_deref(),
+            Some("retries-exhausted")
+        );
         let failed_at = headers::text(Some(&h), headers::FAILED_AT).unwrap();
-        assert!(OffsetDateTime::parse(&failed_at, &Rfc3339).is_ok(), "{failed_at}");
+        assert!(
+            OffsetDateTime::parse(&failed_at, &Rfc3339).is_ok(),
+            "{failed_at}"
+        );
     }
 }

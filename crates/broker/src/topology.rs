@@ -135,13 +135,13 @@ impl QueueSpec {
         let mut args = self.type_arguments();
         put(&mut args, "x-dead-letter-exchange", dead_letter_exchange);
         put(&mut args, "x-dead-letter-routing-key", &self.name);
-        if self.queue_type == QueueType::Quorum {
-            if let Some(limit) = self.delivery_limit {
-                args.insert(
-                    "x-delivery-limit".into(),
-                    AMQPValue::LongLongInt(limit.into()),
-                );
-            }
+        if self.queue_type == QueueType::Quorum
+            && let Some(limit) = self.delivery_limit
+        {
+            args.insert(
+                "x-delivery-limit".into(),
+                AMQPValue::LongLongInt(limit.into()),
+            );
         }
         args
     }
@@ -335,8 +335,14 @@ mod tests {
 
     #[test]
     fn names_follow_the_wire_contract() {
-        assert_eq!(retry_queue("payment.order-created", 2), "payment.order-created.retry.2");
-        assert_eq!(dead_letter_queue("stock.order-paid"), "stock.order-paid.dlq");
+        assert_eq!(
+            retry_queue("payment.order-created", 2),
+            "payment.order-created.retry.2"
+        );
+        assert_eq!(
+            dead_letter_queue("stock.order-paid"),
+            "stock.order-paid.dlq"
+        );
     }
 
     #[test]
@@ -348,19 +354,34 @@ mod tests {
         );
         let tier2 = spec.tier_arguments(2);
         assert_eq!(arg(&tier2, "x-message-ttl"), &AMQPValue::LongLongInt(400));
-        assert_eq!(arg(&tier2, "x-dead-letter-exchange"), &AMQPValue::LongString("".into()));
-        assert_eq!(arg(&tier2, "x-dead-letter-routing-key"), &AMQPValue::LongString("q".into()));
+        assert_eq!(
+            arg(&tier2, "x-dead-letter-exchange"),
+            &AMQPValue::LongString("".into())
+        );
+        assert_eq!(
+            arg(&tier2, "x-dead-letter-routing-key"),
+            &AMQPValue::LongString("q".into())
+        );
     }
 
     #[test]
     fn quorum_queue_has_delivery_limit_classic_has_none() {
         let quorum = QueueSpec::new("q").main_arguments(DEAD_LETTER_EXCHANGE);
-        assert_eq!(arg(&quorum, "x-delivery-limit"), &AMQPValue::LongLongInt(10));
-        assert_eq!(arg(&quorum, "x-dead-letter-exchange"), &AMQPValue::LongString("orders.dlx".into()));
+        assert_eq!(
+            arg(&quorum, "x-delivery-limit"),
+            &AMQPValue::LongLongInt(10)
+        );
+        assert_eq!(
+            arg(&quorum, "x-dead-letter-exchange"),
+            &AMQPValue::LongString("orders.dlx".into())
+        );
         let classic = QueueSpec::new("q")
             .with_queue_type(QueueType::Classic)
             .main_arguments(DEAD_LETTER_EXCHANGE);
         assert!(!classic.contains_key("x-delivery-limit"));
-        assert_eq!(arg(&classic, "x-queue-type"), &AMQPValue::LongString("classic".into()));
+        assert_eq!(
+            arg(&classic, "x-queue-type"),
+            &AMQPValue::LongString("classic".into())
+        );
     }
 }

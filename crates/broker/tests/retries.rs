@@ -38,7 +38,10 @@ async fn transient_failures_come_back_after_each_tier_delay() {
     let running = Running::start(runtime).await;
     running
         .publisher
-        .publish_event(&TestEvent { id: 1, fail_times: 2 })
+        .publish_event(&TestEvent {
+            id: 1,
+            fail_times: 2,
+        })
         .await
         .unwrap();
     all_succeeded(&recorder, 1..=1, Duration::from_secs(20)).await;
@@ -52,9 +55,20 @@ async fn transient_failures_come_back_after_each_tier_delay() {
     for (n, pair) in calls.windows(2).enumerate() {
         let waited = pair[1].at - pair[0].at;
         let tier_delay = policy.delay(u32::try_from(n).unwrap() + 1);
-        println!("retry {}: tier delay {tier_delay:?}, observed {waited:?}", n + 1);
-        assert!(waited >= tier_delay, "retry {} came back after {waited:?} < {tier_delay:?}", n + 1);
-        assert!(waited <= tier_delay + tolerance, "retry {} took {waited:?}", n + 1);
+        println!(
+            "retry {}: tier delay {tier_delay:?}, observed {waited:?}",
+            n + 1
+        );
+        assert!(
+            waited >= tier_delay,
+            "retry {} came back after {waited:?} < {tier_delay:?}",
+            n + 1
+        );
+        assert!(
+            waited <= tier_delay + tolerance,
+            "retry {} took {waited:?}",
+            n + 1
+        );
     }
     let mut inspector = Inspector::connect(&vhost.url).await.unwrap();
     assert_eq!(inspector.count("svc.flaky.dlq").await.unwrap(), 0);
@@ -72,14 +86,20 @@ async fn a_waiting_retry_never_blocks_the_queue() {
         .unwrap()
         .with_topology(topology())
         .with_consumer(
-            ConsumerSpec::new(queue("svc.busy", policy), flaky_handler(recorder.clone(), Duration::ZERO))
-                .with_prefetch(100)
-                .with_concurrency(16),
+            ConsumerSpec::new(
+                queue("svc.busy", policy),
+                flaky_handler(recorder.clone(), Duration::ZERO),
+            )
+            .with_prefetch(100)
+            .with_concurrency(16),
         );
     let running = Running::start(runtime).await;
     running
         .publisher
-        .publish_event(&TestEvent { id: 0, fail_times: 1 })
+        .publish_event(&TestEvent {
+            id: 0,
+            fail_times: 1,
+        })
         .await
         .unwrap();
     let watcher = recorder.clone();
@@ -92,7 +112,11 @@ async fn a_waiting_retry_never_blocks_the_queue() {
 
     let publishes = (1..=1000).map(|id| {
         let publisher = running.publisher.clone();
-        async move { publisher.publish_event(&TestEvent { id, fail_times: 0 }).await }
+        async move {
+            publisher
+                .publish_event(&TestEvent { id, fail_times: 0 })
+                .await
+        }
     });
     for result in futures_util::future::join_all(publishes).await {
         result.unwrap();
@@ -130,15 +154,20 @@ async fn always_failing_ends_in_the_dlq_with_every_header_and_the_original_body(
     let running = Running::start(runtime).await;
     // Odd spacing proves the dead letter is the original bytes, not a re-serialization.
     let body = br#"{ "id": 9,   "fail_times": 1000 }"#.to_vec();
-    let mut message = broker::Outgoing::event(&TestEvent { id: 9, fail_times: 1000 }, "test").unwrap();
+    let mut message = broker::Outgoing::event(
+        &TestEvent {
+            id: 9,
+            fail_times: 1000,
+        },
+        "test",
+    )
+    .unwrap();
     message.body = body.clone();
     let message_id = message.message_id().unwrap().to_owned();
     running.publisher.publish(&message).await.unwrap();
 
     let mut inspector = Inspector::connect(&vhost.url).await.unwrap();
     eventually("dead letter", Duration::from_secs(20), || {
-        let count = futures_util::FutureExt::now_or_never(async { 0 });
-        let _ = count;
         let calls = recorder.calls_for(9).len();
         async move { (calls == 4).then_some(()) }
     })
@@ -148,21 +177,58 @@ async fn always_failing_ends_in_the_dlq_with_every_header_and_the_original_body(
     let dead = &dead[0];
     assert_eq!(dead.body, body, "body is byte-identical");
     assert_eq!(dead.header_int(headers::RETRY_COUNT), Some(3));
-    assert_eq!(dead.header(headers::ERROR_KIND).as_deref(), Some("retries-exhausted"));
-    assert_eq!(dead.header(headers::ERROR).as_deref(), Some("transient failure 4 of 1000"));
-    assert_eq!(dead.header(headers::SOURCE_QUEUE).as_deref(), Some("svc.doomed"));
-    assert_eq!(dead.header(headers::ORIGINAL_EXCHANGE).as_deref(), Some(common::EXCHANGE));
-    assert_eq!(dead.header(headers::ORIGINAL_ROUTING_KEY).as_deref(), Some(common::ROUTING_KEY));
+    assert_eq!(
+        dead.header(headers::ERROR_KIND).as_deref(),
+        Some("retries-exhausted")
+    );
+    assert_eq!(
+        dead.header(headers::ERROR).as_deref(),
+        Some("transient failure 4 of 1000")
+    );
+    assert_eq!(
+        dead.header(headers::SOURCE_QUEUE).as_deref(),
+        Some("svc.doomed")
+    );
+    assert_eq!(
+        dead.header(headers::ORIGINAL_EXCHANGE).as_deref(),
+        Some(common::EXCHANGE)
+    );
+    assert_eq!(
+        dead.header(headers::ORIGINAL_ROUTING_KEY).as_deref(),
+        Some(common::ROUTING_KEY)
+    );
     let failed_at = dead.header(headers::FAILED_AT).unwrap();
-    assert!(time::OffsetDateTime::parse(&failed_at, &time::format_description::well_known::Rfc3339).is_ok());
-    assert_eq!(dead.properties.message_id().as_ref().unwrap().as_str(), message_id);
-    assert_eq!(dead.properties.correlation_id().as_ref().unwrap().as_str(), "order-9");
-    assert_eq!(dead.properties.kind().as_ref().unwrap().as_str(), "test.event");
+    assert!(
+        time::OffsetDateTime::parse(&failed_at, &time::format_description::well_known::Rfc3339)
+            .is_ok()
+    );
+    assert_eq!(
+        dead.properties.message_id().as_ref().unwrap().as_str(),
+        message_id
+    );
+    assert_eq!(
+        dead.properties.correlation_id().as_ref().unwrap().as_str(),
+        "order-9"
+    );
+    assert_eq!(
+        dead.properties.kind().as_ref().unwrap().as_str(),
+        "test.event"
+    );
     assert_eq!(*dead.properties.delivery_mode(), Some(2));
-    let retry_counts: Vec<u32> = recorder.calls_for(9).iter().map(|c| c.retry_count).collect();
+    let retry_counts: Vec<u32> = recorder
+        .calls_for(9)
+        .iter()
+        .map(|c| c.retry_count)
+        .collect();
     assert_eq!(retry_counts, [0, 1, 2, 3]);
     for tier in 1..=3 {
-        assert_eq!(inspector.count(&format!("svc.doomed.retry.{tier}")).await.unwrap(), 0);
+        assert_eq!(
+            inspector
+                .count(&format!("svc.doomed.retry.{tier}"))
+                .await
+                .unwrap(),
+            0
+        );
     }
     running.shutdown().await.unwrap();
 }
@@ -190,16 +256,36 @@ async fn rejection_and_malformed_input_go_straight_to_the_dlq_and_the_consumer_g
     let runtime = Runtime::new(config(&vhost.url))
         .unwrap()
         .with_topology(topology())
-        .with_consumer(ConsumerSpec::new(queue("svc.strict", RetryPolicy::default()), handler));
+        .with_consumer(ConsumerSpec::new(
+            queue("svc.strict", RetryPolicy::default()),
+            handler,
+        ));
     let running = Running::start(runtime).await;
     let mut inspector = Inspector::connect(&vhost.url).await.unwrap();
 
-    running.publisher.publish_event(&TestEvent { id: 13, fail_times: 0 }).await.unwrap();
+    running
+        .publisher
+        .publish_event(&TestEvent {
+            id: 13,
+            fail_times: 0,
+        })
+        .await
+        .unwrap();
     let rejected = eventually_take(&mut inspector, "svc.strict.dlq", 1).await;
     assert_eq!(rejected[0].header_int(headers::RETRY_COUNT), Some(0));
-    assert_eq!(rejected[0].header(headers::ERROR_KIND).as_deref(), Some("rejected"));
-    assert_eq!(rejected[0].header(headers::ERROR).as_deref(), Some("order 13 can never be paid"));
-    assert_eq!(recorder.calls_for(13).len(), 1, "a rejection is never retried");
+    assert_eq!(
+        rejected[0].header(headers::ERROR_KIND).as_deref(),
+        Some("rejected")
+    );
+    assert_eq!(
+        rejected[0].header(headers::ERROR).as_deref(),
+        Some("order 13 can never be paid")
+    );
+    assert_eq!(
+        recorder.calls_for(13).len(),
+        1,
+        "a rejection is never retried"
+    );
 
     let garbage = b"{\"id\": 1, \"fail_times\": \"not a number\"".to_vec();
     inspector
@@ -215,12 +301,30 @@ async fn rejection_and_malformed_input_go_straight_to_the_dlq_and_the_consumer_g
         .unwrap()
         .await
         .unwrap();
-    running.publisher.publish_event(&TestEvent { id: 2, fail_times: 0 }).await.unwrap();
+    running
+        .publisher
+        .publish_event(&TestEvent {
+            id: 2,
+            fail_times: 0,
+        })
+        .await
+        .unwrap();
     all_succeeded(&recorder, 2..=2, Duration::from_secs(10)).await;
     let malformed = eventually_take(&mut inspector, "svc.strict.dlq", 1).await;
-    assert_eq!(malformed[0].body, garbage, "malformed body kept byte for byte");
-    assert_eq!(malformed[0].header(headers::ERROR_KIND).as_deref(), Some("malformed"));
-    assert!(malformed[0].header(headers::ERROR).unwrap().starts_with("cannot decode body"));
+    assert_eq!(
+        malformed[0].body, garbage,
+        "malformed body kept byte for byte"
+    );
+    assert_eq!(
+        malformed[0].header(headers::ERROR_KIND).as_deref(),
+        Some("malformed")
+    );
+    assert!(
+        malformed[0]
+            .header(headers::ERROR)
+            .unwrap()
+            .starts_with("cannot decode body")
+    );
     assert_eq!(malformed[0].header_int(headers::RETRY_COUNT), Some(0));
     running.shutdown().await.unwrap();
 }
@@ -240,8 +344,17 @@ async fn a_retry_on_one_fanout_subscriber_is_never_seen_by_the_other() {
             let left = left.clone();
             async move {
                 let succeeded = msg.meta.retry_count >= 1;
-                left.record(common::Call { id: msg.event.id, retry_count: msg.meta.retry_count, at: std::time::Instant::now(), succeeded });
-                if succeeded { Ok(()) } else { Err(broker::HandlerError::retry("left fails once")) }
+                left.record(common::Call {
+                    id: msg.event.id,
+                    retry_count: msg.meta.retry_count,
+                    at: std::time::Instant::now(),
+                    succeeded,
+                });
+                if succeeded {
+                    Ok(())
+                } else {
+                    Err(broker::HandlerError::retry("left fails once"))
+                }
             }
         }
     };
@@ -249,15 +362,26 @@ async fn a_retry_on_one_fanout_subscriber_is_never_seen_by_the_other() {
         .unwrap()
         .with_topology(Topology::default().exchange(fanout, ExchangeType::Fanout))
         .with_consumer(ConsumerSpec::new(
-            QueueSpec::new("left.paid").bind(fanout, "").with_retry(policy.clone()),
+            QueueSpec::new("left.paid")
+                .bind(fanout, "")
+                .with_retry(policy.clone()),
             failing_once,
         ))
         .with_consumer(ConsumerSpec::new(
-            QueueSpec::new("right.paid").bind(fanout, "").with_retry(policy),
+            QueueSpec::new("right.paid")
+                .bind(fanout, "")
+                .with_retry(policy),
             flaky_handler(right.clone(), Duration::ZERO),
         ));
     let running = Running::start(runtime).await;
-    let mut message = broker::Outgoing::event(&TestEvent { id: 5, fail_times: 0 }, "test").unwrap();
+    let mut message = broker::Outgoing::event(
+        &TestEvent {
+            id: 5,
+            fail_times: 0,
+        },
+        "test",
+    )
+    .unwrap();
     message.exchange = fanout.to_owned();
     message.routing_key = String::new();
     running.publisher.publish(&message).await.unwrap();
@@ -266,19 +390,31 @@ async fn a_retry_on_one_fanout_subscriber_is_never_seen_by_the_other() {
     all_succeeded(&right, 5..=5, Duration::from_secs(10)).await;
     // The left queue's retry has come back and been handled; only then count the right side.
     assert_eq!(left.calls_for(5).len(), 2);
-    assert_eq!(right.calls_for(5).len(), 1, "the other subscriber saw the message exactly once");
+    assert_eq!(
+        right.calls_for(5).len(),
+        1,
+        "the other subscriber saw the message exactly once"
+    );
     let mut inspector = Inspector::connect(&vhost.url).await.unwrap();
     assert_eq!(inspector.count("right.paid").await.unwrap(), 0);
     running.shutdown().await.unwrap();
 }
 
 /// Takes `n` messages from `queue`, waiting for them to arrive.
-async fn eventually_take(inspector: &mut Inspector, queue: &str, n: usize) -> Vec<testkit::inspect::Taken> {
+async fn eventually_take(
+    inspector: &mut Inspector,
+    queue: &str,
+    n: usize,
+) -> Vec<testkit::inspect::Taken> {
     let mut taken = Vec::new();
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     while taken.len() < n {
         taken.extend(inspector.take_all(queue).await.unwrap());
-        assert!(std::time::Instant::now() < deadline, "only {} of {n} messages arrived in {queue}", taken.len());
+        assert!(
+            std::time::Instant::now() < deadline,
+            "only {} of {n} messages arrived in {queue}",
+            taken.len()
+        );
         if taken.len() < n {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }

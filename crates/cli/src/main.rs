@@ -1,1 +1,2 @@
+//! The orderflow admin CLI (work in progress).
 fn main() {}

@@ -23,7 +23,9 @@ pub struct Endpoint {
 
 static SHARED: OnceCell<Endpoint> = OnceCell::const_new();
 static CONTAINER: OnceCell<
-    testcontainers_modules::testcontainers::ContainerAsync<testcontainers_modules::rabbitmq::RabbitMq>,
+    testcontainers_modules::testcontainers::ContainerAsync<
+        testcontainers_modules::rabbitmq::RabbitMq,
+    >,
 > = OnceCell::const_new();
 
 impl Endpoint {
@@ -47,7 +49,10 @@ impl Endpoint {
                 .with_context(|| format!("AMQP_URL={url} names a broker that does not answer"))?;
             return Ok(endpoint);
         }
-        let local = Self::from_url(DEFAULT_AMQP_URL, std::env::var("RABBITMQ_MANAGEMENT_URL").ok())?;
+        let local = Self::from_url(
+            DEFAULT_AMQP_URL,
+            std::env::var("RABBITMQ_MANAGEMENT_URL").ok(),
+        )?;
         if local.check().await.is_ok() {
             return Ok(local);
         }
@@ -70,10 +75,20 @@ impl Endpoint {
         let uri: AMQPUri = url
             .parse()
             .map_err(|err| anyhow::anyhow!("bad AMQP URL {url}: {err}"))?;
-        let scheme = if url.starts_with("amqps") { "amqps" } else { "amqp" };
+        let scheme = if url.starts_with("amqps") {
+            "amqps"
+        } else {
+            "amqp"
+        };
         let auth = &uri.authority;
-        let (username, password) = (auth.userinfo.username.clone(), auth.userinfo.password.clone());
-        let amqp_base = format!("{scheme}://{username}:{password}@{}:{}", auth.host, auth.port);
+        let (username, password) = (
+            auth.userinfo.username.clone(),
+            auth.userinfo.password.clone(),
+        );
+        let amqp_base = format!(
+            "{scheme}://{username}:{password}@{}:{}",
+            auth.host, auth.port
+        );
         let management_api = management
             .map(|m| format!("{}/api", m.trim_end_matches('/').trim_end_matches("/api")))
             .unwrap_or_else(|| format!("http://{}:15672/api", auth.host));

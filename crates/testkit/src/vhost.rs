@@ -49,14 +49,39 @@ impl TestVhost {
         self.endpoint.management()
     }
 
-    /// Force-closes every client connection in this vhost (as an operator would in the UI).
+    /// Force-closes the client connections in this vhost whose name contains `name_part`
+    /// (as an operator would in the UI), once at least `at_least` of them are listed (the
+    /// management API lists a new connection only after its next statistics tick, up to 5 s).
     /// Returns how many were closed.
     ///
     /// # Errors
-    /// When the management API fails.
-    pub async fn close_connections(&self, reason: &str) -> anyhow::Result<usize> {
+    /// When the management API fails or fewer than `at_least` connections show up within 20 s.
+    pub async fn close_connections(
+        &self,
+        name_part: &str,
+        at_least: usize,
+        reason: &str,
+    ) -> anyhow::Result<usize> {
         let api = self.management();
-        let connections = api.list_connections_in(&self.name).await?;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        let connections = loop {
+            let listed: Vec<_> = api
+                .list_connections_in(&self.name)
+                .await?
+                .into_iter()
+                .filter(|c| c.client_properties.connection_name.contains(name_part))
+                .collect();
+            if listed.len() >= at_least {
+                break listed;
+            }
+            if std::time::Instant::now() > deadline {
+                anyhow::bail!(
+                    "only {} connections named *{name_part}* listed",
+                    listed.len()
+                );
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        };
         for connection in &connections {
             api.close_connection(&connection.name, Some(reason), true)
                 .await?;
@@ -69,7 +94,11 @@ impl TestVhost {
     /// # Errors
     /// When the management API fails.
     pub async fn connection_count(&self) -> anyhow::Result<usize> {
-        Ok(self.management().list_connections_in(&self.name).await?.len())
+        Ok(self
+            .management()
+            .list_connections_in(&self.name)
+            .await?
+            .len())
     }
 }
 

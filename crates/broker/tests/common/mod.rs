@@ -66,7 +66,9 @@ impl Recorder {
 pub fn flaky_handler(
     recorder: Recorder,
     work: Duration,
-) -> impl Fn(broker::Message<TestEvent>) -> futures_util::future::BoxFuture<'static, Result<(), broker::HandlerError>>
+) -> impl Fn(
+    broker::Message<TestEvent>,
+) -> futures_util::future::BoxFuture<'static, Result<(), broker::HandlerError>>
 + Send
 + Sync
 + 'static {
@@ -155,7 +157,15 @@ pub async fn all_succeeded(recorder: &Recorder, ids: impl Iterator<Item = u32>, 
     .await
     .unwrap_or_else(|err| {
         let successes = recorder.successes();
-        let missing: Vec<_> = ids.iter().filter(|id| !successes.contains_key(id)).take(20).collect();
-        panic!("{err}: {} of {} missing, e.g. {missing:?}", ids.len() - successes.len().min(ids.len()), ids.len())
+        let missing: Vec<_> = ids
+            .iter()
+            .filter(|id| !successes.contains_key(id))
+            .take(20)
+            .collect();
+        panic!(
+            "{err}: {} of {} missing, e.g. {missing:?}",
+            ids.len() - successes.len().min(ids.len()),
+            ids.len()
+        )
     });
 }
