@@ -51,7 +51,27 @@ impl Outgoing {
     /// # Errors
     /// When the event does not serialize.
     pub fn event<E: Event>(event: &E, app_id: &str) -> Result<Self, serde_json::Error> {
-        let body = serde_json::to_vec(event)?;
+        Ok(Self::json(
+            E::EXCHANGE,
+            E::ROUTING_KEY,
+            E::TYPE,
+            serde_json::to_vec(event)?,
+            &event.correlation_id(),
+            app_id,
+        ))
+    }
+
+    /// A JSON body already serialized (e.g. from an outbox), with every property of the wire
+    /// contract and a fresh UUID `message_id`.
+    #[must_use]
+    pub fn json(
+        exchange: &str,
+        routing_key: &str,
+        event_type: &str,
+        body: Vec<u8>,
+        correlation_id: &str,
+        app_id: &str,
+    ) -> Self {
         let timestamp = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
@@ -59,17 +79,17 @@ impl Outgoing {
             .with_content_type("application/json".into())
             .with_delivery_mode(2)
             .with_message_id(uuid::Uuid::new_v4().to_string().into())
-            .with_correlation_id(event.correlation_id().into())
-            .with_type(E::TYPE.into())
+            .with_correlation_id(correlation_id.into())
+            .with_type(event_type.into())
             .with_timestamp(timestamp)
             .with_app_id(app_id.into())
             .with_headers(FieldTable::default());
-        Ok(Self {
-            exchange: E::EXCHANGE.to_owned(),
-            routing_key: E::ROUTING_KEY.to_owned(),
+        Self {
+            exchange: exchange.to_owned(),
+            routing_key: routing_key.to_owned(),
             body,
             properties,
-        })
+        }
     }
 
     /// Replaces the `message_id` (e.g. with an outbox row's id, so a re-send is recognised).

@@ -13,3 +13,24 @@ pub mod names;
 pub mod topology;
 
 pub use events::*;
+
+use broker::{BrokerError, Event, Outgoing, Publisher};
+
+/// Publishes a saga event with its deterministic `message_id` (one fact per order), so that
+/// re-publishing after a crash is recognised downstream as the same event.
+///
+/// # Errors
+/// As [`Publisher::publish`].
+pub async fn publish<E: Event>(publisher: &Publisher, event: &E) -> Result<(), BrokerError> {
+    publisher.publish(&outgoing(event, publisher.app_id())?).await
+}
+
+/// The message for a saga event, with its deterministic `message_id`.
+///
+/// # Errors
+/// When the event does not serialize.
+pub fn outgoing<E: Event>(event: &E, app_id: &str) -> Result<Outgoing, serde_json::Error> {
+    let message = Outgoing::event(event, app_id)?;
+    let id = ids::message_id(E::TYPE, &event.correlation_id());
+    Ok(message.with_message_id(&id))
+}

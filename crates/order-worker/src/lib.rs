@@ -1,1 +1,57 @@
-//! placeholder
+//! The order worker: takes orders over HTTP, stores each with its `order.created` in one
+//! transaction (the outbox), relays the outbox with confirms, and drives every order to
+//! `completed` or `cancelled` from the other workers' events.
+//!
+//! # Layout
+//!
+//! - [`validation`]: the order request and its checks.
+//! - [`store`]: orders, outbox, idempotency keys.
+//! - [`outbox`]: the relay that publishes outbox rows.
+//! - [`handlers`]: stock and payment facts → order status.
+//! - [`api`]: `POST /orders`, `GET /orders/{id}`.
+
+pub mod api;
+pub mod handlers;
+pub mod outbox;
+pub mod store;
+pub mod validation;
+
+use contracts::names::queues;
+use contracts::{OrderPaid, PaymentFailed, PaymentRefunded, StockRejected, StockReserved};
+use service::args::Settings;
+use std::future::Future;
+use std::sync::Arc;
+use store::OrderStore;
+use tokio::sync::Notify;
+
+/// The worker's name on the wire (`app_id`).
+pub const APP_ID: &str = "order-worker";
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// Runs the worker until `shutdown` completes.
+///
+/// # Errors
+/// When the store cannot be opened, the HTTP address bound, or the topology conflicts.
+pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+    let pool = service::store::open(&settings.database_url, &MIGRATOR).await?;
+    let store = OrderStore::new(pool.clone());
+    let wake = Arc::new(Notify::new());
+    let track = handlers::Track { store: store.clone(), wake: Arc::clone(&wake) };
+    let runtime = settings
+        .runtime()?
+        .with_consumer(settings.consumer::<StockReserved, _>(queues::ORDER_STOCK_RESERVED, track.clone()))
+        .with_consumer(settings.consumer::<StockRejected, _>(queues::ORDER_STOCK_REJECTED, track.clone()))
+        .with_consumer(settings.consumer::<OrderPaid, _>(queues::ORDER_ORDER_PAID, track.clone()))
+        .with_consumer(settings.consumer::<PaymentFailed, _>(queues::ORDER_PAYMENT_FAILED, track.clone()))
+        .with_consumer(settings.consumer::<PaymentRefunded, _>(queues::ORDER_PAYMENT_REFUNDED, track));
+    let mut worker = service::worker::Worker::new();
+    worker.spawn(outbox::relay(
+        store.clone(),
+        runtime.publisher(),
+        Arc::clone(&wake),
+        worker.stop_token(),
+    ));
+    let api = api::routes(api::Api { store, wake });
+    worker.run(runtime, api, pool, settings.http_addr, shutdown).await
+}

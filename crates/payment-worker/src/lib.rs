@@ -1,1 +1,48 @@
-//! placeholder
+//! The payment worker: charges new orders through a (simulated) provider, publishes `order.paid`
+//! or `payment.failed`, and refunds orders that are cancelled after being charged.
+//!
+//! # Layout
+//!
+//! - [`provider`]: the simulated provider, keyed by payment token.
+//! - [`store`]: the payments store and its state transitions.
+//! - [`handlers`]: `order.created` → charge; `order.cancelled` → refund.
+//! - [`api`]: `GET /payments/{order_id}`.
+
+pub mod api;
+pub mod handlers;
+pub mod provider;
+pub mod store;
+
+use contracts::names::queues;
+use service::args::Settings;
+use std::future::Future;
+use store::PaymentStore;
+
+/// The worker's name on the wire (`app_id`).
+pub const APP_ID: &str = "payment-worker";
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// Runs the worker until `shutdown` completes.
+///
+/// # Errors
+/// When the store cannot be opened, the HTTP address bound, or the topology conflicts.
+pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+    let pool = service::store::open(&settings.database_url, &MIGRATOR).await?;
+    let store = PaymentStore::new(pool.clone());
+    let runtime = settings.runtime()?;
+    let publisher = runtime.publisher();
+    let runtime = runtime
+        .with_consumer(settings.consumer(
+            queues::PAYMENT_ORDER_CREATED,
+            handlers::Charge { store: store.clone(), publisher: publisher.clone() },
+        ))
+        .with_consumer(settings.consumer(
+            queues::PAYMENT_ORDER_CANCELLED,
+            handlers::Refund { store: store.clone(), publisher },
+        ));
+    let app = api::routes(store);
+    service::worker::Worker::new()
+        .run(runtime, app, pool, settings.http_addr, shutdown)
+        .await
+}

@@ -1,1 +1,56 @@
-//! placeholder
+//! The stock worker: reserves every line of a new order at once or refuses it, commits the
+//! reservation when the order is paid and releases it when the order is cancelled.
+//!
+//! # Layout
+//!
+//! - [`store`]: stock per SKU and reservations, with oversell-proof conditional updates.
+//! - [`handlers`]: `order.created` → reserve; `order.paid` → commit; `order.cancelled` → release.
+//! - [`api`]: `GET /stock/{sku}`.
+
+pub mod api;
+pub mod handlers;
+pub mod store;
+
+use contracts::names::queues;
+use service::args::Settings;
+use std::collections::BTreeMap;
+use std::future::Future;
+use store::StockStore;
+
+/// The worker's name on the wire (`app_id`).
+pub const APP_ID: &str = "stock-worker";
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// Runs the worker until `shutdown` completes; `inventory` seeds SKUs the store does not know.
+///
+/// # Errors
+/// When the store cannot be opened, the HTTP address bound, or the topology conflicts.
+pub async fn run(
+    settings: Settings,
+    inventory: BTreeMap<String, u64>,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let pool = service::store::open(&settings.database_url, &MIGRATOR).await?;
+    let store = StockStore::new(pool.clone());
+    let added = store.seed(&inventory).await?;
+    tracing::info!(added, known = inventory.len(), "inventory seeded");
+    let runtime = settings.runtime()?;
+    let publisher = runtime.publisher();
+    let runtime = runtime
+        .with_consumer(settings.consumer(
+            queues::STOCK_ORDER_CREATED,
+            handlers::Reserve { store: store.clone(), publisher },
+        ))
+        .with_consumer(settings.consumer(
+            queues::STOCK_ORDER_PAID,
+            handlers::Commit { store: store.clone() },
+        ))
+        .with_consumer(settings.consumer(
+            queues::STOCK_ORDER_CANCELLED,
+            handlers::Release { store: store.clone() },
+        ));
+    service::worker::Worker::new()
+        .run(runtime, api::routes(store), pool, settings.http_addr, shutdown)
+        .await
+}

@@ -1,0 +1,172 @@
+//! The order API: `POST /orders` (validated, idempotent with `Idempotency-Key`) and
+//! `GET /orders/{id}`. Every error is JSON and names the field at fault.
+
+use crate::store::{Created, Order, OrderStore};
+use crate::validation::NewOrder;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::json;
+use service::http::ApiError;
+use std::sync::Arc;
+use tokio::sync::Notify;
+
+/// Largest accepted request body.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// What the handlers share.
+#[derive(Debug, Clone)]
+pub struct Api {
+    /// Orders store.
+    pub store: OrderStore,
+    /// Wakes the outbox relay after a new order.
+    pub wake: Arc<Notify>,
+}
+
+/// The API routes.
+pub fn routes(api: Api) -> Router {
+    Router::new()
+        .route("/orders", post(create))
+        .route("/orders/{order_id}", get(show))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(api)
+}
+
+async fn create(
+    State(api): State<Api>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let body = body.map_err(|rejection| {
+        ApiError::new(rejection.status(), format!("cannot read the body: {}", rejection.body_text()))
+    })?;
+    let is_json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_none_or(|v| v.starts_with("application/json"));
+    if !is_json {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "send the order as application/json",
+        ));
+    }
+    let key = idempotency_key(&headers)?;
+    let request = decode(&body)?;
+    let order = request.validate().map_err(|invalid| {
+        ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, invalid.message).field(invalid.field)
+    })?;
+    let (order_id, replayed) = match api.store.create(&order, key.as_deref()).await? {
+        Created::New(id) => {
+            api.wake.notify_one();
+            (id, false)
+        }
+        Created::Replayed(id) => (id, true),
+        Created::KeyConflict => {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "this Idempotency-Key was already used with a different request",
+            )
+            .field("Idempotency-Key"));
+        }
+    };
+    let status = match api.store.get(&order_id.to_string()).await? {
+        Some(order) => order.status,
+        None => "pending".to_owned(),
+    };
+    let mut response = (
+        StatusCode::CREATED,
+        [(header::LOCATION, format!("/orders/{order_id}"))],
+        Json(json!({"order_id": order_id, "status": status})),
+    )
+        .into_response();
+    if replayed {
+        response
+            .headers_mut()
+            .insert("idempotent-replayed", HeaderValue::from_static("true"));
+    }
+    Ok(response)
+}
+
+/// The `Idempotency-Key` header: 1 to 255 visible ASCII characters.
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let Some(value) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
+    match value.to_str() {
+        Ok(key) if !key.is_empty() && key.len() <= 255 && key.bytes().all(|b| b.is_ascii_graphic()) => {
+            Ok(Some(key.to_owned()))
+        }
+        _ => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "Idempotency-Key must be 1 to 255 visible ASCII characters",
+        )
+        .field("Idempotency-Key")),
+    }
+}
+
+/// Decodes the body: syntax errors are 400, missing, unknown or mistyped fields 422 with the path.
+fn decode(body: &[u8]) -> Result<NewOrder, ApiError> {
+    let deserializer = &mut serde_json::Deserializer::from_slice(body);
+    serde_path_to_error::deserialize(deserializer).map_err(|err| {
+        let path = err.path().to_string();
+        let inner = err.into_inner();
+        if inner.is_data() {
+            // A missing field's path is its parent's; the message names the field itself.
+            let message = inner.to_string();
+            let field = match message.strip_prefix("missing field `") {
+                Some(rest) => {
+                    let name = rest.split('`').next().unwrap_or_default();
+                    if path == "." { name.to_owned() } else { format!("{path}.{name}") }
+                }
+                None => path,
+            };
+            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, inner.to_string()).field(field)
+        } else {
+            ApiError::new(StatusCode::BAD_REQUEST, format!("malformed JSON: {inner}"))
+        }
+    })
+}
+
+async fn show(State(api): State<Api>, Path(order_id): Path<String>) -> Result<Json<Order>, ApiError> {
+    if order_id.parse::<uuid::Uuid>().is_err() {
+        return Err(ApiError::new(StatusCode::BAD_REQUEST, "order id must be a UUID").field("order_id"));
+    }
+    api.store
+        .get(&order_id)
+        .await?
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found(format!("no order {order_id}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decoding_errors_name_the_field() {
+        let cases: [(&str, StatusCode, Option<&str>); 5] = [
+            ("{", StatusCode::BAD_REQUEST, None),
+            (r#"{"items":[],"currency":"USD"}"#, StatusCode::UNPROCESSABLE_ENTITY, Some("customer_id")),
+            (
+                r#"{"customer_id":"c","items":[{"sku":"S","quantity":-1,"unit_price_cents":1}],"currency":"USD"}"#,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                Some("items[0].quantity"),
+            ),
+            (
+                r#"{"customer_id":"c","items":[],"currency":"USD","colour":"red"}"#,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                Some("colour"),
+            ),
+            (r#"{"customer_id":7,"items":[],"currency":"USD"}"#, StatusCode::UNPROCESSABLE_ENTITY, Some("customer_id")),
+        ];
+        for (body, status, field) in cases {
+            let err = decode(body.as_bytes()).unwrap_err();
+            assert_eq!(err.status, status, "{body}: {}", err.error);
+            assert_eq!(err.field.as_deref(), field, "{body}: {}", err.error);
+        }
+    }
+}

@@ -1,0 +1,91 @@
+//! The order worker's handlers: each reported fact moves the order towards `completed` or
+//! `cancelled`. An event about an order this worker never stored is rejected to the DLQ, where
+//! an operator sees it (it cannot succeed by retrying).
+
+use crate::store::{Applied, Change, OrderStore};
+use broker::{HandlerError, Message};
+use contracts::{OrderPaid, PaymentFailed, PaymentRefunded, StockRejected, StockReserved};
+use std::sync::Arc;
+use tokio::sync::Notify;
+use uuid::Uuid;
+
+/// An event that reports a fact about an order.
+pub trait Fact: Send + Sync + 'static {
+    /// The order.
+    fn order_id(&self) -> Uuid;
+    /// The change to the order.
+    fn change(&self) -> Change;
+}
+
+impl Fact for StockReserved {
+    fn order_id(&self) -> Uuid {
+        self.order_id
+    }
+    fn change(&self) -> Change {
+        Change::StockReserved
+    }
+}
+
+impl Fact for OrderPaid {
+    fn order_id(&self) -> Uuid {
+        self.order_id
+    }
+    fn change(&self) -> Change {
+        Change::Paid
+    }
+}
+
+impl Fact for PaymentRefunded {
+    fn order_id(&self) -> Uuid {
+        self.order_id
+    }
+    fn change(&self) -> Change {
+        Change::Refunded
+    }
+}
+
+impl Fact for StockRejected {
+    fn order_id(&self) -> Uuid {
+        self.order_id
+    }
+    fn change(&self) -> Change {
+        Change::Cancel(self.reason.clone())
+    }
+}
+
+impl Fact for PaymentFailed {
+    fn order_id(&self) -> Uuid {
+        self.order_id
+    }
+    fn change(&self) -> Change {
+        Change::Cancel("payment_declined".to_owned())
+    }
+}
+
+/// Records facts on orders; wakes the outbox relay when a change produced an event.
+#[derive(Debug, Clone)]
+pub struct Track {
+    /// Orders store.
+    pub store: OrderStore,
+    /// The relay's wake-up call.
+    pub wake: Arc<Notify>,
+}
+
+impl<E: Fact> broker::Handler<E> for Track {
+    async fn handle(&self, message: Message<E>) -> Result<(), HandlerError> {
+        let order_id = message.event.order_id();
+        let meta = &message.meta;
+        match self
+            .store
+            .apply(order_id, &message.event.change(), meta.message_id.as_deref(), &meta.queue)
+            .await?
+        {
+            Applied::Done => Ok(()),
+            Applied::DoneWithEvent => {
+                self.wake.notify_one();
+                Ok(())
+            }
+            Applied::UnknownOrder => Err(HandlerError::reject(format!("unknown order {order_id}"))),
+        }
+    }
+}

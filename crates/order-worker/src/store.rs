@@ -1,0 +1,347 @@
+//! The orders store: orders, the transactional outbox and idempotency keys. Every state change
+//! and the event it causes are written in one transaction.
+
+use crate::validation::ValidOrder;
+use broker::{Event, Outgoing};
+use service::{clock, inbox};
+use sqlx::{Any, AnyPool, Row, Transaction};
+use uuid::Uuid;
+
+/// An order as the API shows it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Order {
+    /// The order.
+    pub order_id: String,
+    /// `pending`, `completed` or `cancelled`.
+    pub status: String,
+    /// Why it was cancelled.
+    pub reason: Option<String>,
+    /// Who ordered.
+    pub customer_id: String,
+    /// Lines.
+    pub items: serde_json::Value,
+    /// Sum of the lines.
+    pub total_cents: i64,
+    /// ISO 4217 code.
+    pub currency: String,
+    /// Stock is held (or sold) for it.
+    pub stock_reserved: bool,
+    /// The customer was charged.
+    pub paid: bool,
+    /// The charge was refunded.
+    pub refunded: bool,
+    /// When it was placed.
+    pub created_at: String,
+    /// When it last changed.
+    pub updated_at: String,
+}
+
+/// What `POST /orders` came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Created {
+    /// A new order.
+    New(Uuid),
+    /// The Idempotency-Key was seen with the same request: this is its order.
+    Replayed(Uuid),
+    /// The Idempotency-Key was seen with a different request.
+    KeyConflict,
+}
+
+/// A fact about an order reported by another worker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// Stock is held.
+    StockReserved,
+    /// The customer was charged.
+    Paid,
+    /// The charge was refunded.
+    Refunded,
+    /// The order cannot complete, for this reason.
+    Cancel(String),
+}
+
+/// What applying a change came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applied {
+    /// Recorded (or already recorded earlier).
+    Done,
+    /// Recorded, and an event waits in the outbox.
+    DoneWithEvent,
+    /// No such order.
+    UnknownOrder,
+}
+
+/// An unsent outbox row.
+#[derive(Debug, Clone)]
+pub struct OutboxRow {
+    /// Its `message_id`.
+    pub message_id: String,
+    /// The order it is about.
+    pub order_id: String,
+    /// Event type.
+    pub event_type: String,
+    /// Target exchange.
+    pub exchange: String,
+    /// Routing key.
+    pub routing_key: String,
+    /// JSON body.
+    pub body: String,
+}
+
+impl OutboxRow {
+    /// The message to publish.
+    #[must_use]
+    pub fn message(&self, app_id: &str) -> Outgoing {
+        Outgoing::json(
+            &self.exchange,
+            &self.routing_key,
+            &self.event_type,
+            self.body.clone().into_bytes(),
+            &self.order_id,
+            app_id,
+        )
+        .with_message_id(&self.message_id)
+    }
+}
+
+/// The store over its pool.
+#[derive(Debug, Clone)]
+pub struct OrderStore {
+    pool: AnyPool,
+}
+
+impl OrderStore {
+    /// Wraps a migrated pool.
+    #[must_use]
+    pub fn new(pool: AnyPool) -> Self {
+        Self { pool }
+    }
+
+    /// Stores a new order and its `order.created` in the outbox, honouring an Idempotency-Key.
+    ///
+    /// # Errors
+    /// When the store fails.
+    pub async fn create(
+        &self,
+        order: &ValidOrder,
+        idempotency_key: Option<&str>,
+    ) -> Result<Created, sqlx::Error> {
+        let now = time::OffsetDateTime::now_utc();
+        let order_id = Uuid::new_v4();
+        let fingerprint = serde_json::to_string(&order.request).unwrap_or_default();
+        let mut tx = self.pool.begin().await?;
+        if let Some(key) = idempotency_key {
+            let claimed = sqlx::query(
+                "INSERT INTO idempotency_keys (idempotency_key, order_id, fingerprint, created_at) \
+                 VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+            )
+            .bind(key)
+            .bind(order_id.to_string())
+            .bind(&fingerprint)
+            .bind(clock::format(now))
+            .execute(&mut *tx)
+            .await?;
+            if claimed.rows_affected() == 0 {
+                tx.rollback().await?;
+                return self.replay(key, &fingerprint).await;
+            }
+        }
+        let event = contracts::OrderCreated {
+            order_id,
+            customer_id: order.request.customer_id.clone(),
+            items: order.items.clone(),
+            total_cents: order.total_cents,
+            currency: order.request.currency.clone(),
+            payment_token: order.request.payment_token.clone(),
+            created_at: now,
+        };
+        sqlx::query(
+            "INSERT INTO orders (order_id, status, customer_id, items, total_cents, currency, \
+             payment_token, created_at, updated_at) VALUES ($1, 'pending', $2, $3, $4, $5, $6, $7, $7)",
+        )
+        .bind(order_id.to_string())
+        .bind(&event.customer_id)
+        .bind(serde_json::to_string(&event.items).unwrap_or_default())
+        .bind(i64::try_from(event.total_cents).unwrap_or(i64::MAX))
+        .bind(&event.currency)
+        .bind(event.payment_token.as_deref())
+        .bind(clock::format(now))
+        .execute(&mut *tx)
+        .await?;
+        enqueue(&mut tx, &event, &clock::format(now)).await?;
+        tx.commit().await?;
+        Ok(Created::New(order_id))
+    }
+
+    async fn replay(&self, key: &str, fingerprint: &str) -> Result<Created, sqlx::Error> {
+        let row = sqlx::query("SELECT order_id, fingerprint FROM idempotency_keys WHERE idempotency_key = $1")
+            .bind(key)
+            .fetch_one(&self.pool)
+            .await?;
+        if row.get::<String, _>("fingerprint") != fingerprint {
+            return Ok(Created::KeyConflict);
+        }
+        let id: String = row.get("order_id");
+        Ok(Created::Replayed(id.parse().map_err(|err| sqlx::Error::Decode(Box::new(err)))?))
+    }
+
+    /// The order `order_id`.
+    ///
+    /// # Errors
+    /// When the store fails.
+    pub async fn get(&self, order_id: &str) -> Result<Option<Order>, sqlx::Error> {
+        let row = sqlx::query(
+            "SELECT order_id, status, reason, customer_id, items, total_cents, currency, \
+             stock_reserved, paid, refunded, created_at, updated_at FROM orders WHERE order_id = $1",
+        )
+        .bind(order_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|row| Order {
+            order_id: row.get("order_id"),
+            status: row.get("status"),
+            reason: row.get("reason"),
+            customer_id: row.get("customer_id"),
+            items: serde_json::from_str(&row.get::<String, _>("items")).unwrap_or_default(),
+            total_cents: row.get("total_cents"),
+            currency: row.get("currency"),
+            stock_reserved: row.get::<i64, _>("stock_reserved") != 0,
+            paid: row.get::<i64, _>("paid") != 0,
+            refunded: row.get::<i64, _>("refunded") != 0,
+            created_at: row.get("created_at"),
+            updated_at: row.get("updated_at"),
+        }))
+    }
+
+    /// Applies a fact reported by another worker (once per `message_id`).
+    ///
+    /// # Errors
+    /// When the store fails.
+    pub async fn apply(
+        &self,
+        order_id: Uuid,
+        change: &Change,
+        message_id: Option<&str>,
+        queue: &str,
+    ) -> Result<Applied, sqlx::Error> {
+        let now = clock::now();
+        let id = order_id.to_string();
+        let mut tx = self.pool.begin().await?;
+        let known = sqlx::query("SELECT 1 FROM orders WHERE order_id = $1")
+            .bind(&id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .is_some();
+        if !known {
+            tx.rollback().await?;
+            return Ok(Applied::UnknownOrder);
+        }
+        if !inbox::claim(&mut tx, message_id, queue, &now).await? {
+            tx.commit().await?;
+            return Ok(Applied::Done);
+        }
+        let mut applied = Applied::Done;
+        let statement = match change {
+            Change::StockReserved => {
+                "UPDATE orders SET stock_reserved = 1, updated_at = $2, status = CASE \
+                 WHEN status = 'pending' AND paid = 1 THEN 'completed' ELSE status END WHERE order_id = $1"
+            }
+            Change::Paid => {
+                "UPDATE orders SET paid = 1, updated_at = $2, status = CASE \
+                 WHEN status = 'pending' AND stock_reserved = 1 THEN 'completed' ELSE status END WHERE order_id = $1"
+            }
+            Change::Refunded => "UPDATE orders SET refunded = 1, updated_at = $2 WHERE order_id = $1",
+            Change::Cancel(reason) => {
+                let cancelled = sqlx::query(
+                    "UPDATE orders SET status = 'cancelled', reason = $3, updated_at = $2 \
+                     WHERE order_id = $1 AND status = 'pending'",
+                )
+                .bind(&id)
+                .bind(&now)
+                .bind(reason)
+                .execute(&mut *tx)
+                .await?;
+                if cancelled.rows_affected() == 1 {
+                    let event = contracts::OrderCancelled {
+                        order_id,
+                        reason: reason.clone(),
+                        cancelled_at: time::OffsetDateTime::now_utc(),
+                    };
+                    enqueue(&mut tx, &event, &now).await?;
+                    applied = Applied::DoneWithEvent;
+                }
+                ""
+            }
+        };
+        if !statement.is_empty() {
+            sqlx::query(statement).bind(&id).bind(&now).execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(applied)
+    }
+
+    /// Up to `limit` unsent outbox rows, oldest first.
+    ///
+    /// # Errors
+    /// When the store fails.
+    pub async fn unsent(&self, limit: i64) -> Result<Vec<OutboxRow>, sqlx::Error> {
+        let rows = sqlx::query(
+            "SELECT message_id, order_id, event_type, exchange, routing_key, body FROM outbox \
+             WHERE sent_at IS NULL ORDER BY created_at LIMIT $1",
+        )
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|row| OutboxRow {
+                message_id: row.get("message_id"),
+                order_id: row.get("order_id"),
+                event_type: row.get("event_type"),
+                exchange: row.get("exchange"),
+                routing_key: row.get("routing_key"),
+                body: row.get("body"),
+            })
+            .collect())
+    }
+
+    /// Marks outbox rows as published.
+    ///
+    /// # Errors
+    /// When the store fails.
+    pub async fn mark_sent(&self, message_ids: &[&str]) -> Result<(), sqlx::Error> {
+        let now = clock::now();
+        let mut tx = self.pool.begin().await?;
+        for id in message_ids {
+            sqlx::query("UPDATE outbox SET sent_at = $2 WHERE message_id = $1")
+                .bind(*id)
+                .bind(&now)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await
+    }
+}
+
+/// Writes `event` to the outbox in `tx`, with its deterministic `message_id`.
+async fn enqueue<E: Event>(
+    tx: &mut Transaction<'_, Any>,
+    event: &E,
+    now: &str,
+) -> Result<(), sqlx::Error> {
+    let order_id = event.correlation_id();
+    sqlx::query(
+        "INSERT INTO outbox (message_id, order_id, event_type, exchange, routing_key, body, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
+    )
+    .bind(contracts::ids::message_id(E::TYPE, &order_id))
+    .bind(&order_id)
+    .bind(E::TYPE)
+    .bind(E::EXCHANGE)
+    .bind(E::ROUTING_KEY)
+    .bind(serde_json::to_string(event).map_err(|err| sqlx::Error::Encode(Box::new(err)))?)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,126 @@
+//! The payment worker's handlers: charge new orders, refund cancelled ones. Each announces the
+//! state it finds, so a redelivery after a crash re-publishes what was lost (with the same
+//! deterministic `message_id`) and changes nothing else.
+
+use crate::provider::{self, Attempt, Verdict};
+use crate::store::{Payment, PaymentStore, Status};
+use broker::{HandlerError, Message, Publisher, headers};
+use contracts::{OrderCancelled, OrderCreated, OrderPaid, PaymentFailed, PaymentRefunded};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+/// Handles `order.created`: charges through the provider.
+#[derive(Debug, Clone)]
+pub struct Charge {
+    /// Payments store.
+    pub store: PaymentStore,
+    /// Publisher for `order.paid` / `payment.failed`.
+    pub publisher: Publisher,
+}
+
+impl broker::Handler<OrderCreated> for Charge {
+    async fn handle(&self, message: Message<OrderCreated>) -> Result<(), HandlerError> {
+        let order = &message.event;
+        let order_id = order.order_id.to_string();
+        let amount = i64::try_from(order.total_cents)
+            .map_err(|_| HandlerError::reject("total_cents out of range"))?;
+        let meta = &message.meta;
+        let mut payment = self
+            .store
+            .open(&order_id, amount, &order.currency, meta.message_id.as_deref(), &meta.queue)
+            .await?;
+        if payment.status == Status::Pending {
+            let attempt = Attempt {
+                retry_count: meta.retry_count,
+                replay_count: headers::integer(Some(&meta.headers), headers::REPLAY_COUNT)
+                    .map_or(0, |n| u32::try_from(n).unwrap_or(u32::MAX)),
+            };
+            payment = match provider::charge(order.payment_token.as_deref(), attempt) {
+                Verdict::Approved => {
+                    self.store
+                        .charge(&order_id, &Uuid::new_v4().to_string())
+                        .await?
+                }
+                Verdict::Declined(reason) => self.store.decline(&order_id, reason).await?,
+                Verdict::Unavailable(why) => return Err(HandlerError::retry(why)),
+            };
+        }
+        announce(&self.publisher, &payment).await
+    }
+}
+
+/// Handles `order.cancelled`: refunds a charge, or stops a later one.
+#[derive(Debug, Clone)]
+pub struct Refund {
+    /// Payments store.
+    pub store: PaymentStore,
+    /// Publisher for `payment.refunded`.
+    pub publisher: Publisher,
+}
+
+impl broker::Handler<OrderCancelled> for Refund {
+    async fn handle(&self, message: Message<OrderCancelled>) -> Result<(), HandlerError> {
+        let order_id = message.event.order_id.to_string();
+        let meta = &message.meta;
+        let payment = self
+            .store
+            .cancel(&order_id, meta.message_id.as_deref(), &meta.queue)
+            .await?;
+        if payment.status == Status::Refunded {
+            announce(&self.publisher, &payment).await?;
+        }
+        Ok(())
+    }
+}
+
+/// Publishes the event the payment's state implies (nothing for pending or cancelled).
+async fn announce(publisher: &Publisher, payment: &Payment) -> Result<(), HandlerError> {
+    let order_id: Uuid = payment
+        .order_id
+        .parse()
+        .map_err(|_| HandlerError::reject("stored order id is not a UUID"))?;
+    let payment_id = || -> Result<Uuid, HandlerError> {
+        payment
+            .payment_id
+            .as_deref()
+            .and_then(|id| id.parse().ok())
+            .ok_or_else(|| HandlerError::reject("charged payment without a payment id"))
+    };
+    let cents = |value: i64| u64::try_from(value).unwrap_or_default();
+    let at = |text: &Option<String>| {
+        text.as_deref()
+            .map_or_else(OffsetDateTime::now_utc, service::clock::parse)
+    };
+    match payment.status {
+        Status::Charged => {
+            let event = OrderPaid {
+                order_id,
+                payment_id: payment_id()?,
+                amount_cents: cents(payment.charged_cents),
+                currency: payment.currency.clone(),
+                paid_at: at(&payment.charged_at),
+            };
+            contracts::publish(publisher, &event).await?;
+        }
+        Status::Declined => {
+            let event = PaymentFailed {
+                order_id,
+                reason: payment.decline_reason.clone().unwrap_or_default(),
+                failed_at: OffsetDateTime::now_utc(),
+            };
+            contracts::publish(publisher, &event).await?;
+        }
+        Status::Refunded => {
+            let event = PaymentRefunded {
+                order_id,
+                payment_id: payment_id()?,
+                amount_cents: cents(payment.refunded_cents),
+                currency: payment.currency.clone(),
+                refunded_at: at(&payment.refunded_at),
+            };
+            contracts::publish(publisher, &event).await?;
+        }
+        Status::Pending | Status::Cancelled => {}
+    }
+    Ok(())
+}

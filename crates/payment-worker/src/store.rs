@@ -1,0 +1,223 @@
+//! The payments store: one row per order and the transitions between its states, each one a
+//! single conditional statement so that replicas sharing PostgreSQL never charge twice.
+
+use service::{clock, inbox};
+use sqlx::{AnyPool, Row};
+
+/// Where an order's payment stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    /// Known, not charged yet.
+    Pending,
+    /// Charged.
+    Charged,
+    /// Declined by the provider.
+    Declined,
+    /// Charged, then refunded.
+    Refunded,
+    /// Cancelled before any charge: it never will be charged.
+    Cancelled,
+}
+
+impl Status {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Charged => "charged",
+            Self::Declined => "declined",
+            Self::Refunded => "refunded",
+            Self::Cancelled => "cancelled",
+        }
+    }
+
+    fn parse(text: &str) -> Self {
+        match text {
+            "charged" => Self::Charged,
+            "declined" => Self::Declined,
+            "refunded" => Self::Refunded,
+            "cancelled" => Self::Cancelled,
+            _ => Self::Pending,
+        }
+    }
+}
+
+/// An order's payment row.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Payment {
+    /// The order.
+    pub order_id: String,
+    /// Its state.
+    #[serde(serialize_with = "status_text")]
+    pub status: Status,
+    /// The charge's id, once charged.
+    pub payment_id: Option<String>,
+    /// The order's total.
+    pub amount_cents: i64,
+    /// ISO 4217 code.
+    pub currency: String,
+    /// Charged so far.
+    pub charged_cents: i64,
+    /// Refunded so far.
+    pub refunded_cents: i64,
+    /// Why the provider declined.
+    pub decline_reason: Option<String>,
+    /// When it was charged.
+    pub charged_at: Option<String>,
+    /// When it was refunded.
+    pub refunded_at: Option<String>,
+}
+
+fn status_text<S: serde::Serializer>(status: &Status, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(status.as_str())
+}
+
+/// The store over its pool.
+#[derive(Debug, Clone)]
+pub struct PaymentStore {
+    pool: AnyPool,
+}
+
+const COLUMNS: &str = "order_id, status, payment_id, amount_cents, currency, charged_cents, refunded_cents, decline_reason, charged_at, refunded_at";
+
+impl PaymentStore {
+    /// Wraps a migrated pool.
+    #[must_use]
+    pub fn new(pool: AnyPool) -> Self {
+        Self { pool }
+    }
+
+    /// The payment of `order_id`, if known.
+    ///
+    /// # Errors
+    /// When the store fails.
+    pub async fn get(&self, order_id: &str) -> Result<Option<Payment>, sqlx::Error> {
+        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM payments WHERE order_id = $1"))
+            .bind(order_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|row| Payment {
+            order_id: row.get("order_id"),
+            status: Status::parse(row.get::<String, _>("status").as_str()),
+            payment_id: row.get("payment_id"),
+            amount_cents: row.get("amount_cents"),
+            currency: row.get("currency"),
+            charged_cents: row.get("charged_cents"),
+            refunded_cents: row.get("refunded_cents"),
+            decline_reason: row.get("decline_reason"),
+            charged_at: row.get("charged_at"),
+            refunded_at: row.get("refunded_at"),
+        }))
+    }
+
+    /// Records a new order as `pending` (unless known) and the message as handled; returns the row.
+    ///
+    /// # Errors
+    /// When the store fails.
+    pub async fn open(
+        &self,
+        order_id: &str,
+        amount_cents: i64,
+        currency: &str,
+        message_id: Option<&str>,
+        queue: &str,
+    ) -> Result<Payment, sqlx::Error> {
+        let now = clock::now();
+        let mut tx = self.pool.begin().await?;
+        if inbox::claim(&mut tx, message_id, queue, &now).await? {
+            sqlx::query(
+                "INSERT INTO payments (order_id, status, amount_cents, currency, updated_at) \
+                 VALUES ($1, 'pending', $2, $3, $4) ON CONFLICT DO NOTHING",
+            )
+            .bind(order_id)
+            .bind(amount_cents)
+            .bind(currency)
+            .bind(&now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        self.expect(order_id).await
+    }
+
+    /// Records the charge if the payment is still pending; returns the row as it now stands.
+    ///
+    /// # Errors
+    /// When the store fails.
+    pub async fn charge(&self, order_id: &str, payment_id: &str) -> Result<Payment, sqlx::Error> {
+        let now = clock::now();
+        sqlx::query(
+            "UPDATE payments SET status = 'charged', payment_id = $2, charged_cents = amount_cents, \
+             charged_at = $3, updated_at = $3 WHERE order_id = $1 AND status = 'pending'",
+        )
+        .bind(order_id)
+        .bind(payment_id)
+        .bind(&now)
+        .execute(&self.pool)
+        .await?;
+        self.expect(order_id).await
+    }
+
+    /// Records the decline if the payment is still pending; returns the row as it now stands.
+    ///
+    /// # Errors
+    /// When the store fails.
+    pub async fn decline(&self, order_id: &str, reason: &str) -> Result<Payment, sqlx::Error> {
+        sqlx::query(
+            "UPDATE payments SET status = 'declined', decline_reason = $2, updated_at = $3 \
+             WHERE order_id = $1 AND status = 'pending'",
+        )
+        .bind(order_id)
+        .bind(reason)
+        .bind(clock::now())
+        .execute(&self.pool)
+        .await?;
+        self.expect(order_id).await
+    }
+
+    /// The order was cancelled: refund a charge, or make sure it is never charged. Returns the row.
+    ///
+    /// # Errors
+    /// When the store fails.
+    pub async fn cancel(
+        &self,
+        order_id: &str,
+        message_id: Option<&str>,
+        queue: &str,
+    ) -> Result<Payment, sqlx::Error> {
+        let now = clock::now();
+        let mut tx = self.pool.begin().await?;
+        if inbox::claim(&mut tx, message_id, queue, &now).await? {
+            sqlx::query(
+                "UPDATE payments SET status = 'refunded', refunded_cents = charged_cents, \
+                 refunded_at = $2, updated_at = $2 WHERE order_id = $1 AND status = 'charged'",
+            )
+            .bind(order_id)
+            .bind(&now)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(
+                "UPDATE payments SET status = 'cancelled', updated_at = $2 \
+                 WHERE order_id = $1 AND status = 'pending'",
+            )
+            .bind(order_id)
+            .bind(&now)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(
+                "INSERT INTO payments (order_id, status, updated_at) VALUES ($1, $2, $3) \
+                 ON CONFLICT DO NOTHING",
+            )
+            .bind(order_id)
+            .bind(Status::Cancelled.as_str())
+            .bind(&now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        self.expect(order_id).await
+    }
+
+    async fn expect(&self, order_id: &str) -> Result<Payment, sqlx::Error> {
+        self.get(order_id).await?.ok_or(sqlx::Error::RowNotFound)
+    }
+}

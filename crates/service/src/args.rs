@@ -1,0 +1,117 @@
+//! The flags every worker takes, each with an environment fallback (DESIGN.md §5).
+
+use broker::{BrokerConfig, RetryPolicy};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// The default broker.
+pub const DEFAULT_AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
+
+/// Broker, store, HTTP and delivery settings shared by the workers.
+#[derive(Debug, Clone, clap::Args)]
+pub struct CommonArgs {
+    /// Broker URL, including the vhost.
+    #[arg(long, env = "AMQP_URL", default_value = DEFAULT_AMQP_URL)]
+    pub amqp_url: String,
+    /// The worker's own store: `sqlite://path.db` or `postgres://…` (default: `sqlite://data/<worker>.db`).
+    #[arg(long, env = "DATABASE_URL")]
+    pub database_url: Option<String>,
+    /// Address for the API, `/healthz`, `/readyz` and `/metrics`.
+    #[arg(long, env = "HTTP_ADDR")]
+    pub http_addr: Option<SocketAddr>,
+    /// Retries before a failing message is dead-lettered.
+    #[arg(long, env = "RETRY_MAX", default_value_t = 5)]
+    pub retry_max: u32,
+    /// Delay of the first retry, in milliseconds.
+    #[arg(long, env = "RETRY_INITIAL_MS", default_value_t = 1000)]
+    pub retry_initial_ms: u64,
+    /// Growth of the delay from one retry to the next.
+    #[arg(long, env = "RETRY_MULTIPLIER", default_value_t = 5.0)]
+    pub retry_multiplier: f64,
+    /// Cap of any one retry delay, in milliseconds.
+    #[arg(long, env = "RETRY_MAX_DELAY_MS", default_value_t = 600_000)]
+    pub retry_max_delay_ms: u64,
+    /// Messages the broker may push ahead per consumer.
+    #[arg(long, env = "PREFETCH", default_value_t = 32)]
+    pub prefetch: u16,
+    /// Handlers running at once per consumer.
+    #[arg(long, env = "CONCURRENCY", default_value_t = 8)]
+    pub concurrency: usize,
+    /// Seconds in-flight handlers get to finish on shutdown.
+    #[arg(long, env = "SHUTDOWN_TIMEOUT_SECS", default_value_t = 30)]
+    pub shutdown_timeout_secs: u64,
+    /// Log filter, e.g. `info,broker=debug`.
+    #[arg(long = "log", env = "RUST_LOG", default_value = "info")]
+    pub log_filter: String,
+    /// Log one JSON object per line.
+    #[arg(long, env = "LOG_JSON")]
+    pub log_json: bool,
+}
+
+/// The resolved settings a worker's `run` takes.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Broker connection settings.
+    pub broker: BrokerConfig,
+    /// Store URL.
+    pub database_url: String,
+    /// HTTP address.
+    pub http_addr: SocketAddr,
+    /// Retry policy of every consumer queue (the same in every worker).
+    pub retry: RetryPolicy,
+    /// Prefetch per consumer.
+    pub prefetch: u16,
+    /// Concurrency per consumer.
+    pub concurrency: usize,
+}
+
+impl CommonArgs {
+    /// Installs logging as the flags say.
+    pub fn init_logging(&self) {
+        crate::telemetry::init(&self.log_filter, self.log_json);
+    }
+
+    /// Resolves the flags for worker `app_id` with its default store and address.
+    #[must_use]
+    pub fn settings(&self, app_id: &str, default_addr: SocketAddr) -> Settings {
+        let name = app_id.trim_end_matches("-worker");
+        Settings {
+            broker: BrokerConfig::new(&self.amqp_url, app_id)
+                .with_shutdown_timeout(Duration::from_secs(self.shutdown_timeout_secs)),
+            database_url: self
+                .database_url
+                .clone()
+                .unwrap_or_else(|| format!("sqlite://data/{name}.db")),
+            http_addr: self.http_addr.unwrap_or(default_addr),
+            retry: RetryPolicy::default()
+                .with_max_retries(self.retry_max)
+                .with_initial_delay(Duration::from_millis(self.retry_initial_ms))
+                .with_multiplier(self.retry_multiplier)
+                .with_max_delay(Duration::from_millis(self.retry_max_delay_ms)),
+            prefetch: self.prefetch,
+            concurrency: self.concurrency,
+        }
+    }
+}
+
+impl Settings {
+    /// The spec of consumer queue `name` with these settings' retry policy, prefetch and concurrency.
+    pub fn consumer<E, H>(&self, name: &str, handler: H) -> broker::ConsumerSpec
+    where
+        E: serde::de::DeserializeOwned + Send + 'static,
+        H: broker::Handler<E>,
+    {
+        broker::ConsumerSpec::new(contracts::topology::queue(name, &self.retry), handler)
+            .with_prefetch(self.prefetch)
+            .with_concurrency(self.concurrency)
+    }
+
+    /// The broker runtime with the whole system's topology declared.
+    ///
+    /// # Errors
+    /// When the broker URL cannot be used.
+    pub fn runtime(&self) -> Result<broker::Runtime, broker::BrokerError> {
+        Ok(broker::Runtime::new(self.broker.clone())?
+            .with_topology(contracts::topology::system(&self.retry)))
+    }
+}

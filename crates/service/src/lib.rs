@@ -1,0 +1,23 @@
+//! What every orderflow worker shares.
+//!
+//! # Layout
+//!
+//! - [`clock`]: timestamps as the store and the wire keep them (RFC 3339, UTC).
+//! - [`args`]: the flags every worker takes (broker, store, HTTP, retry policy, concurrency).
+//! - [`store`]: opening the worker's own database (SQLite or PostgreSQL) and migrating it.
+//! - [`inbox`]: recording handled message ids in the transaction of the state change.
+//! - [`ops`]: `/healthz`, `/readyz` and `/metrics`.
+//! - [`http`]: serving a router until shutdown, and JSON errors.
+//! - [`shutdown`]: SIGTERM / Ctrl-C as a future.
+//! - [`telemetry`]: logging setup for binaries.
+//! - [`worker`]: running the broker runtime, the HTTP server and background tasks together.
+
+pub mod args;
+pub mod clock;
+pub mod http;
+pub mod inbox;
+pub mod ops;
+pub mod shutdown;
+pub mod store;
+pub mod telemetry;
+pub mod worker;

@@ -1,0 +1,76 @@
+//! Opening a worker's own database: SQLite (embedded, created on start) or PostgreSQL (shared by
+//! replicas), migrated on start.
+
+use anyhow::Context;
+use sqlx::any::{AnyPoolOptions, install_default_drivers};
+use sqlx::migrate::Migrator;
+use sqlx::AnyPool;
+use std::time::Duration;
+
+/// Opens `url`, creating a SQLite file and its directory when needed, and runs `migrator`.
+///
+/// SQLite gets one connection (it has one writer anyway; this avoids lock upgrades failing under
+/// concurrency); PostgreSQL gets a pool of 10.
+///
+/// # Errors
+/// When the database cannot be reached or a migration fails.
+pub async fn open(url: &str, migrator: &Migrator) -> anyhow::Result<AnyPool> {
+    install_default_drivers();
+    let (url, max) = if let Some(path) = url.strip_prefix("sqlite://") {
+        let file = path.split('?').next().unwrap_or(path);
+        if let Some(dir) = std::path::Path::new(file).parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        }
+        let url = if path.contains('?') {
+            url.to_owned()
+        } else {
+            format!("{url}?mode=rwc")
+        };
+        (url, 1)
+    } else {
+        (url.to_owned(), 10)
+    };
+    let pool = AnyPoolOptions::new()
+        .max_connections(max)
+        .acquire_timeout(Duration::from_secs(10))
+        .connect(&url)
+        .await
+        .with_context(|| format!("connecting to the store at {}", redact(&url)))?;
+    if url.starts_with("sqlite:") {
+        sqlx::query("PRAGMA journal_mode = WAL").execute(&pool).await?;
+    }
+    migrator
+        .run(&pool)
+        .await
+        .context("migrating the store")?;
+    Ok(pool)
+}
+
+/// The URL without its password, for messages.
+#[must_use]
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            let user = userinfo.split(':').next().unwrap_or_default();
+            format!("{}{user}:***{}", &url[..scheme + 3], &url[at..])
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// True when the store answers a trivial query.
+pub async fn is_reachable(pool: &AnyPool) -> bool {
+    sqlx::query("SELECT 1").execute(pool).await.is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacts_passwords_only() {
+        assert_eq!(redact("postgres://u:secret@h/db"), "postgres://u:***@h/db");
+        assert_eq!(redact("sqlite://data/x.db"), "sqlite://data/x.db");
+    }
+}

@@ -1,0 +1,68 @@
+//! Running a worker: the broker runtime, the HTTP server (API + ops) and background tasks, all
+//! stopped together on shutdown — or when the runtime fails for good.
+
+use crate::http::serve;
+use axum::Router;
+use broker::Runtime;
+use sqlx::AnyPool;
+use std::future::Future;
+use std::net::SocketAddr;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// A worker's parts that run side by side.
+#[derive(Debug, Default)]
+pub struct Worker {
+    stop: CancellationToken,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Worker {
+    /// A worker with nothing running yet.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The token background tasks watch to stop.
+    #[must_use]
+    pub fn stop_token(&self) -> CancellationToken {
+        self.stop.clone()
+    }
+
+    /// Runs `task` in the background; it must finish once the stop token is cancelled.
+    pub fn spawn(&mut self, task: impl Future<Output = ()> + Send + 'static) {
+        self.tasks.push(tokio::spawn(task));
+    }
+
+    /// Serves `api` plus the ops routes on `addr` and runs `runtime` until `shutdown`.
+    ///
+    /// # Errors
+    /// When the address cannot be bound or the runtime fails for good (e.g. a topology conflict).
+    pub async fn run(
+        self,
+        runtime: Runtime,
+        api: Router,
+        pool: AnyPool,
+        addr: SocketAddr,
+        shutdown: impl Future<Output = ()>,
+    ) -> anyhow::Result<()> {
+        let app = api.merge(crate::ops::routes(runtime.readiness(), pool.clone()));
+        let http = serve(addr, app, self.stop.clone()).await?;
+        let mut broker = tokio::spawn(runtime.run(self.stop.clone().cancelled_owned()));
+        let result = tokio::select! {
+            () = shutdown => {
+                self.stop.cancel();
+                (&mut broker).await
+            }
+            finished = &mut broker => finished,
+        };
+        self.stop.cancel();
+        for task in self.tasks {
+            let _ = task.await;
+        }
+        let _ = http.await;
+        pool.close().await;
+        result?.map_err(anyhow::Error::from)
+    }
+}

@@ -1,0 +1,98 @@
+//! The stock worker's handlers: reserve on `order.created`, commit on `order.paid`, release on
+//! `order.cancelled`. Each announces the state it finds, so a redelivery re-publishes what a
+//! crash may have lost (with the same deterministic `message_id`).
+
+use crate::store::{Lines, Reservation, StockStore};
+use broker::{HandlerError, Message, Publisher};
+use contracts::{OrderCancelled, OrderCreated, OrderPaid, StockRejected, StockReserved};
+use time::OffsetDateTime;
+
+/// Handles `order.created`.
+#[derive(Debug, Clone)]
+pub struct Reserve {
+    /// Inventory store.
+    pub store: StockStore,
+    /// Publisher for `stock.reserved` / `stock.rejected`.
+    pub publisher: Publisher,
+}
+
+impl broker::Handler<OrderCreated> for Reserve {
+    async fn handle(&self, message: Message<OrderCreated>) -> Result<(), HandlerError> {
+        let order = &message.event;
+        let mut lines = Lines::new();
+        for item in &order.items {
+            *lines.entry(item.sku.clone()).or_default() += i64::from(item.quantity);
+        }
+        let meta = &message.meta;
+        let order_id = order.order_id.to_string();
+        let outcome = self
+            .store
+            .reserve(&order_id, &lines, meta.message_id.as_deref(), &meta.queue)
+            .await?;
+        match outcome {
+            Reservation::Reserved | Reservation::Committed => {
+                let event = StockReserved {
+                    order_id: order.order_id,
+                    reserved_at: OffsetDateTime::now_utc(),
+                };
+                contracts::publish(&self.publisher, &event).await?;
+            }
+            Reservation::Rejected(skus) => {
+                tracing::info!(order_id = %order.order_id, ?skus, "out of stock");
+                let event = StockRejected {
+                    order_id: order.order_id,
+                    reason: "out_of_stock".to_owned(),
+                    skus,
+                    rejected_at: OffsetDateTime::now_utc(),
+                };
+                contracts::publish(&self.publisher, &event).await?;
+            }
+            Reservation::Released | Reservation::Cancelled => {}
+        }
+        Ok(())
+    }
+}
+
+/// Handles `order.paid`.
+#[derive(Debug, Clone)]
+pub struct Commit {
+    /// Inventory store.
+    pub store: StockStore,
+}
+
+impl broker::Handler<OrderPaid> for Commit {
+    async fn handle(&self, message: Message<OrderPaid>) -> Result<(), HandlerError> {
+        let meta = &message.meta;
+        let order_id = message.event.order_id.to_string();
+        match self
+            .store
+            .commit(&order_id, meta.message_id.as_deref(), &meta.queue)
+            .await?
+        {
+            // The payment overtook this worker's `order.created`: wait for the reservation.
+            None => Err(HandlerError::retry(format!(
+                "order {order_id} is paid but not reserved yet"
+            ))),
+            // Rejected or cancelled orders are refunded by the payment worker; nothing to sell.
+            Some(_) => Ok(()),
+        }
+    }
+}
+
+/// Handles `order.cancelled`.
+#[derive(Debug, Clone)]
+pub struct Release {
+    /// Inventory store.
+    pub store: StockStore,
+}
+
+impl broker::Handler<OrderCancelled> for Release {
+    async fn handle(&self, message: Message<OrderCancelled>) -> Result<(), HandlerError> {
+        let meta = &message.meta;
+        let order_id = message.event.order_id.to_string();
+        self.store
+            .release(&order_id, meta.message_id.as_deref(), &meta.queue)
+            .await?;
+        Ok(())
+    }
+}

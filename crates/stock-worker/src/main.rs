@@ -1,0 +1,36 @@
+//! `stock-worker`: parses its flags, reads the initial inventory and runs the worker until
+//! SIGTERM or Ctrl-C.
+
+use anyhow::Context;
+use clap::Parser;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+/// The stock worker (every flag also reads the environment variable named in `--help`).
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Args {
+    #[command(flatten)]
+    common: service::args::CommonArgs,
+    /// Initial inventory, `{"SKU-1": 100, …}`; only SKUs the store does not know are added.
+    #[arg(long, env = "STOCK_FILE", default_value = "deploy/stock.json")]
+    stock_file: PathBuf,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    args.common.init_logging();
+    let text = std::fs::read_to_string(&args.stock_file)
+        .with_context(|| format!("reading STOCK_FILE {}", args.stock_file.display()))?;
+    let inventory: BTreeMap<String, u64> = serde_json::from_str(&text).with_context(|| {
+        format!(
+            "STOCK_FILE {} must be a JSON object of SKU to units",
+            args.stock_file.display()
+        )
+    })?;
+    let settings = args
+        .common
+        .settings(stock_worker::APP_ID, ([127, 0, 0, 1], 8082).into());
+    stock_worker::run(settings, inventory, service::shutdown::signal()).await
+}
