@@ -1,1 +1,291 @@
-//! End-to-end test support (work in progress).
+//! End-to-end support: the real worker binaries against a real broker, each test in its own
+//! vhost with its own stores (SQLite files in a temp dir, or fresh PostgreSQL databases).
+#![allow(missing_docs)]
+
+pub mod metrics;
+pub mod process;
+
+use anyhow::Context;
+use process::{Kind, Worker};
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::Duration;
+use testkit::TestVhost;
+use uuid::Uuid;
+
+/// How to start a system.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Initial inventory.
+    pub stock: Value,
+    /// Retries before the DLQ.
+    pub retry_max: u32,
+    /// First retry delay.
+    pub retry_initial_ms: u64,
+    /// Replicas of payment and stock workers.
+    pub replicas: usize,
+    /// Use PostgreSQL for payment and stock (required for replicas > 1).
+    pub postgres: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            stock: json!({"SKU-1": 100_000, "SKU-SCARCE": 5}),
+            retry_max: 3,
+            retry_initial_ms: 200,
+            replicas: 1,
+            postgres: false,
+        }
+    }
+}
+
+/// A running orderflow: the three workers in their own vhost.
+pub struct System {
+    pub vhost: TestVhost,
+    pub dir: PathBuf,
+    pub order: Worker,
+    pub payments: Vec<Worker>,
+    pub stocks: Vec<Worker>,
+    databases: Vec<String>,
+    http: reqwest::Client,
+}
+
+impl System {
+    /// Starts every worker and waits until each is ready.
+    pub async fn start(options: Options) -> System {
+        process::build_binaries();
+        let vhost = TestVhost::new().await;
+        let dir = std::env::temp_dir().join(format!("orderflow-e2e-{}", Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let stock_file = dir.join("stock.json");
+        std::fs::write(&stock_file, options.stock.to_string()).unwrap();
+        let mut databases = Vec::new();
+        let mut database = |service: &str| -> String {
+            if options.postgres {
+                let name = format!("of_{}_{}", service, Uuid::new_v4().simple());
+                databases.push(name.clone());
+                name
+            } else {
+                format!("sqlite://{}/{service}.db", dir.display())
+            }
+        };
+        let payment_db = database("payment");
+        let stock_db = database("stock");
+        let order_db = format!("sqlite://{}/order.db", dir.display());
+        let (payment_db, stock_db) = if options.postgres {
+            (postgres::create(&payment_db).await, postgres::create(&stock_db).await)
+        } else {
+            (payment_db, stock_db)
+        };
+        let common = vec![
+            ("AMQP_URL".to_owned(), vhost.url.clone()),
+            ("RETRY_MAX".to_owned(), options.retry_max.to_string()),
+            ("RETRY_INITIAL_MS".to_owned(), options.retry_initial_ms.to_string()),
+            ("RETRY_MULTIPLIER".to_owned(), "2".to_owned()),
+            ("STOCK_FILE".to_owned(), stock_file.display().to_string()),
+            ("RUST_LOG".to_owned(), "info".to_owned()),
+        ];
+        let with = |db: &str| {
+            let mut env = common.clone();
+            env.push(("DATABASE_URL".to_owned(), db.to_owned()));
+            env
+        };
+        let order = Worker::spawn(Kind::Order, 0, with(&order_db), &dir);
+        let payments = (0..options.replicas)
+            .map(|i| Worker::spawn(Kind::Payment, i, with(&payment_db), &dir))
+            .collect();
+        let stocks = (0..options.replicas)
+            .map(|i| Worker::spawn(Kind::Stock, i, with(&stock_db), &dir))
+            .collect();
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let system = System {
+            vhost,
+            dir,
+            order,
+            payments,
+            stocks,
+            databases,
+            http: reqwest::Client::new(),
+        };
+        for worker in system.workers() {
+            system.wait_ready(worker).await;
+        }
+        system
+    }
+
+    fn workers(&self) -> impl Iterator<Item = &Worker> {
+        std::iter::once(&self.order).chain(&self.payments).chain(&self.stocks)
+    }
+
+    /// Waits until `/readyz` of `worker` says ready.
+    pub async fn wait_ready(&self, worker: &Worker) {
+        let url = worker.url("/readyz");
+        let http = self.http.clone();
+        testkit::eventually(&format!("{} ready", worker.name()), Duration::from_secs(60), || {
+            let (http, url) = (http.clone(), url.clone());
+            async move {
+                let response = http.get(&url).send().await.ok()?;
+                response.status().is_success().then_some(())
+            }
+        })
+        .await
+        .unwrap_or_else(|err| panic!("{err}; log: {}", worker.log_tail()));
+    }
+
+    /// `POST /orders` with any body and headers.
+    pub async fn post_order(&self, body: impl Into<reqwest::Body>, headers: &[(&str, &str)]) -> reqwest::Response {
+        let mut request = self
+            .http
+            .post(self.order.url("/orders"))
+            .header("content-type", "application/json")
+            .body(body);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        request.send().await.expect("order API answers")
+    }
+
+    /// Creates an order of `quantity` × `sku` at 1,250 cents with `token`; returns its id.
+    pub async fn create_order(&self, token: Option<&str>, sku: &str, quantity: u32) -> Uuid {
+        let body = json!({
+            "customer_id": "c-42",
+            "items": [{"sku": sku, "quantity": quantity, "unit_price_cents": 1250}],
+            "currency": "USD",
+            "payment_token": token,
+        });
+        let response = self.post_order(body.to_string(), &[]).await;
+        assert_eq!(response.status(), 201, "{}", response.text().await.unwrap_or_default());
+        let created: Value = response.json().await.unwrap();
+        created["order_id"].as_str().unwrap().parse().unwrap()
+    }
+
+    /// Creates `n` orders, `parallel` at a time.
+    pub async fn create_orders(&self, n: usize, token: Option<&str>, sku: &str) -> Vec<Uuid> {
+        let mut ids = Vec::with_capacity(n);
+        for wave in (0..n).collect::<Vec<_>>().chunks(20) {
+            let creates = wave.iter().map(|_| self.create_order(token, sku, 1));
+            ids.extend(futures_util::future::join_all(creates).await);
+        }
+        ids
+    }
+
+    /// `GET` a JSON resource of `worker`; `None` on 404.
+    pub async fn get(&self, worker: &Worker, path: &str) -> Option<Value> {
+        let response = self.http.get(worker.url(path)).send().await.ok()?;
+        if response.status() == 404 {
+            return None;
+        }
+        response.json().await.ok()
+    }
+
+    /// The order as the API shows it.
+    pub async fn order(&self, id: Uuid) -> Value {
+        self.get(&self.order, &format!("/orders/{id}")).await.expect("order exists")
+    }
+
+    /// The payment record of an order (from the first payment worker; they share the store).
+    pub async fn payment(&self, id: Uuid) -> Option<Value> {
+        self.get(&self.payments[0], &format!("/payments/{id}")).await
+    }
+
+    /// Stock counts of a SKU.
+    pub async fn stock(&self, sku: &str) -> Value {
+        self.get(&self.stocks[0], &format!("/stock/{sku}")).await.expect("known SKU")
+    }
+
+    /// Waits until every order is `completed` or `cancelled`; returns them.
+    pub async fn wait_terminal(&self, ids: &[Uuid], timeout: Duration) -> HashMap<Uuid, Value> {
+        let deadline = std::time::Instant::now() + timeout;
+        let mut done = HashMap::new();
+        loop {
+            for id in ids.iter().filter(|id| !done.contains_key(*id)).copied().collect::<Vec<_>>() {
+                let order = self.order(id).await;
+                if order["status"] != "pending" {
+                    done.insert(id, order);
+                }
+            }
+            if done.len() == ids.len() {
+                return done;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{} of {} orders still pending after {timeout:?}; logs in {}",
+                ids.len() - done.len(),
+                ids.len(),
+                self.dir.display()
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// The order worker's SQLite store, for asserting what was (not) stored.
+    pub async fn order_count(&self) -> i64 {
+        let url = format!("sqlite://{}/order.db", self.dir.display());
+        let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+        let count: (i64,) = sqlx::query_as("SELECT COUNT(*) FROM orders").fetch_one(&pool).await.unwrap();
+        pool.close().await;
+        count.0
+    }
+}
+
+impl Drop for System {
+    fn drop(&mut self) {
+        for worker in std::iter::once(&mut self.order).chain(&mut self.payments).chain(&mut self.stocks) {
+            worker.kill();
+        }
+        for database in &self.databases {
+            postgres::drop_blocking(database);
+        }
+        if std::thread::panicking() {
+            eprintln!("worker logs kept in {}", self.dir.display());
+        } else {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+/// Fresh PostgreSQL databases for tests that share a store between replicas.
+pub mod postgres {
+    use super::*;
+
+    /// The server tests use: `TEST_POSTGRES_URL`, default the local one.
+    pub fn admin_url() -> String {
+        std::env::var("TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
+    }
+
+    fn url_of(database: &str) -> String {
+        let admin = admin_url();
+        let base = admin.rsplit_once('/').map_or(admin.as_str(), |(base, _)| base).to_owned();
+        format!("{base}/{database}")
+    }
+
+    /// Creates `database`; returns its URL.
+    pub async fn create(database: &str) -> String {
+        let pool = sqlx::PgPool::connect(&admin_url())
+            .await
+            .with_context(|| format!("PostgreSQL at {} (set TEST_POSTGRES_URL)", admin_url()))
+            .unwrap();
+        sqlx::query(&format!("CREATE DATABASE \"{database}\"")).execute(&pool).await.unwrap();
+        pool.close().await;
+        url_of(database)
+    }
+
+    /// Drops `database` (from a helper thread: Drop cannot await).
+    pub fn drop_blocking(database: &str) {
+        let database = database.to_owned();
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            rt.block_on(async {
+                if let Ok(pool) = sqlx::PgPool::connect(&admin_url()).await {
+                    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS \"{database}\" WITH (FORCE)"))
+                        .execute(&pool)
+                        .await;
+                    pool.close().await;
+                }
+            });
+        })
+        .join();
+    }
+}

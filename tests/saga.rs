@@ -1,0 +1,189 @@
+//! The saga end to end: the real workers, a real broker, each test in its own vhost.
+
+use e2e::{Options, System, metrics};
+use serde_json::json;
+use std::time::Duration;
+use testkit::inspect::Inspector;
+use testkit::eventually;
+
+const WAIT: Duration = Duration::from_secs(120);
+
+#[tokio::test]
+async fn two_hundred_approved_orders_complete_and_stock_adds_up() {
+    let system = System::start(Options {
+        stock: json!({"SKU-A": 1000}),
+        ..Options::default()
+    })
+    .await;
+    let ids = system.create_orders(200, Some("tok_visa"), "SKU-A").await;
+    let orders = system.wait_terminal(&ids, WAIT).await;
+    let completed = orders.values().filter(|o| o["status"] == "completed").count();
+    assert_eq!(completed, 200, "every order completed");
+    let stock = system.stock("SKU-A").await;
+    assert_eq!(stock, json!({"sku": "SKU-A", "available": 800, "reserved": 0, "committed": 200}));
+    for id in &ids[..10] {
+        let payment = system.payment(*id).await.unwrap();
+        assert_eq!(payment["status"], "charged");
+        assert_eq!(payment["charged_cents"], 1250);
+    }
+}
+
+#[tokio::test]
+async fn a_declined_payment_cancels_the_order_and_releases_its_stock() {
+    let system = System::start(Options {
+        stock: json!({"SKU-A": 10}),
+        ..Options::default()
+    })
+    .await;
+    let id = system.create_order(Some("tok_declined"), "SKU-A", 3).await;
+    let order = &system.wait_terminal(&[id], WAIT).await[&id];
+    assert_eq!(order["status"], "cancelled");
+    assert_eq!(order["reason"], "payment_declined");
+    let stock = eventually("stock released", WAIT, || async {
+        let stock = system.stock("SKU-A").await;
+        (stock["reserved"] == 0 && stock["available"] == 10).then_some(stock)
+    })
+    .await
+    .unwrap();
+    assert_eq!(stock["committed"], 0);
+    let payment = system.payment(id).await.unwrap();
+    assert_eq!(payment["status"], "declined");
+    assert_eq!(payment["charged_cents"], 0);
+}
+
+#[tokio::test]
+async fn a_shortage_cancels_the_order_and_refunds_the_charge() {
+    let mut system = System::start(Options {
+        stock: json!({"SKU-SCARCE": 5}),
+        ..Options::default()
+    })
+    .await;
+    // Hold the stock worker back so that the payment goes through first.
+    system.stocks[0].kill();
+    let id = system.create_order(Some("tok_visa"), "SKU-SCARCE", 6).await;
+    eventually("charged", WAIT, || async {
+        let payment = system.payment(id).await?;
+        (payment["status"] == "charged").then_some(())
+    })
+    .await
+    .unwrap();
+    system.stocks[0].restart();
+    system.wait_ready(&system.stocks[0]).await;
+
+    let order = &system.wait_terminal(&[id], WAIT).await[&id];
+    assert_eq!(order["status"], "cancelled");
+    assert_eq!(order["reason"], "out_of_stock");
+    let payment = eventually("refunded", WAIT, || async {
+        let payment = system.payment(id).await?;
+        (payment["status"] == "refunded").then_some(payment)
+    })
+    .await
+    .unwrap();
+    assert_eq!(payment["charged_cents"], 7500, "the payment store shows the charge");
+    assert_eq!(payment["refunded_cents"], 7500, "and its refund");
+    let stock = system.stock("SKU-SCARCE").await;
+    assert_eq!(stock, json!({"sku": "SKU-SCARCE", "available": 5, "reserved": 0, "committed": 0}));
+    eventually("order worker saw the refund", WAIT, || async {
+        (system.order(id).await["refunded"] == true).then_some(())
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn transient_failures_are_retried_until_the_order_completes() {
+    let system = System::start(Options::default()).await;
+    let id = system.create_order(Some("tok_transient_2"), "SKU-1", 1).await;
+    let order = &system.wait_terminal(&[id], WAIT).await[&id];
+    assert_eq!(order["status"], "completed");
+    let text = reqwest::get(system.payments[0].url("/metrics")).await.unwrap().text().await.unwrap();
+    let retried = metrics::sample(
+        &text,
+        "orderflow_deliveries_total",
+        &[("queue", "payment.order-created"), ("outcome", "retryable")],
+    );
+    assert_eq!(retried, Some(2.0), "two retries, visible in the worker's metrics");
+    let handled = metrics::sample(
+        &text,
+        "orderflow_deliveries_total",
+        &[("queue", "payment.order-created"), ("outcome", "handled")],
+    );
+    assert_eq!(handled, Some(1.0));
+    let payment = system.payment(id).await.unwrap();
+    assert_eq!(payment["status"], "charged");
+}
+
+#[tokio::test]
+async fn a_malformed_order_created_lands_in_every_dlq_and_the_workers_go_on() {
+    let system = System::start(Options::default()).await;
+    let inspector = Inspector::connect(&system.vhost.url).await.unwrap();
+    let garbage = br#"{"order_id": "not-a-uuid", "items": "#.to_vec();
+    inspector
+        .channel()
+        .basic_publish(
+            "orders".into(),
+            "order.created".into(),
+            broker::lapin::options::BasicPublishOptions::default(),
+            &garbage,
+            broker::lapin::BasicProperties::default()
+                .with_delivery_mode(2)
+                .with_type("order.created".into()),
+        )
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    for queue in ["payment.order-created.dlq", "stock.order-created.dlq"] {
+        let dead = eventually(queue, WAIT, || async {
+            let taken = inspector.take_all(queue).await.ok()?;
+            (!taken.is_empty()).then_some(taken)
+        })
+        .await
+        .unwrap();
+        assert_eq!(dead.len(), 1, "{queue}");
+        assert_eq!(dead[0].header("error-kind").as_deref(), Some("malformed"));
+        assert_eq!(dead[0].body, garbage, "kept byte for byte");
+    }
+    let id = system.create_order(Some("tok_visa"), "SKU-1", 1).await;
+    assert_eq!(system.wait_terminal(&[id], WAIT).await[&id]["status"], "completed");
+}
+
+#[tokio::test]
+async fn the_same_event_twice_has_one_effect() {
+    let system = System::start(Options {
+        stock: json!({"SKU-A": 100}),
+        ..Options::default()
+    })
+    .await;
+    let id = system.create_order(Some("tok_visa"), "SKU-A", 4).await;
+    assert_eq!(system.wait_terminal(&[id], WAIT).await[&id]["status"], "completed");
+
+    // Publish the very same order.created again (same deterministic message_id).
+    let order = system.order(id).await;
+    let event = contracts::OrderCreated {
+        order_id: id,
+        customer_id: "c-42".into(),
+        items: serde_json::from_value(order["items"].clone()).unwrap(),
+        total_cents: 5000,
+        currency: "USD".into(),
+        payment_token: Some("tok_visa".into()),
+        created_at: time::OffsetDateTime::now_utc(),
+    };
+    let publisher = broker::Publisher::new(&broker::BrokerConfig::new(&system.vhost.url, "e2e")).unwrap();
+    contracts::publish(&publisher, &event).await.unwrap();
+    for (worker, queue) in [(&system.payments[0], "payment.order-created"), (&system.stocks[0], "stock.order-created")] {
+        eventually("duplicate handled", WAIT, || async {
+            let text = reqwest::get(worker.url("/metrics")).await.ok()?.text().await.ok()?;
+            let handled = metrics::sample(&text, "orderflow_deliveries_total", &[("queue", queue), ("outcome", "handled")]);
+            (handled == Some(2.0)).then_some(())
+        })
+        .await
+        .unwrap();
+    }
+    let stock = system.stock("SKU-A").await;
+    assert_eq!(stock, json!({"sku": "SKU-A", "available": 96, "reserved": 0, "committed": 4}));
+    let payment = system.payment(id).await.unwrap();
+    assert_eq!(payment["charged_cents"], 5000, "charged once");
+    assert_eq!(system.order(id).await["status"], "completed");
+    publisher.close().await;
+}
