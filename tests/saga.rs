@@ -187,3 +187,40 @@ async fn the_same_event_twice_has_one_effect() {
     assert_eq!(system.order(id).await["status"], "completed");
     publisher.close().await;
 }
+
+#[tokio::test]
+async fn an_always_failing_payment_is_dead_lettered_and_completes_after_replay() {
+    let system = System::start(Options::default()).await;
+    let id = system.create_order(Some("tok_outage"), "SKU-1", 1).await;
+    let queue = "payment.order-created";
+    let letters = eventually("dead letter", WAIT, || async {
+        let (ok, out) = system.cli(&["dlq", "show", queue, "--json"]).await;
+        let letters: Vec<serde_json::Value> = out.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+        (ok && !letters.is_empty()).then_some(letters)
+    })
+    .await
+    .unwrap();
+    assert_eq!(letters.len(), 1);
+    let letter = &letters[0];
+    assert_eq!(letter["correlation_id"], id.to_string());
+    assert_eq!(letter["type"], "order.created");
+    let headers = &letter["headers"];
+    assert_eq!(headers["error-kind"], "retries-exhausted");
+    assert_eq!(headers["retry-count"], 3);
+    assert_eq!(headers["source-queue"], queue);
+    assert_eq!(headers["original-exchange"], "orders");
+    assert_eq!(headers["original-routing-key"], "order.created");
+    assert!(headers["error"].as_str().unwrap().contains("unavailable"), "{headers}");
+    assert!(headers["failed-at"].is_string());
+
+    let order = system.order(id).await;
+    assert_eq!(order["status"], "pending", "visibly stuck while its payment is dead-lettered");
+    assert_eq!(order["stock_reserved"], true);
+
+    let (ok, out) = system.cli(&["dlq", "replay", queue]).await;
+    assert!(ok, "{out}");
+    let order = &system.wait_terminal(&[id], WAIT).await[&id];
+    assert_eq!(order["status"], "completed", "the replayed payment went through");
+    let (_, out) = system.cli(&["dlq", "list"]).await;
+    assert!(out.lines().any(|l| l.starts_with("payment.order-created.dlq") && l.trim_end().ends_with(" 0")), "{out}");
+}

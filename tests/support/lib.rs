@@ -220,6 +220,21 @@ impl System {
         }
     }
 
+    /// Runs the admin CLI `orderflow` against this system's vhost; returns (success, stdout).
+    pub async fn cli(&self, args: &[&str]) -> (bool, String) {
+        let output = tokio::process::Command::new(process::bin_dir().join("orderflow"))
+            .arg("--amqp-url")
+            .arg(&self.vhost.url)
+            .args(args)
+            .output()
+            .await
+            .expect("running orderflow");
+        if !output.status.success() {
+            eprintln!("orderflow {args:?}: {}", String::from_utf8_lossy(&output.stderr));
+        }
+        (output.status.success(), String::from_utf8_lossy(&output.stdout).into_owned())
+    }
+
     /// The order worker's SQLite store, for asserting what was (not) stored.
     pub async fn order_count(&self) -> i64 {
         let url = format!("sqlite://{}/order.db", self.dir.display());

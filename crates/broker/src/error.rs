@@ -49,7 +49,9 @@ impl BrokerError {
     #[must_use]
     pub fn is_recoverable(&self) -> bool {
         match self {
-            Self::Connection(_) | Self::Pool(_) | Self::ConfirmTimeout(_) => true,
+            // A channel-level (soft) error such as a missing exchange fails again on a new channel.
+            Self::Connection(err) => !err.is_amqp_soft_error(),
+            Self::Pool(_) | Self::ConfirmTimeout(_) => true,
             Self::Topology(err) => err.is_recoverable(),
             Self::Unroutable { .. } | Self::Nacked { .. } | Self::Serialize(_) => false,
         }

@@ -17,6 +17,8 @@ pub const SOURCE_QUEUE: &str = "source-queue";
 pub const ORIGINAL_EXCHANGE: &str = "original-exchange";
 /// The routing key the message was first published with.
 pub const ORIGINAL_ROUTING_KEY: &str = "original-routing-key";
+/// How many times an operator has replayed the message from its dead-letter queue (absent = 0).
+pub const REPLAY_COUNT: &str = "replay-count";
 /// W3C trace context, carried from publisher to consumer.
 pub const TRACEPARENT: &str = "traceparent";
 

@@ -1,0 +1,187 @@
+//! Which broker and vhost the CLI works on, and the connections to it (AMQP and management API).
+
+use anyhow::{Context, anyhow};
+use broker::lapin::protocol::{AMQPErrorKind, AMQPSoftError};
+use broker::lapin::{Channel, Connection, ErrorKind, uri::AMQPUri};
+use std::time::Duration;
+
+/// The `app_id` on what the CLI publishes, and its connections' name prefix.
+pub const APP_ID: &str = "orderflow-cli";
+
+/// How long the CLI keeps retrying a publish through connection failures.
+const PUBLISH_RETRY_FOR: Duration = Duration::from_secs(10);
+
+/// The management API client type.
+pub type Management = rabbitmq_http_client::api::Client<String, String, String>;
+
+/// Where the CLI works: the AMQP URL, its vhost, and the management API with the same login.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// The AMQP URL as given.
+    pub amqp_url: String,
+    /// The vhost named by the URL, percent-decoded (`%2f` is `/`).
+    pub vhost: String,
+    /// `http(s)://host:port/api`.
+    pub management_api: String,
+    username: String,
+    password: String,
+}
+
+impl Target {
+    /// Reads the vhost and login from `amqp_url`; the management API defaults to the AMQP host,
+    /// port 15672.
+    ///
+    /// # Errors
+    /// When the AMQP URL does not parse.
+    pub fn new(amqp_url: &str, management_url: Option<&str>) -> anyhow::Result<Self> {
+        let uri: AMQPUri = amqp_url
+            .parse()
+            .map_err(|err| anyhow!("bad AMQP URL '{}': {err}", redact(amqp_url)))?;
+        let base = management_url.map_or_else(
+            || format!("http://{}:15672", uri.authority.host),
+            |url| {
+                url.trim_end_matches('/')
+                    .trim_end_matches("/api")
+                    .to_owned()
+            },
+        );
+        Ok(Self {
+            amqp_url: amqp_url.to_owned(),
+            vhost: uri.vhost,
+            management_api: format!("{base}/api"),
+            username: uri.authority.userinfo.username,
+            password: uri.authority.userinfo.password,
+        })
+    }
+
+    /// A management API client.
+    ///
+    /// # Errors
+    /// When the management URL is not http(s).
+    pub fn management(&self) -> anyhow::Result<Management> {
+        // One TLS stack (rustls) with one crypto provider (ring) across the workspace.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        rabbitmq_http_client::api::ClientBuilder::new()
+            .with_endpoint(self.management_api.clone())
+            .with_basic_auth_credentials(self.username.clone(), self.password.clone())
+            .build()
+            .map_err(|err| anyhow!("bad management URL '{}': {err}", self.management_api))
+    }
+
+    /// Opens an AMQP connection named `orderflow-cli-admin`.
+    ///
+    /// # Errors
+    /// When the broker cannot be reached or refuses the login or the vhost.
+    pub async fn connect(&self) -> anyhow::Result<Connection> {
+        broker::connection::connect(&self.amqp_url, APP_ID, "admin")
+            .await
+            .with_context(|| format!("cannot connect to {}", redact(&self.amqp_url)))
+    }
+
+    /// A confirming publisher (on its own connection, opened on first use).
+    ///
+    /// # Errors
+    /// When the URL cannot be used for a connection pool.
+    pub fn publisher(&self) -> anyhow::Result<broker::Publisher> {
+        let config = broker::BrokerConfig::new(&self.amqp_url, APP_ID)
+            .with_publish_retry_for(PUBLISH_RETRY_FOR);
+        broker::Publisher::new(&config).context("cannot set up the publisher")
+    }
+}
+
+/// An open connection with one channel, closed politely when done.
+#[derive(Debug)]
+pub struct Session {
+    connection: Connection,
+    /// The channel.
+    pub channel: Channel,
+}
+
+impl Session {
+    /// Connects to `target` and opens a channel.
+    ///
+    /// # Errors
+    /// When the broker cannot be reached.
+    pub async fn open(target: &Target) -> anyhow::Result<Self> {
+        let connection = target.connect().await?;
+        let channel = connection
+            .create_channel()
+            .await
+            .context("cannot open a channel")?;
+        Ok(Self {
+            connection,
+            channel,
+        })
+    }
+
+    /// A fresh channel on the same connection (a failed passive declare closes a channel).
+    ///
+    /// # Errors
+    /// When the connection is gone.
+    pub async fn reopen(&mut self) -> anyhow::Result<()> {
+        self.channel = self
+            .connection
+            .create_channel()
+            .await
+            .context("cannot open a channel")?;
+        Ok(())
+    }
+
+    /// Closes the channel and the connection; unacked messages go back to their queues.
+    pub async fn close(self) {
+        let _ = self.channel.close(200, "done".into()).await;
+        let _ = self.connection.close(200, "done".into()).await;
+    }
+}
+
+/// True when the broker answered NOT_FOUND (no such queue or exchange).
+#[must_use]
+pub fn is_not_found(err: &broker::lapin::Error) -> bool {
+    matches!(err.kind(), ErrorKind::ProtocolError(e)
+        if matches!(e.kind(), AMQPErrorKind::Soft(AMQPSoftError::NOTFOUND)))
+}
+
+/// The URL without its password, for messages.
+#[must_use]
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let userinfo = &url[scheme_end + 3..at];
+            let user = userinfo.split(':').next().unwrap_or_default();
+            format!("{}{user}:***{}", &url[..scheme_end + 3], &url[at..])
+        }
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vhost_is_percent_decoded_and_management_defaults_to_the_amqp_host() {
+        let target = Target::new("amqp://guest:guest@rabbit.local:5672/%2f", None).unwrap();
+        assert_eq!(target.vhost, "/");
+        assert_eq!(target.management_api, "http://rabbit.local:15672/api");
+        let target = Target::new(
+            "amqp://u:p@h/my%2Fvhost",
+            Some("https://mgmt.example:443/api/"),
+        )
+        .unwrap();
+        assert_eq!(target.vhost, "my/vhost");
+        assert_eq!(target.management_api, "https://mgmt.example:443/api");
+        assert_eq!(
+            (target.username.as_str(), target.password.as_str()),
+            ("u", "p")
+        );
+    }
+
+    #[test]
+    fn passwords_stay_out_of_messages() {
+        assert_eq!(
+            redact("amqp://guest:secret@h:5672/%2f"),
+            "amqp://guest:***@h:5672/%2f"
+        );
+        assert_eq!(redact("amqp://h/v"), "amqp://h/v");
+    }
+}

@@ -1,0 +1,82 @@
+//! Crashes and replicas: a payment worker killed mid-run, and replicas sharing PostgreSQL.
+
+use e2e::{Options, System, metrics};
+use serde_json::json;
+use std::time::Duration;
+use testkit::eventually;
+
+const WAIT: Duration = Duration::from_secs(240);
+
+#[tokio::test]
+async fn a_payment_worker_killed_mid_run_charges_every_order_exactly_once() {
+    let mut system = System::start(Options {
+        stock: json!({"SKU-A": 10_000}),
+        ..Options::default()
+    })
+    .await;
+    // Orders pile up while the payment worker is down; it is killed once it is busy with them.
+    system.payments[0].kill();
+    let ids = system.create_orders(500, Some("tok_visa"), "SKU-A").await;
+    system.payments[0].restart();
+    let metrics_url = system.payments[0].url("/metrics");
+    let handled_at_kill = eventually("payment worker busy", WAIT, || async {
+        let text = reqwest::get(&metrics_url).await.ok()?.text().await.ok()?;
+        let handled = metrics::sample(
+            &text,
+            "orderflow_deliveries_total",
+            &[("queue", "payment.order-created"), ("outcome", "handled")],
+        )?;
+        (handled >= 50.0).then_some(handled)
+    })
+    .await
+    .unwrap();
+    system.payments[0].kill();
+    println!("SIGKILLed the payment worker after {handled_at_kill} of 500 charges");
+    assert!(handled_at_kill < 500.0, "killed mid-run");
+    system.payments[0].restart();
+    system.wait_ready(&system.payments[0]).await;
+
+    let orders = system.wait_terminal(&ids, WAIT).await;
+    assert!(orders.values().all(|o| o["status"] == "completed"), "all 500 completed");
+    for id in &ids {
+        let payment = system.payment(*id).await.unwrap();
+        assert_eq!(payment["status"], "charged", "{id}");
+        assert_eq!(payment["charged_cents"], 1250, "{id}: exactly one charge");
+    }
+    let stock = system.stock("SKU-A").await;
+    assert_eq!(stock["committed"], 500);
+    assert_eq!(stock["reserved"], 0);
+}
+
+#[tokio::test]
+async fn replicas_on_postgres_never_oversell_or_double_charge() {
+    let system = System::start(Options {
+        stock: json!({"SKU-SCARCE": 50}),
+        replicas: 2,
+        postgres: true,
+        ..Options::default()
+    })
+    .await;
+    let ids = system.create_orders(200, Some("tok_visa"), "SKU-SCARCE").await;
+    let orders = system.wait_terminal(&ids, WAIT).await;
+    let completed: Vec<_> = ids.iter().filter(|id| orders[*id]["status"] == "completed").collect();
+    let cancelled: Vec<_> = ids.iter().filter(|id| orders[*id]["status"] == "cancelled").collect();
+    assert_eq!(completed.len(), 50, "exactly the stock sold");
+    assert_eq!(cancelled.len(), 150);
+    assert!(cancelled.iter().all(|id| orders[*id]["reason"] == "out_of_stock"));
+    let stock = system.stock("SKU-SCARCE").await;
+    assert_eq!(stock, json!({"sku": "SKU-SCARCE", "available": 0, "reserved": 0, "committed": 50}));
+    for id in &completed {
+        let payment = system.payment(**id).await.unwrap();
+        assert_eq!((payment["status"].as_str(), payment["charged_cents"].as_i64()), (Some("charged"), Some(1250)));
+    }
+    for id in &cancelled {
+        let payment = eventually("compensated", WAIT, || async {
+            let payment = system.payment(**id).await?;
+            matches!(payment["status"].as_str(), Some("refunded" | "cancelled")).then_some(payment)
+        })
+        .await
+        .unwrap();
+        assert_eq!(payment["charged_cents"], payment["refunded_cents"], "{id}: no charge without a refund");
+    }
+}
