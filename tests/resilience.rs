@@ -37,7 +37,10 @@ async fn a_payment_worker_killed_mid_run_charges_every_order_exactly_once() {
     system.wait_ready(&system.payments[0]).await;
 
     let orders = system.wait_terminal(&ids, WAIT).await;
-    assert!(orders.values().all(|o| o["status"] == "completed"), "all 500 completed");
+    assert!(
+        orders.values().all(|o| o["status"] == "completed"),
+        "all 500 completed"
+    );
     for id in &ids {
         let payment = system.payment(*id).await.unwrap();
         assert_eq!(payment["status"], "charged", "{id}");
@@ -57,18 +60,39 @@ async fn replicas_on_postgres_never_oversell_or_double_charge() {
         ..Options::default()
     })
     .await;
-    let ids = system.create_orders(200, Some("tok_visa"), "SKU-SCARCE").await;
+    let ids = system
+        .create_orders(200, Some("tok_visa"), "SKU-SCARCE")
+        .await;
     let orders = system.wait_terminal(&ids, WAIT).await;
-    let completed: Vec<_> = ids.iter().filter(|id| orders[*id]["status"] == "completed").collect();
-    let cancelled: Vec<_> = ids.iter().filter(|id| orders[*id]["status"] == "cancelled").collect();
+    let completed: Vec<_> = ids
+        .iter()
+        .filter(|id| orders[*id]["status"] == "completed")
+        .collect();
+    let cancelled: Vec<_> = ids
+        .iter()
+        .filter(|id| orders[*id]["status"] == "cancelled")
+        .collect();
     assert_eq!(completed.len(), 50, "exactly the stock sold");
     assert_eq!(cancelled.len(), 150);
-    assert!(cancelled.iter().all(|id| orders[*id]["reason"] == "out_of_stock"));
+    assert!(
+        cancelled
+            .iter()
+            .all(|id| orders[*id]["reason"] == "out_of_stock")
+    );
     let stock = system.stock("SKU-SCARCE").await;
-    assert_eq!(stock, json!({"sku": "SKU-SCARCE", "available": 0, "reserved": 0, "committed": 50}));
+    assert_eq!(
+        stock,
+        json!({"sku": "SKU-SCARCE", "available": 0, "reserved": 0, "committed": 50})
+    );
     for id in &completed {
         let payment = system.payment(**id).await.unwrap();
-        assert_eq!((payment["status"].as_str(), payment["charged_cents"].as_i64()), (Some("charged"), Some(1250)));
+        assert_eq!(
+            (
+                payment["status"].as_str(),
+                payment["charged_cents"].as_i64()
+            ),
+            (Some("charged"), Some(1250))
+        );
     }
     for id in &cancelled {
         let payment = eventually("compensated", WAIT, || async {
@@ -77,6 +101,9 @@ async fn replicas_on_postgres_never_oversell_or_double_charge() {
         })
         .await
         .unwrap();
-        assert_eq!(payment["charged_cents"], payment["refunded_cents"], "{id}: no charge without a refund");
+        assert_eq!(
+            payment["charged_cents"], payment["refunded_cents"],
+            "{id}: no charge without a refund"
+        );
     }
 }

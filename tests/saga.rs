@@ -3,8 +3,8 @@
 use e2e::{Options, System, metrics};
 use serde_json::json;
 use std::time::Duration;
-use testkit::inspect::Inspector;
 use testkit::eventually;
+use testkit::inspect::Inspector;
 
 const WAIT: Duration = Duration::from_secs(120);
 
@@ -17,10 +17,16 @@ async fn two_hundred_approved_orders_complete_and_stock_adds_up() {
     .await;
     let ids = system.create_orders(200, Some("tok_visa"), "SKU-A").await;
     let orders = system.wait_terminal(&ids, WAIT).await;
-    let completed = orders.values().filter(|o| o["status"] == "completed").count();
+    let completed = orders
+        .values()
+        .filter(|o| o["status"] == "completed")
+        .count();
     assert_eq!(completed, 200, "every order completed");
     let stock = system.stock("SKU-A").await;
-    assert_eq!(stock, json!({"sku": "SKU-A", "available": 800, "reserved": 0, "committed": 200}));
+    assert_eq!(
+        stock,
+        json!({"sku": "SKU-A", "available": 800, "reserved": 0, "committed": 200})
+    );
     for id in &ids[..10] {
         let payment = system.payment(*id).await.unwrap();
         assert_eq!(payment["status"], "charged");
@@ -79,10 +85,16 @@ async fn a_shortage_cancels_the_order_and_refunds_the_charge() {
     })
     .await
     .unwrap();
-    assert_eq!(payment["charged_cents"], 7500, "the payment store shows the charge");
+    assert_eq!(
+        payment["charged_cents"], 7500,
+        "the payment store shows the charge"
+    );
     assert_eq!(payment["refunded_cents"], 7500, "and its refund");
     let stock = system.stock("SKU-SCARCE").await;
-    assert_eq!(stock, json!({"sku": "SKU-SCARCE", "available": 5, "reserved": 0, "committed": 0}));
+    assert_eq!(
+        stock,
+        json!({"sku": "SKU-SCARCE", "available": 5, "reserved": 0, "committed": 0})
+    );
     eventually("order worker saw the refund", WAIT, || async {
         (system.order(id).await["refunded"] == true).then_some(())
     })
@@ -93,16 +105,27 @@ async fn a_shortage_cancels_the_order_and_refunds_the_charge() {
 #[tokio::test]
 async fn transient_failures_are_retried_until_the_order_completes() {
     let system = System::start(Options::default()).await;
-    let id = system.create_order(Some("tok_transient_2"), "SKU-1", 1).await;
+    let id = system
+        .create_order(Some("tok_transient_2"), "SKU-1", 1)
+        .await;
     let order = &system.wait_terminal(&[id], WAIT).await[&id];
     assert_eq!(order["status"], "completed");
-    let text = reqwest::get(system.payments[0].url("/metrics")).await.unwrap().text().await.unwrap();
+    let text = reqwest::get(system.payments[0].url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     let retried = metrics::sample(
         &text,
         "orderflow_deliveries_total",
         &[("queue", "payment.order-created"), ("outcome", "retryable")],
     );
-    assert_eq!(retried, Some(2.0), "two retries, visible in the worker's metrics");
+    assert_eq!(
+        retried,
+        Some(2.0),
+        "two retries, visible in the worker's metrics"
+    );
     let handled = metrics::sample(
         &text,
         "orderflow_deliveries_total",
@@ -145,7 +168,10 @@ async fn a_malformed_order_created_lands_in_every_dlq_and_the_workers_go_on() {
         assert_eq!(dead[0].body, garbage, "kept byte for byte");
     }
     let id = system.create_order(Some("tok_visa"), "SKU-1", 1).await;
-    assert_eq!(system.wait_terminal(&[id], WAIT).await[&id]["status"], "completed");
+    assert_eq!(
+        system.wait_terminal(&[id], WAIT).await[&id]["status"],
+        "completed"
+    );
 }
 
 #[tokio::test]
@@ -156,7 +182,10 @@ async fn the_same_event_twice_has_one_effect() {
     })
     .await;
     let id = system.create_order(Some("tok_visa"), "SKU-A", 4).await;
-    assert_eq!(system.wait_terminal(&[id], WAIT).await[&id]["status"], "completed");
+    assert_eq!(
+        system.wait_terminal(&[id], WAIT).await[&id]["status"],
+        "completed"
+    );
 
     // Publish the very same order.created again (same deterministic message_id).
     let order = system.order(id).await;
@@ -169,19 +198,35 @@ async fn the_same_event_twice_has_one_effect() {
         payment_token: Some("tok_visa".into()),
         created_at: time::OffsetDateTime::now_utc(),
     };
-    let publisher = broker::Publisher::new(&broker::BrokerConfig::new(&system.vhost.url, "e2e")).unwrap();
+    let publisher =
+        broker::Publisher::new(&broker::BrokerConfig::new(&system.vhost.url, "e2e")).unwrap();
     contracts::publish(&publisher, &event).await.unwrap();
-    for (worker, queue) in [(&system.payments[0], "payment.order-created"), (&system.stocks[0], "stock.order-created")] {
+    for (worker, queue) in [
+        (&system.payments[0], "payment.order-created"),
+        (&system.stocks[0], "stock.order-created"),
+    ] {
         eventually("duplicate handled", WAIT, || async {
-            let text = reqwest::get(worker.url("/metrics")).await.ok()?.text().await.ok()?;
-            let handled = metrics::sample(&text, "orderflow_deliveries_total", &[("queue", queue), ("outcome", "handled")]);
+            let text = reqwest::get(worker.url("/metrics"))
+                .await
+                .ok()?
+                .text()
+                .await
+                .ok()?;
+            let handled = metrics::sample(
+                &text,
+                "orderflow_deliveries_total",
+                &[("queue", queue), ("outcome", "handled")],
+            );
             (handled == Some(2.0)).then_some(())
         })
         .await
         .unwrap();
     }
     let stock = system.stock("SKU-A").await;
-    assert_eq!(stock, json!({"sku": "SKU-A", "available": 96, "reserved": 0, "committed": 4}));
+    assert_eq!(
+        stock,
+        json!({"sku": "SKU-A", "available": 96, "reserved": 0, "committed": 4})
+    );
     let payment = system.payment(id).await.unwrap();
     assert_eq!(payment["charged_cents"], 5000, "charged once");
     assert_eq!(system.order(id).await["status"], "completed");
@@ -195,7 +240,10 @@ async fn an_always_failing_payment_is_dead_lettered_and_completes_after_replay()
     let queue = "payment.order-created";
     let letters = eventually("dead letter", WAIT, || async {
         let (ok, out) = system.cli(&["dlq", "show", queue, "--json"]).await;
-        let letters: Vec<serde_json::Value> = out.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+        let letters: Vec<serde_json::Value> = out
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect();
         (ok && !letters.is_empty()).then_some(letters)
     })
     .await
@@ -210,17 +258,70 @@ async fn an_always_failing_payment_is_dead_lettered_and_completes_after_replay()
     assert_eq!(headers["source-queue"], queue);
     assert_eq!(headers["original-exchange"], "orders");
     assert_eq!(headers["original-routing-key"], "order.created");
-    assert!(headers["error"].as_str().unwrap().contains("unavailable"), "{headers}");
+    assert!(
+        headers["error"].as_str().unwrap().contains("unavailable"),
+        "{headers}"
+    );
     assert!(headers["failed-at"].is_string());
 
     let order = system.order(id).await;
-    assert_eq!(order["status"], "pending", "visibly stuck while its payment is dead-lettered");
+    assert_eq!(
+        order["status"], "pending",
+        "visibly stuck while its payment is dead-lettered"
+    );
     assert_eq!(order["stock_reserved"], true);
 
     let (ok, out) = system.cli(&["dlq", "replay", queue]).await;
     assert!(ok, "{out}");
     let order = &system.wait_terminal(&[id], WAIT).await[&id];
-    assert_eq!(order["status"], "completed", "the replayed payment went through");
+    assert_eq!(
+        order["status"], "completed",
+        "the replayed payment went through"
+    );
     let (_, out) = system.cli(&["dlq", "list"]).await;
-    assert!(out.lines().any(|l| l.starts_with("payment.order-created.dlq") && l.trim_end().ends_with(" 0")), "{out}");
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("payment.order-created.dlq") && l.trim_end().ends_with(" 0")),
+        "{out}"
+    );
+}
+
+#[tokio::test]
+async fn an_order_published_straight_to_the_exchange_is_adopted_and_compensated() {
+    let system = System::start(Options {
+        stock: json!({"SKU-A": 10}),
+        ..Options::default()
+    })
+    .await;
+    let id = uuid::Uuid::new_v4();
+    let event = contracts::OrderCreated {
+        order_id: id,
+        customer_id: "c-7".into(),
+        items: vec![contracts::LineItem {
+            sku: "SKU-A".into(),
+            quantity: 2,
+            unit_price_cents: 500,
+        }],
+        total_cents: 1000,
+        currency: "EUR".into(),
+        payment_token: Some("tok_declined".into()),
+        created_at: time::OffsetDateTime::now_utc(),
+    };
+    let publisher =
+        broker::Publisher::new(&broker::BrokerConfig::new(&system.vhost.url, "e2e")).unwrap();
+    contracts::publish(&publisher, &event).await.unwrap();
+    let order = eventually("adopted and decided", WAIT, || async {
+        let order = system.get(&system.order, &format!("/orders/{id}")).await?;
+        (order["status"] == "cancelled").then_some(order)
+    })
+    .await
+    .unwrap();
+    assert_eq!(order["reason"], "payment_declined");
+    eventually("stock released", WAIT, || async {
+        let stock = system.stock("SKU-A").await;
+        (stock["available"] == 10 && stock["reserved"] == 0).then_some(())
+    })
+    .await
+    .unwrap();
+    publisher.close().await;
 }

@@ -128,7 +128,7 @@ pub async fn publish(publisher: &Publisher, message: &Outgoing) -> anyhow::Resul
     result.with_context(|| {
         format!(
             "{hint}: start the workers first (each one declares the whole topology), \
-             e.g. `docker compose -f deploy/compose.yaml up -d`"
+             with `deploy/run.sh` or `docker compose -f deploy/compose.yaml up -d`"
         )
     })
 }

@@ -75,14 +75,20 @@ impl System {
         let stock_db = database("stock");
         let order_db = format!("sqlite://{}/order.db", dir.display());
         let (payment_db, stock_db) = if options.postgres {
-            (postgres::create(&payment_db).await, postgres::create(&stock_db).await)
+            (
+                postgres::create(&payment_db).await,
+                postgres::create(&stock_db).await,
+            )
         } else {
             (payment_db, stock_db)
         };
         let common = vec![
             ("AMQP_URL".to_owned(), vhost.url.clone()),
             ("RETRY_MAX".to_owned(), options.retry_max.to_string()),
-            ("RETRY_INITIAL_MS".to_owned(), options.retry_initial_ms.to_string()),
+            (
+                "RETRY_INITIAL_MS".to_owned(),
+                options.retry_initial_ms.to_string(),
+            ),
             ("RETRY_MULTIPLIER".to_owned(), "2".to_owned()),
             ("STOCK_FILE".to_owned(), stock_file.display().to_string()),
             ("RUST_LOG".to_owned(), "info".to_owned()),
@@ -116,26 +122,36 @@ impl System {
     }
 
     fn workers(&self) -> impl Iterator<Item = &Worker> {
-        std::iter::once(&self.order).chain(&self.payments).chain(&self.stocks)
+        std::iter::once(&self.order)
+            .chain(&self.payments)
+            .chain(&self.stocks)
     }
 
     /// Waits until `/readyz` of `worker` says ready.
     pub async fn wait_ready(&self, worker: &Worker) {
         let url = worker.url("/readyz");
         let http = self.http.clone();
-        testkit::eventually(&format!("{} ready", worker.name()), Duration::from_secs(60), || {
-            let (http, url) = (http.clone(), url.clone());
-            async move {
-                let response = http.get(&url).send().await.ok()?;
-                response.status().is_success().then_some(())
-            }
-        })
+        testkit::eventually(
+            &format!("{} ready", worker.name()),
+            Duration::from_secs(60),
+            || {
+                let (http, url) = (http.clone(), url.clone());
+                async move {
+                    let response = http.get(&url).send().await.ok()?;
+                    response.status().is_success().then_some(())
+                }
+            },
+        )
         .await
         .unwrap_or_else(|err| panic!("{err}; log: {}", worker.log_tail()));
     }
 
     /// `POST /orders` with any body and headers.
-    pub async fn post_order(&self, body: impl Into<reqwest::Body>, headers: &[(&str, &str)]) -> reqwest::Response {
+    pub async fn post_order(
+        &self,
+        body: impl Into<reqwest::Body>,
+        headers: &[(&str, &str)],
+    ) -> reqwest::Response {
         let mut request = self
             .http
             .post(self.order.url("/orders"))
@@ -156,7 +172,12 @@ impl System {
             "payment_token": token,
         });
         let response = self.post_order(body.to_string(), &[]).await;
-        assert_eq!(response.status(), 201, "{}", response.text().await.unwrap_or_default());
+        assert_eq!(
+            response.status(),
+            201,
+            "{}",
+            response.text().await.unwrap_or_default()
+        );
         let created: Value = response.json().await.unwrap();
         created["order_id"].as_str().unwrap().parse().unwrap()
     }
@@ -182,17 +203,22 @@ impl System {
 
     /// The order as the API shows it.
     pub async fn order(&self, id: Uuid) -> Value {
-        self.get(&self.order, &format!("/orders/{id}")).await.expect("order exists")
+        self.get(&self.order, &format!("/orders/{id}"))
+            .await
+            .expect("order exists")
     }
 
     /// The payment record of an order (from the first payment worker; they share the store).
     pub async fn payment(&self, id: Uuid) -> Option<Value> {
-        self.get(&self.payments[0], &format!("/payments/{id}")).await
+        self.get(&self.payments[0], &format!("/payments/{id}"))
+            .await
     }
 
     /// Stock counts of a SKU.
     pub async fn stock(&self, sku: &str) -> Value {
-        self.get(&self.stocks[0], &format!("/stock/{sku}")).await.expect("known SKU")
+        self.get(&self.stocks[0], &format!("/stock/{sku}"))
+            .await
+            .expect("known SKU")
     }
 
     /// Waits until every order is `completed` or `cancelled`; returns them.
@@ -200,7 +226,12 @@ impl System {
         let deadline = std::time::Instant::now() + timeout;
         let mut done = HashMap::new();
         loop {
-            for id in ids.iter().filter(|id| !done.contains_key(*id)).copied().collect::<Vec<_>>() {
+            for id in ids
+                .iter()
+                .filter(|id| !done.contains_key(*id))
+                .copied()
+                .collect::<Vec<_>>()
+            {
                 let order = self.order(id).await;
                 if order["status"] != "pending" {
                     done.insert(id, order);
@@ -230,16 +261,25 @@ impl System {
             .await
             .expect("running orderflow");
         if !output.status.success() {
-            eprintln!("orderflow {args:?}: {}", String::from_utf8_lossy(&output.stderr));
+            eprintln!(
+                "orderflow {args:?}: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
         }
-        (output.status.success(), String::from_utf8_lossy(&output.stdout).into_owned())
+        (
+            output.status.success(),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+        )
     }
 
     /// The order worker's SQLite store, for asserting what was (not) stored.
     pub async fn order_count(&self) -> i64 {
         let url = format!("sqlite://{}/order.db", self.dir.display());
         let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
-        let count: (i64,) = sqlx::query_as("SELECT COUNT(*) FROM orders").fetch_one(&pool).await.unwrap();
+        let count: (i64,) = sqlx::query_as("SELECT COUNT(*) FROM orders")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
         pool.close().await;
         count.0
     }
@@ -247,7 +287,10 @@ impl System {
 
 impl Drop for System {
     fn drop(&mut self) {
-        for worker in std::iter::once(&mut self.order).chain(&mut self.payments).chain(&mut self.stocks) {
+        for worker in std::iter::once(&mut self.order)
+            .chain(&mut self.payments)
+            .chain(&mut self.stocks)
+        {
             worker.kill();
         }
         for database in &self.databases {
@@ -267,12 +310,16 @@ pub mod postgres {
 
     /// The server tests use: `TEST_POSTGRES_URL`, default the local one.
     pub fn admin_url() -> String {
-        std::env::var("TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
+        std::env::var("TEST_POSTGRES_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
     }
 
     fn url_of(database: &str) -> String {
         let admin = admin_url();
-        let base = admin.rsplit_once('/').map_or(admin.as_str(), |(base, _)| base).to_owned();
+        let base = admin
+            .rsplit_once('/')
+            .map_or(admin.as_str(), |(base, _)| base)
+            .to_owned();
         format!("{base}/{database}")
     }
 
@@ -282,7 +329,10 @@ pub mod postgres {
             .await
             .with_context(|| format!("PostgreSQL at {} (set TEST_POSTGRES_URL)", admin_url()))
             .unwrap();
-        sqlx::query(&format!("CREATE DATABASE \"{database}\"")).execute(&pool).await.unwrap();
+        sqlx::query(&format!("CREATE DATABASE \"{database}\""))
+            .execute(&pool)
+            .await
+            .unwrap();
         pool.close().await;
         url_of(database)
     }
@@ -291,12 +341,17 @@ pub mod postgres {
     pub fn drop_blocking(database: &str) {
         let database = database.to_owned();
         let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
             rt.block_on(async {
                 if let Ok(pool) = sqlx::PgPool::connect(&admin_url()).await {
-                    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS \"{database}\" WITH (FORCE)"))
-                        .execute(&pool)
-                        .await;
+                    let _ = sqlx::query(&format!(
+                        "DROP DATABASE IF EXISTS \"{database}\" WITH (FORCE)"
+                    ))
+                    .execute(&pool)
+                    .await;
                     pool.close().await;
                 }
             });

@@ -5,7 +5,11 @@ pub fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
     text.lines()
         .filter(|line| !line.starts_with('#'))
         .filter(|line| line.starts_with(name) && line[name.len()..].starts_with(['{', ' ']))
-        .find(|line| labels.iter().all(|(k, v)| line.contains(&format!("{k}=\"{v}\""))))
+        .find(|line| {
+            labels
+                .iter()
+                .all(|(k, v)| line.contains(&format!("{k}=\"{v}\"")))
+        })
         .and_then(|line| line.rsplit(' ').next())
         .and_then(|value| value.parse().ok())
 }
@@ -14,8 +18,23 @@ pub fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
 mod tests {
     #[test]
     fn reads_a_labelled_counter() {
-        let text = "# TYPE x counter\norderflow_deliveries_total{queue=\"q\",outcome=\"retryable\"} 2\n";
-        assert_eq!(super::sample(text, "orderflow_deliveries_total", &[("outcome", "retryable")]), Some(2.0));
-        assert_eq!(super::sample(text, "orderflow_deliveries_total", &[("outcome", "handled")]), None);
+        let text =
+            "# TYPE x counter\norderflow_deliveries_total{queue=\"q\",outcome=\"retryable\"} 2\n";
+        assert_eq!(
+            super::sample(
+                text,
+                "orderflow_deliveries_total",
+                &[("outcome", "retryable")]
+            ),
+            Some(2.0)
+        );
+        assert_eq!(
+            super::sample(
+                text,
+                "orderflow_deliveries_total",
+                &[("outcome", "handled")]
+            ),
+            None
+        );
     }
 }

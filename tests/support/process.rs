@@ -26,7 +26,10 @@ impl Kind {
 /// The directory the binaries are built into (next to this test executable's `deps/`).
 pub fn bin_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
-    exe.parent().and_then(Path::parent).expect("target/<profile>").to_path_buf()
+    exe.parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>")
+        .to_path_buf()
 }
 
 /// Builds the worker binaries and the CLI once per test process (a no-op when up to date).
@@ -35,7 +38,17 @@ pub fn build_binaries() {
     BUILD.call_once(|| {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
         let status = Command::new(cargo)
-            .args(["build", "-p", "order-worker", "-p", "payment-worker", "-p", "stock-worker", "-p", "cli"])
+            .args([
+                "build",
+                "-p",
+                "order-worker",
+                "-p",
+                "payment-worker",
+                "-p",
+                "stock-worker",
+                "-p",
+                "cli",
+            ])
             .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
             .status()
             .expect("running cargo build");
@@ -58,13 +71,24 @@ impl Worker {
     pub fn spawn(kind: Kind, index: usize, env: Vec<(String, String)>, dir: &Path) -> Worker {
         let addr = free_addr();
         let log = dir.join(format!("{}-{index}.log", kind.binary()));
-        let mut worker = Worker { kind, index, addr, env, log, child: None };
+        let mut worker = Worker {
+            kind,
+            index,
+            addr,
+            env,
+            log,
+            child: None,
+        };
         worker.start();
         worker
     }
 
     fn start(&mut self) {
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log).unwrap();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .unwrap();
         let child = Command::new(bin_dir().join(self.kind.binary()))
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .env("HTTP_ADDR", self.addr.to_string())
@@ -102,8 +126,12 @@ impl Worker {
 
     /// SIGTERM, then wait for the process to exit; returns whether it exited successfully.
     pub fn terminate(&mut self) -> bool {
-        let Some(mut child) = self.child.take() else { return false };
-        let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+        let Some(mut child) = self.child.take() else {
+            return false;
+        };
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
         child.wait().map(|s| s.success()).unwrap_or(false)
     }
 

@@ -132,13 +132,43 @@ macro_rules! event {
     };
 }
 
-event!(OrderCreated, "order.created", ORDERS_EXCHANGE, "order.created");
+event!(
+    OrderCreated,
+    "order.created",
+    ORDERS_EXCHANGE,
+    "order.created"
+);
 event!(OrderPaid, "order.paid", ORDER_PAID_EXCHANGE, "");
-event!(PaymentFailed, "payment.failed", ORDERS_EXCHANGE, "payment.failed");
-event!(StockReserved, "stock.reserved", ORDERS_EXCHANGE, "stock.reserved");
-event!(StockRejected, "stock.rejected", ORDERS_EXCHANGE, "stock.rejected");
-event!(OrderCancelled, "order.cancelled", ORDERS_EXCHANGE, "order.cancelled");
-event!(PaymentRefunded, "payment.refunded", ORDERS_EXCHANGE, "payment.refunded");
+event!(
+    PaymentFailed,
+    "payment.failed",
+    ORDERS_EXCHANGE,
+    "payment.failed"
+);
+event!(
+    StockReserved,
+    "stock.reserved",
+    ORDERS_EXCHANGE,
+    "stock.reserved"
+);
+event!(
+    StockRejected,
+    "stock.rejected",
+    ORDERS_EXCHANGE,
+    "stock.rejected"
+);
+event!(
+    OrderCancelled,
+    "order.cancelled",
+    ORDERS_EXCHANGE,
+    "order.cancelled"
+);
+event!(
+    PaymentRefunded,
+    "payment.refunded",
+    ORDERS_EXCHANGE,
+    "payment.refunded"
+);
 
 #[cfg(test)]
 mod tests {

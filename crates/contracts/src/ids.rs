@@ -19,8 +19,17 @@ mod tests {
     fn same_fact_same_id_other_fact_other_id() {
         let order = Uuid::new_v4().to_string();
         let other = Uuid::new_v4().to_string();
-        assert_eq!(message_id("order.paid", &order), message_id("order.paid", &order));
-        assert_ne!(message_id("order.paid", &order), message_id("payment.failed", &order));
-        assert_ne!(message_id("order.paid", &order), message_id("order.paid", &other));
+        assert_eq!(
+            message_id("order.paid", &order),
+            message_id("order.paid", &order)
+        );
+        assert_ne!(
+            message_id("order.paid", &order),
+            message_id("payment.failed", &order)
+        );
+        assert_ne!(
+            message_id("order.paid", &order),
+            message_id("order.paid", &other)
+        );
     }
 }

@@ -22,7 +22,9 @@ use broker::{BrokerError, Event, Outgoing, Publisher};
 /// # Errors
 /// As [`Publisher::publish`].
 pub async fn publish<E: Event>(publisher: &Publisher, event: &E) -> Result<(), BrokerError> {
-    publisher.publish(&outgoing(event, publisher.app_id())?).await
+    publisher
+        .publish(&outgoing(event, publisher.app_id())?)
+        .await
 }
 
 /// The message for a saga event, with its deterministic `message_id`.

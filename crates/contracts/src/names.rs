@@ -19,6 +19,8 @@ pub mod queues {
     pub const STOCK_ORDER_PAID: &str = "stock.order-paid";
     /// Stock worker: releases cancelled reservations.
     pub const STOCK_ORDER_CANCELLED: &str = "stock.order-cancelled";
+    /// Order worker: adopts orders published straight to the exchange (not through its API).
+    pub const ORDER_ORDER_CREATED: &str = "order.order-created";
     /// Order worker: marks orders paid.
     pub const ORDER_ORDER_PAID: &str = "order.order-paid";
     /// Order worker: records reservations.
@@ -31,12 +33,13 @@ pub mod queues {
     pub const ORDER_PAYMENT_REFUNDED: &str = "order.payment-refunded";
 
     /// Every consumer queue of the system.
-    pub const ALL: [&str; 10] = [
+    pub const ALL: [&str; 11] = [
         PAYMENT_ORDER_CREATED,
         PAYMENT_ORDER_CANCELLED,
         STOCK_ORDER_CREATED,
         STOCK_ORDER_PAID,
         STOCK_ORDER_CANCELLED,
+        ORDER_ORDER_CREATED,
         ORDER_ORDER_PAID,
         ORDER_STOCK_RESERVED,
         ORDER_STOCK_REJECTED,

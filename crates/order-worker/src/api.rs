@@ -42,7 +42,10 @@ async fn create(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let body = body.map_err(|rejection| {
-        ApiError::new(rejection.status(), format!("cannot read the body: {}", rejection.body_text()))
+        ApiError::new(
+            rejection.status(),
+            format!("cannot read the body: {}", rejection.body_text()),
+        )
     })?;
     let is_json = headers
         .get(header::CONTENT_TYPE)
@@ -97,7 +100,9 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
         return Ok(None);
     };
     match value.to_str() {
-        Ok(key) if !key.is_empty() && key.len() <= 255 && key.bytes().all(|b| b.is_ascii_graphic()) => {
+        Ok(key)
+            if !key.is_empty() && key.len() <= 255 && key.bytes().all(|b| b.is_ascii_graphic()) =>
+        {
             Ok(Some(key.to_owned()))
         }
         _ => Err(ApiError::new(
@@ -120,7 +125,11 @@ fn decode(body: &[u8]) -> Result<NewOrder, ApiError> {
             let field = match message.strip_prefix("missing field `") {
                 Some(rest) => {
                     let name = rest.split('`').next().unwrap_or_default();
-                    if path == "." { name.to_owned() } else { format!("{path}.{name}") }
+                    if path == "." {
+                        name.to_owned()
+                    } else {
+                        format!("{path}.{name}")
+                    }
                 }
                 None => path,
             };
@@ -131,9 +140,14 @@ fn decode(body: &[u8]) -> Result<NewOrder, ApiError> {
     })
 }
 
-async fn show(State(api): State<Api>, Path(order_id): Path<String>) -> Result<Json<Order>, ApiError> {
+async fn show(
+    State(api): State<Api>,
+    Path(order_id): Path<String>,
+) -> Result<Json<Order>, ApiError> {
     if order_id.parse::<uuid::Uuid>().is_err() {
-        return Err(ApiError::new(StatusCode::BAD_REQUEST, "order id must be a UUID").field("order_id"));
+        return Err(
+            ApiError::new(StatusCode::BAD_REQUEST, "order id must be a UUID").field("order_id"),
+        );
     }
     api.store
         .get(&order_id)
@@ -150,7 +164,11 @@ mod tests {
     fn decoding_errors_name_the_field() {
         let cases: [(&str, StatusCode, Option<&str>); 5] = [
             ("{", StatusCode::BAD_REQUEST, None),
-            (r#"{"items":[],"currency":"USD"}"#, StatusCode::UNPROCESSABLE_ENTITY, Some("customer_id")),
+            (
+                r#"{"items":[],"currency":"USD"}"#,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                Some("customer_id"),
+            ),
             (
                 r#"{"customer_id":"c","items":[{"sku":"S","quantity":-1,"unit_price_cents":1}],"currency":"USD"}"#,
                 StatusCode::UNPROCESSABLE_ENTITY,
@@ -161,7 +179,11 @@ mod tests {
                 StatusCode::UNPROCESSABLE_ENTITY,
                 Some("colour"),
             ),
-            (r#"{"customer_id":7,"items":[],"currency":"USD"}"#, StatusCode::UNPROCESSABLE_ENTITY, Some("customer_id")),
+            (
+                r#"{"customer_id":7,"items":[],"currency":"USD"}"#,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                Some("customer_id"),
+            ),
         ];
         for (body, status, field) in cases {
             let err = decode(body.as_bytes()).unwrap_err();

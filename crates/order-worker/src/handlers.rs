@@ -1,10 +1,14 @@
 //! The order worker's handlers: each reported fact moves the order towards `completed` or
-//! `cancelled`. An event about an order this worker never stored is rejected to the DLQ, where
-//! an operator sees it (it cannot succeed by retrying).
+//! `cancelled`. Orders published straight to the exchange (by the examples or another system)
+//! are adopted from their `order.created`. A fact about an order this worker does not know yet
+//! is retried (its `order.created` may still be on its way) and, if the order never shows up,
+//! dead-lettered as `retries-exhausted` for an operator to see — never dropped.
 
 use crate::store::{Applied, Change, OrderStore};
 use broker::{HandlerError, Message};
-use contracts::{OrderPaid, PaymentFailed, PaymentRefunded, StockRejected, StockReserved};
+use contracts::{
+    OrderCreated, OrderPaid, PaymentFailed, PaymentRefunded, StockRejected, StockReserved,
+};
 use std::sync::Arc;
 use tokio::sync::Notify;
 use uuid::Uuid;
@@ -77,7 +81,12 @@ impl<E: Fact> broker::Handler<E> for Track {
         let meta = &message.meta;
         match self
             .store
-            .apply(order_id, &message.event.change(), meta.message_id.as_deref(), &meta.queue)
+            .apply(
+                order_id,
+                &message.event.change(),
+                meta.message_id.as_deref(),
+                &meta.queue,
+            )
             .await?
         {
             Applied::Done => Ok(()),
@@ -85,7 +94,25 @@ impl<E: Fact> broker::Handler<E> for Track {
                 self.wake.notify_one();
                 Ok(())
             }
-            Applied::UnknownOrder => Err(HandlerError::reject(format!("unknown order {order_id}"))),
+            Applied::UnknownOrder => Err(HandlerError::retry(format!(
+                "order {order_id} is not known (yet)"
+            ))),
         }
+    }
+}
+
+/// Adopts orders published straight to the exchange; orders from the API are already stored.
+#[derive(Debug, Clone)]
+pub struct Adopt {
+    /// Orders store.
+    pub store: OrderStore,
+}
+
+impl broker::Handler<OrderCreated> for Adopt {
+    async fn handle(&self, message: Message<OrderCreated>) -> Result<(), HandlerError> {
+        if self.store.adopt(&message.event).await? {
+            tracing::info!(order_id = %message.event.order_id, "adopted an order published outside the API");
+        }
+        Ok(())
     }
 }

@@ -37,14 +37,31 @@ pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> anyh
     let pool = service::store::open(&settings.database_url, &MIGRATOR).await?;
     let store = OrderStore::new(pool.clone());
     let wake = Arc::new(Notify::new());
-    let track = handlers::Track { store: store.clone(), wake: Arc::clone(&wake) };
+    let track = handlers::Track {
+        store: store.clone(),
+        wake: Arc::clone(&wake),
+    };
     let runtime = settings
         .runtime()?
-        .with_consumer(settings.consumer::<StockReserved, _>(queues::ORDER_STOCK_RESERVED, track.clone()))
-        .with_consumer(settings.consumer::<StockRejected, _>(queues::ORDER_STOCK_REJECTED, track.clone()))
+        .with_consumer(settings.consumer(
+            queues::ORDER_ORDER_CREATED,
+            handlers::Adopt {
+                store: store.clone(),
+            },
+        ))
+        .with_consumer(
+            settings.consumer::<StockReserved, _>(queues::ORDER_STOCK_RESERVED, track.clone()),
+        )
+        .with_consumer(
+            settings.consumer::<StockRejected, _>(queues::ORDER_STOCK_REJECTED, track.clone()),
+        )
         .with_consumer(settings.consumer::<OrderPaid, _>(queues::ORDER_ORDER_PAID, track.clone()))
-        .with_consumer(settings.consumer::<PaymentFailed, _>(queues::ORDER_PAYMENT_FAILED, track.clone()))
-        .with_consumer(settings.consumer::<PaymentRefunded, _>(queues::ORDER_PAYMENT_REFUNDED, track));
+        .with_consumer(
+            settings.consumer::<PaymentFailed, _>(queues::ORDER_PAYMENT_FAILED, track.clone()),
+        )
+        .with_consumer(
+            settings.consumer::<PaymentRefunded, _>(queues::ORDER_PAYMENT_REFUNDED, track),
+        );
     let mut worker = service::worker::Worker::new();
     worker.spawn(outbox::relay(
         store.clone(),
@@ -53,5 +70,7 @@ pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> anyh
         worker.stop_token(),
     ));
     let api = api::routes(api::Api { store, wake });
-    worker.run(runtime, api, pool, settings.http_addr, shutdown).await
+    worker
+        .run(runtime, api, pool, settings.http_addr, shutdown)
+        .await
 }

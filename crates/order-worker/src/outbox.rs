@@ -13,7 +13,12 @@ use tokio_util::sync::CancellationToken;
 const BATCH: i64 = 256;
 
 /// Relays until `stop`; `wake` is notified whenever a transaction added rows.
-pub async fn relay(store: OrderStore, publisher: Publisher, wake: Arc<Notify>, stop: CancellationToken) {
+pub async fn relay(
+    store: OrderStore,
+    publisher: Publisher,
+    wake: Arc<Notify>,
+    stop: CancellationToken,
+) {
     let mut failures = 0u32;
     while !stop.is_cancelled() {
         let batch = match store.unsent(BATCH).await {

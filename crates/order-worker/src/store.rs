@@ -174,15 +174,20 @@ impl OrderStore {
     }
 
     async fn replay(&self, key: &str, fingerprint: &str) -> Result<Created, sqlx::Error> {
-        let row = sqlx::query("SELECT order_id, fingerprint FROM idempotency_keys WHERE idempotency_key = $1")
-            .bind(key)
-            .fetch_one(&self.pool)
-            .await?;
+        let row = sqlx::query(
+            "SELECT order_id, fingerprint FROM idempotency_keys WHERE idempotency_key = $1",
+        )
+        .bind(key)
+        .fetch_one(&self.pool)
+        .await?;
         if row.get::<String, _>("fingerprint") != fingerprint {
             return Ok(Created::KeyConflict);
         }
         let id: String = row.get("order_id");
-        Ok(Created::Replayed(id.parse().map_err(|err| sqlx::Error::Decode(Box::new(err)))?))
+        Ok(Created::Replayed(
+            id.parse()
+                .map_err(|err| sqlx::Error::Decode(Box::new(err)))?,
+        ))
     }
 
     /// The order `order_id`.
@@ -211,6 +216,31 @@ impl OrderStore {
             created_at: row.get("created_at"),
             updated_at: row.get("updated_at"),
         }))
+    }
+
+    /// Records an order published straight to the exchange (not through the API); an order the
+    /// store already has is left as it is.
+    ///
+    /// # Errors
+    /// When the store fails.
+    pub async fn adopt(&self, event: &contracts::OrderCreated) -> Result<bool, sqlx::Error> {
+        let created = clock::format(event.created_at);
+        let adopted = sqlx::query(
+            "INSERT INTO orders (order_id, status, customer_id, items, total_cents, currency, \
+             payment_token, created_at, updated_at) VALUES ($1, 'pending', $2, $3, $4, $5, $6, $7, $8) \
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(event.order_id.to_string())
+        .bind(&event.customer_id)
+        .bind(serde_json::to_string(&event.items).unwrap_or_default())
+        .bind(i64::try_from(event.total_cents).unwrap_or(i64::MAX))
+        .bind(&event.currency)
+        .bind(event.payment_token.as_deref())
+        .bind(&created)
+        .bind(clock::now())
+        .execute(&self.pool)
+        .await?;
+        Ok(adopted.rows_affected() == 1)
     }
 
     /// Applies a fact reported by another worker (once per `message_id`).
@@ -250,7 +280,9 @@ impl OrderStore {
                 "UPDATE orders SET paid = 1, updated_at = $2, status = CASE \
                  WHEN status = 'pending' AND stock_reserved = 1 THEN 'completed' ELSE status END WHERE order_id = $1"
             }
-            Change::Refunded => "UPDATE orders SET refunded = 1, updated_at = $2 WHERE order_id = $1",
+            Change::Refunded => {
+                "UPDATE orders SET refunded = 1, updated_at = $2 WHERE order_id = $1"
+            }
             Change::Cancel(reason) => {
                 let cancelled = sqlx::query(
                     "UPDATE orders SET status = 'cancelled', reason = $3, updated_at = $2 \
@@ -274,7 +306,11 @@ impl OrderStore {
             }
         };
         if !statement.is_empty() {
-            sqlx::query(statement).bind(&id).bind(&now).execute(&mut *tx).await?;
+            sqlx::query(statement)
+                .bind(&id)
+                .bind(&now)
+                .execute(&mut *tx)
+                .await?;
         }
         tx.commit().await?;
         Ok(applied)

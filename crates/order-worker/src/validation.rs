@@ -4,7 +4,9 @@ use contracts::LineItem;
 use serde::{Deserialize, Serialize};
 
 /// Currencies the shop accepts (ISO 4217).
-pub const CURRENCIES: [&str; 10] = ["USD", "EUR", "GBP", "JPY", "CHF", "CAD", "AUD", "SEK", "NOK", "DKK"];
+pub const CURRENCIES: [&str; 10] = [
+    "USD", "EUR", "GBP", "JPY", "CHF", "CAD", "AUD", "SEK", "NOK", "DKK",
+];
 /// Most lines in one order.
 pub const MAX_ITEMS: usize = 100;
 /// Most units of one line.
@@ -71,10 +73,16 @@ fn check_text(field: &str, value: &str, max: usize) -> Result<(), Invalid> {
         return Err(invalid(field, format!("{field} must not be empty")));
     }
     if value.chars().count() > max {
-        return Err(invalid(field, format!("{field} is longer than {max} characters")));
+        return Err(invalid(
+            field,
+            format!("{field} is longer than {max} characters"),
+        ));
     }
     if value.chars().any(char::is_control) {
-        return Err(invalid(field, format!("{field} contains control characters")));
+        return Err(invalid(
+            field,
+            format!("{field} contains control characters"),
+        ));
     }
     Ok(())
 }
@@ -90,17 +98,30 @@ impl NewOrder {
             return Err(invalid("items", "an order needs at least one item"));
         }
         if self.items.len() > MAX_ITEMS {
-            return Err(invalid("items", format!("at most {MAX_ITEMS} items per order")));
+            return Err(invalid(
+                "items",
+                format!("at most {MAX_ITEMS} items per order"),
+            ));
         }
         let mut total: u64 = 0;
         for (i, item) in self.items.iter().enumerate() {
             let at = |name: &str| format!("items[{i}].{name}");
             check_text(&at("sku"), &item.sku, 64)?;
-            if !item.sku.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
-                return Err(invalid(at("sku"), "sku may hold letters, digits, '-' and '_' only"));
+            if !item
+                .sku
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            {
+                return Err(invalid(
+                    at("sku"),
+                    "sku may hold letters, digits, '-' and '_' only",
+                ));
             }
             if item.quantity == 0 || item.quantity > MAX_QUANTITY {
-                return Err(invalid(at("quantity"), format!("quantity must be 1 to {MAX_QUANTITY}")));
+                return Err(invalid(
+                    at("quantity"),
+                    format!("quantity must be 1 to {MAX_QUANTITY}"),
+                ));
             }
             if item.unit_price_cents > MAX_UNIT_PRICE_CENTS {
                 return Err(invalid(
@@ -113,7 +134,11 @@ impl NewOrder {
         if !CURRENCIES.contains(&self.currency.as_str()) {
             return Err(invalid(
                 "currency",
-                format!("unknown currency '{}': use one of {}", self.currency, CURRENCIES.join(", ")),
+                format!(
+                    "unknown currency '{}': use one of {}",
+                    self.currency,
+                    CURRENCIES.join(", ")
+                ),
             ));
         }
         if let Some(token) = &self.payment_token {
@@ -143,7 +168,11 @@ mod tests {
     fn order() -> NewOrder {
         NewOrder {
             customer_id: "c-42".into(),
-            items: vec![NewItem { sku: "SKU-1".into(), quantity: 2, unit_price_cents: 1250 }],
+            items: vec![NewItem {
+                sku: "SKU-1".into(),
+                quantity: 2,
+                unit_price_cents: 1250,
+            }],
             currency: "USD".into(),
             payment_token: Some("tok_visa".into()),
         }
@@ -152,22 +181,38 @@ mod tests {
     #[test]
     fn a_good_order_totals_its_lines() {
         let mut request = order();
-        request.items.push(NewItem { sku: "SKU_2".into(), quantity: 1, unit_price_cents: 99 });
+        request.items.push(NewItem {
+            sku: "SKU_2".into(),
+            quantity: 1,
+            unit_price_cents: 99,
+        });
         assert_eq!(request.validate().unwrap().total_cents, 2599);
     }
 
+    /// Breaks one field of a good order.
+    type Breakage = fn(&mut NewOrder);
+
     #[test]
     fn each_bad_field_is_named() {
-        let cases: Vec<(fn(&mut NewOrder), &str)> = vec![
+        let cases: Vec<(Breakage, &str)> = vec![
             (|o| o.customer_id = " ".into(), "customer_id"),
             (|o| o.items.clear(), "items"),
             (|o| o.items[0].quantity = 0, "items[0].quantity"),
-            (|o| o.items[0].quantity = MAX_QUANTITY + 1, "items[0].quantity"),
+            (
+                |o| o.items[0].quantity = MAX_QUANTITY + 1,
+                "items[0].quantity",
+            ),
             (|o| o.items[0].sku = "bad sku".into(), "items[0].sku"),
-            (|o| o.items[0].unit_price_cents = MAX_UNIT_PRICE_CENTS + 1, "items[0].unit_price_cents"),
+            (
+                |o| o.items[0].unit_price_cents = MAX_UNIT_PRICE_CENTS + 1,
+                "items[0].unit_price_cents",
+            ),
             (|o| o.currency = "XXX".into(), "currency"),
             (|o| o.payment_token = Some(String::new()), "payment_token"),
-            (|o| o.items = vec![o.items[0].clone(); MAX_ITEMS + 1], "items"),
+            (
+                |o| o.items = vec![o.items[0].clone(); MAX_ITEMS + 1],
+                "items",
+            ),
         ];
         for (break_it, field) in cases {
             let mut request = order();

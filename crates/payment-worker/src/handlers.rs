@@ -27,7 +27,13 @@ impl broker::Handler<OrderCreated> for Charge {
         let meta = &message.meta;
         let mut payment = self
             .store
-            .open(&order_id, amount, &order.currency, meta.message_id.as_deref(), &meta.queue)
+            .open(
+                &order_id,
+                amount,
+                &order.currency,
+                meta.message_id.as_deref(),
+                &meta.queue,
+            )
             .await?;
         if payment.status == Status::Pending {
             let attempt = Attempt {

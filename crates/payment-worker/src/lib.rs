@@ -35,11 +35,17 @@ pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> anyh
     let runtime = runtime
         .with_consumer(settings.consumer(
             queues::PAYMENT_ORDER_CREATED,
-            handlers::Charge { store: store.clone(), publisher: publisher.clone() },
+            handlers::Charge {
+                store: store.clone(),
+                publisher: publisher.clone(),
+            },
         ))
         .with_consumer(settings.consumer(
             queues::PAYMENT_ORDER_CANCELLED,
-            handlers::Refund { store: store.clone(), publisher },
+            handlers::Refund {
+                store: store.clone(),
+                publisher,
+            },
         ));
     let app = api::routes(store);
     service::worker::Worker::new()

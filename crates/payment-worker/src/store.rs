@@ -91,10 +91,12 @@ impl PaymentStore {
     /// # Errors
     /// When the store fails.
     pub async fn get(&self, order_id: &str) -> Result<Option<Payment>, sqlx::Error> {
-        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM payments WHERE order_id = $1"))
-            .bind(order_id)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM payments WHERE order_id = $1"
+        ))
+        .bind(order_id)
+        .fetch_optional(&self.pool)
+        .await?;
         Ok(row.map(|row| Payment {
             order_id: row.get("order_id"),
             status: Status::parse(row.get::<String, _>("status").as_str()),

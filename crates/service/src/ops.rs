@@ -39,7 +39,10 @@ pub fn routes(readiness: Readiness, pool: AnyPool) -> Router {
     Router::new()
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/readyz", get(ready))
-        .route("/metrics", get(|State(ops): State<Ops>| async move { ops.metrics.render() }))
+        .route(
+            "/metrics",
+            get(|State(ops): State<Ops>| async move { ops.metrics.render() }),
+        )
         .with_state(Ops {
             readiness,
             pool,

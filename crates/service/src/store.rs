@@ -2,9 +2,9 @@
 //! replicas), migrated on start.
 
 use anyhow::Context;
+use sqlx::AnyPool;
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::migrate::Migrator;
-use sqlx::AnyPool;
 use std::time::Duration;
 
 /// Opens `url`, creating a SQLite file and its directory when needed, and runs `migrator`.
@@ -18,7 +18,10 @@ pub async fn open(url: &str, migrator: &Migrator) -> anyhow::Result<AnyPool> {
     install_default_drivers();
     let (url, max) = if let Some(path) = url.strip_prefix("sqlite://") {
         let file = path.split('?').next().unwrap_or(path);
-        if let Some(dir) = std::path::Path::new(file).parent().filter(|d| !d.as_os_str().is_empty()) {
+        if let Some(dir) = std::path::Path::new(file)
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+        {
             std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         }
         let url = if path.contains('?') {
@@ -37,12 +40,11 @@ pub async fn open(url: &str, migrator: &Migrator) -> anyhow::Result<AnyPool> {
         .await
         .with_context(|| format!("connecting to the store at {}", redact(&url)))?;
     if url.starts_with("sqlite:") {
-        sqlx::query("PRAGMA journal_mode = WAL").execute(&pool).await?;
+        sqlx::query("PRAGMA journal_mode = WAL")
+            .execute(&pool)
+            .await?;
     }
-    migrator
-        .run(&pool)
-        .await
-        .context("migrating the store")?;
+    migrator.run(&pool).await.context("migrating the store")?;
     Ok(pool)
 }
 

@@ -40,17 +40,30 @@ pub async fn run(
     let runtime = runtime
         .with_consumer(settings.consumer(
             queues::STOCK_ORDER_CREATED,
-            handlers::Reserve { store: store.clone(), publisher },
+            handlers::Reserve {
+                store: store.clone(),
+                publisher,
+            },
         ))
         .with_consumer(settings.consumer(
             queues::STOCK_ORDER_PAID,
-            handlers::Commit { store: store.clone() },
+            handlers::Commit {
+                store: store.clone(),
+            },
         ))
         .with_consumer(settings.consumer(
             queues::STOCK_ORDER_CANCELLED,
-            handlers::Release { store: store.clone() },
+            handlers::Release {
+                store: store.clone(),
+            },
         ));
     service::worker::Worker::new()
-        .run(runtime, api::routes(store), pool, settings.http_addr, shutdown)
+        .run(
+            runtime,
+            api::routes(store),
+            pool,
+            settings.http_addr,
+            shutdown,
+        )
         .await
 }

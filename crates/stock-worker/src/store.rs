@@ -75,10 +75,11 @@ impl StockStore {
     /// # Errors
     /// When the store fails.
     pub async fn level(&self, sku: &str) -> Result<Option<StockLevel>, sqlx::Error> {
-        let row = sqlx::query("SELECT sku, available, reserved, committed FROM stock WHERE sku = $1")
-            .bind(sku)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row =
+            sqlx::query("SELECT sku, available, reserved, committed FROM stock WHERE sku = $1")
+                .bind(sku)
+                .fetch_optional(&self.pool)
+                .await?;
         Ok(row.map(|row| StockLevel {
             sku: row.get("sku"),
             available: row.get("available"),
@@ -166,7 +167,8 @@ impl StockStore {
         message_id: Option<&str>,
         queue: &str,
     ) -> Result<Option<Reservation>, sqlx::Error> {
-        self.settle(order_id, "committed", message_id, queue, false).await
+        self.settle(order_id, "committed", message_id, queue, false)
+            .await
     }
 
     /// Returns a reservation's units to stock, or (when none was made yet) leaves a tombstone so
@@ -180,7 +182,9 @@ impl StockStore {
         message_id: Option<&str>,
         queue: &str,
     ) -> Result<Reservation, sqlx::Error> {
-        let outcome = self.settle(order_id, "released", message_id, queue, true).await?;
+        let outcome = self
+            .settle(order_id, "released", message_id, queue, true)
+            .await?;
         Ok(outcome.unwrap_or(Reservation::Cancelled))
     }
 
@@ -205,14 +209,19 @@ impl StockStore {
             .fetch_optional(&mut *tx)
             .await?;
             if let Some(row) = row {
-                let lines: Lines = serde_json::from_str(&row.get::<String, _>("lines")).unwrap_or_default();
+                let lines: Lines =
+                    serde_json::from_str(&row.get::<String, _>("lines")).unwrap_or_default();
                 let statement = if to == "committed" {
                     "UPDATE stock SET reserved = reserved - $2, committed = committed + $2 WHERE sku = $1"
                 } else {
                     "UPDATE stock SET reserved = reserved - $2, available = available + $2 WHERE sku = $1"
                 };
                 for (sku, units) in &lines {
-                    sqlx::query(statement).bind(sku).bind(units).execute(&mut *tx).await?;
+                    sqlx::query(statement)
+                        .bind(sku)
+                        .bind(units)
+                        .execute(&mut *tx)
+                        .await?;
                 }
             } else if tombstone {
                 insert_reservation(&mut tx, order_id, "cancelled", "{}", "[]", &now).await?;
@@ -232,7 +241,9 @@ impl StockStore {
     }
 
     async fn expect(&self, order_id: &str) -> Result<Reservation, sqlx::Error> {
-        self.reservation(order_id).await?.ok_or(sqlx::Error::RowNotFound)
+        self.reservation(order_id)
+            .await?
+            .ok_or(sqlx::Error::RowNotFound)
     }
 }
 

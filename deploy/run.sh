@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Runs orderflow on this machine: makes sure a RabbitMQ broker (with its management UI) is
+# there, builds and starts the three workers, prints where to look, and stops them on Ctrl-C.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$root"
+
+"$root/deploy/ensure-broker.sh"
+echo "run: building the workers"
+cargo build --quiet --bins
+
+export AMQP_URL="${AMQP_URL:-amqp://guest:guest@127.0.0.1:5672/%2f}"
+export STOCK_FILE="${STOCK_FILE:-$root/deploy/stock.json}"
+mkdir -p data/logs
+pids=()
+stop() {
+  [ "${#pids[@]}" -gt 0 ] || return 0
+  echo; echo "run: stopping the workers"
+  kill -TERM "${pids[@]}" 2>/dev/null || true
+  wait "${pids[@]}" 2>/dev/null || true
+  pids=()
+}
+trap stop EXIT
+trap 'exit 130' INT TERM
+
+start() { # name, port
+  HTTP_ADDR="${3:-127.0.0.1:$2}" "target/debug/$1" >"data/logs/$1.log" 2>&1 &
+  pids+=($!)
+}
+start order-worker 8080 "${ORDER_HTTP_ADDR:-}"
+start payment-worker 8081 "${PAYMENT_HTTP_ADDR:-}"
+start stock-worker 8082 "${STOCK_HTTP_ADDR:-}"
+
+for port in 8080 8081 8082; do
+  for _ in $(seq 1 120); do
+    curl -fsS "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && break
+    sleep 0.5
+  done
+  curl -fsS "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 || {
+    echo "run: the worker on port $port is not ready; see data/logs/" >&2; exit 1; }
+done
+
+cat <<INFO
+
+orderflow is running (logs in data/logs/, stores in data/):
+  order API       http://127.0.0.1:8080/orders      (POST an order, GET /orders/{id})
+  payments        http://127.0.0.1:8081/payments/{order_id}
+  stock           http://127.0.0.1:8082/stock/{sku}
+  metrics         http://127.0.0.1:808{0,1,2}/metrics
+  RabbitMQ UI     http://127.0.0.1:15672            (guest / guest)
+
+Try:
+  curl -s -XPOST localhost:8080/orders -H 'content-type: application/json' \\
+    -d '{"customer_id":"c-42","items":[{"sku":"SKU-1","quantity":2,"unit_price_cents":1250}],"currency":"USD","payment_token":"tok_visa"}'
+  cargo run -q -p orderflow-examples --example poison -- --kind outage
+  target/debug/orderflow dlq list
+
+Ctrl-C stops the workers.
+INFO
+wait "${pids[@]}"
