@@ -89,10 +89,6 @@ async fn main() -> anyhow::Result<()> {
                 "  curl -s http://127.0.0.1:8081/payments/{}",
                 order.order_id
             );
-            println!(
-                "(the order worker does not know this order, since it was not created through \
-                 POST /orders: it dead-letters the saga's replies about it as 'unknown order')"
-            );
         }
     }
     println!("look at the queues in the management UI: {MANAGEMENT_UI}/#/queues (guest/guest)");

@@ -1,7 +1,6 @@
 //! Publishes `order.created` events straight to the `orders` exchange (with publisher confirms),
-//! bypassing the order worker's API and outbox: drives the payment and stock workers directly.
-//! The order worker never sees these orders (404 on `GET /orders/{id}`) and dead-letters the saga's
-//! replies about them as `unknown order`; `POST /orders` runs the whole saga.
+//! bypassing the order worker's API and outbox, as another system would. The order worker adopts
+//! each order from its `order.created`, so the whole saga runs and `GET /orders/{id}` shows it.
 //!
 //! ```sh
 //! cargo run -p orderflow-examples --example publish_order -- --token tok_declined
@@ -63,11 +62,6 @@ async fn main() -> anyhow::Result<()> {
                 order.order_id
             );
         }
-        println!(
-            "note: published straight to the broker, so the order worker does not know these orders: \
-             /orders/<id> answers 404 and the worker dead-letters the saga's replies about them \
-             (order.*.dlq, error 'unknown order'); POST /orders to run the whole saga"
-        );
         anyhow::Ok(())
     }
     .await;
