@@ -48,6 +48,32 @@ pub struct CommonArgs {
     pub log_json: bool,
 }
 
+/// The command line of a worker that takes only the common flags.
+#[derive(Debug, clap::Parser)]
+pub struct WorkerCli {
+    /// The common flags.
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+/// Parses the command line of worker `app_id` (flags, then environment), installs logging and
+/// resolves its settings; `--help` and bad flags exit with clap's message.
+#[must_use]
+pub fn parse(app_id: &'static str, default_port: u16) -> Settings {
+    use clap::{CommandFactory, FromArgMatches};
+    let matches = WorkerCli::command()
+        .name(app_id)
+        .version(env!("CARGO_PKG_VERSION"))
+        .about(format!(
+            "orderflow's {app_id}; every flag also reads the environment variable shown"
+        ))
+        .get_matches();
+    let cli = WorkerCli::from_arg_matches(&matches).unwrap_or_else(|err| err.exit());
+    cli.common.init_logging();
+    cli.common
+        .settings(app_id, ([127, 0, 0, 1], default_port).into())
+}
+
 /// The resolved settings a worker's `run` takes.
 #[derive(Debug, Clone)]
 pub struct Settings {

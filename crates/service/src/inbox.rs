@@ -1,10 +1,8 @@
 //! The inbox: message ids a consumer has handled, recorded in the same transaction as the state
-//! change they caused, so a redelivered or duplicated event changes nothing.
+//! change they caused, so a redelivered or duplicated event changes nothing. Each worker's own
+//! migrations create its `inbox (message_id, queue, handled_at)` table: services share no schema.
 
 use sqlx::{Any, Transaction};
-
-/// The table every worker's migrations create.
-pub const TABLE_SQL: &str = "CREATE TABLE IF NOT EXISTS inbox (message_id TEXT NOT NULL, queue TEXT NOT NULL, handled_at TEXT NOT NULL, PRIMARY KEY (message_id, queue))";
 
 /// Records `message_id` as handled from `queue`; false when it already was (a duplicate).
 ///
