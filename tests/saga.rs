@@ -134,6 +134,18 @@ async fn transient_failures_are_retried_until_the_order_completes() {
     assert_eq!(handled, Some(1.0));
     let payment = system.payment(id).await.unwrap();
     assert_eq!(payment["status"], "charged");
+    let mut system = system;
+    for worker in [
+        &mut system.order,
+        &mut system.payments[0],
+        &mut system.stocks[0],
+    ] {
+        assert!(
+            worker.terminate(),
+            "{} exits cleanly on SIGTERM",
+            worker.name()
+        );
+    }
 }
 
 #[tokio::test]

@@ -259,3 +259,41 @@ async fn a_message_that_keeps_crashing_its_consumer_hits_the_delivery_limit() {
     assert_eq!(inspector.count("svc.poison").await.unwrap(), 0);
     running.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_consumer_cancelled_by_the_broker_is_restarted() {
+    let vhost = TestVhost::new().await;
+    let recorder = Recorder::default();
+    let running = Running::start(runtime(
+        &vhost.url,
+        "svc.cancelled",
+        &recorder,
+        Duration::ZERO,
+    ))
+    .await;
+    // Deleting the queue makes the broker cancel the consumer: its stream simply ends.
+    vhost
+        .management()
+        .delete_queue(&vhost.name, "svc.cancelled", false)
+        .await
+        .unwrap();
+    // The runtime notices, reconnects, redeclares the queue and consumes again.
+    let id = eventually("published after recovery", Duration::from_secs(30), || {
+        let publisher = running.publisher.clone();
+        async move {
+            publisher
+                .publish_event(&TestEvent {
+                    id: 7,
+                    fail_times: 0,
+                })
+                .await
+                .ok()
+                .map(|_| 7)
+        }
+    })
+    .await
+    .unwrap();
+    all_succeeded(&recorder, id..=id, Duration::from_secs(30)).await;
+    running.wait_ready().await;
+    running.shutdown().await.unwrap();
+}
