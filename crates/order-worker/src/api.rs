@@ -31,6 +31,7 @@ pub struct Api {
 pub fn routes(api: Api) -> Router {
     Router::new()
         .route("/orders", post(create))
+        .route("/orders/summary", get(summary))
         .route("/orders/{order_id}", get(show))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(api)
@@ -138,6 +139,13 @@ fn decode(body: &[u8]) -> Result<NewOrder, ApiError> {
             ApiError::new(StatusCode::BAD_REQUEST, format!("malformed JSON: {inner}"))
         }
     })
+}
+
+/// `GET /orders/summary`: `{"pending": n, "completed": n, "cancelled": n}`.
+async fn summary(
+    State(api): State<Api>,
+) -> Result<Json<std::collections::BTreeMap<String, i64>>, ApiError> {
+    Ok(Json(api.store.summary().await?))
 }
 
 async fn show(

@@ -243,6 +243,25 @@ impl OrderStore {
         Ok(adopted.rows_affected() == 1)
     }
 
+    /// How many orders are in each status.
+    ///
+    /// # Errors
+    /// When the store fails.
+    pub async fn summary(&self) -> Result<std::collections::BTreeMap<String, i64>, sqlx::Error> {
+        let rows = sqlx::query("SELECT status, COUNT(*) AS n FROM orders GROUP BY status")
+            .fetch_all(&self.pool)
+            .await?;
+        let mut counts: std::collections::BTreeMap<String, i64> =
+            ["pending", "completed", "cancelled"]
+                .iter()
+                .map(|s| ((*s).to_owned(), 0))
+                .collect();
+        for row in rows {
+            counts.insert(row.get("status"), row.get("n"));
+        }
+        Ok(counts)
+    }
+
     /// Applies a fact reported by another worker (once per `message_id`).
     ///
     /// # Errors

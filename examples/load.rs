@@ -1,0 +1,558 @@
+//! Load benchmark: drives orders through the running system (started by `deploy/run.sh`) and,
+//! in the same run, measures the broker's own ceiling with a bare lapin chain of the same shape
+//! (persistent messages, pipelined confirms, manual acks, quorum queues): publish → consume and
+//! republish to a fanout → two consumers. Ends with one JSON line.
+//!
+//! ```sh
+//! cargo run --release -p orderflow-examples --example load -- --orders 2000
+//! ```
+//!
+//! Phases: idle RSS of the workers; the ceiling; a clean run; a run where `--retry-share` of the
+//! orders use `tok_transient_1` (one retry each); a latency run at half the clean throughput;
+//! peak RSS. Latency per order is the order's server-side `updated_at` (when it turned terminal)
+//! minus its submit time, both on this machine's clock.
+
+use anyhow::{Context, bail};
+use broker::lapin::options::{
+    BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions,
+    ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
+    QueueDeleteOptions,
+};
+use broker::lapin::types::{AMQPValue, FieldTable};
+use broker::lapin::{BasicProperties, Connection, ConnectionProperties, ExchangeKind};
+use clap::{Parser, ValueEnum};
+use contracts::LineItem;
+use futures_util::{StreamExt, stream};
+use orderflow_examples::{BrokerArgs, new_order, order_message};
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+/// How orders enter the system.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Via {
+    /// `POST /orders` (validation, outbox, relay).
+    Api,
+    /// `order.created` published straight to the `orders` exchange.
+    Exchange,
+}
+
+/// Drive orders through orderflow and compare with the broker's ceiling.
+#[derive(Debug, Parser)]
+struct Args {
+    #[command(flatten)]
+    broker: BrokerArgs,
+    /// The order worker's API.
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    api_url: String,
+    /// Orders per run.
+    #[arg(long, default_value_t = 2000)]
+    orders: usize,
+    /// How orders enter the system.
+    #[arg(long, value_enum, default_value_t = Via::Api)]
+    via: Via,
+    /// Share of orders that fail once transiently in the retry run (0 skips it).
+    #[arg(long, default_value_t = 0.1)]
+    retry_share: f64,
+    /// Orders submitted at once.
+    #[arg(long, default_value_t = 64)]
+    concurrency: usize,
+    /// Prefetch of the ceiling chain's consumers (the workers' default).
+    #[arg(long, default_value_t = 32)]
+    prefetch: u16,
+    /// Skip the fixed-rate latency run.
+    #[arg(long)]
+    no_latency_run: bool,
+}
+
+/// One run's outcome.
+#[derive(Debug, Clone)]
+struct Run {
+    orders_per_s: f64,
+    latencies_ms: Vec<f64>,
+    completed: usize,
+    cancelled: usize,
+}
+
+impl Run {
+    fn percentile(&self, p: f64) -> f64 {
+        let mut sorted = self.latencies_ms.clone();
+        sorted.sort_by(f64::total_cmp);
+        if sorted.is_empty() {
+            return 0.0;
+        }
+        let rank = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
+        sorted[rank.min(sorted.len() - 1)]
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let http = reqwest::Client::new();
+    summary(&http, &args.api_url)
+        .await
+        .context("the order worker does not answer: start the system with deploy/run.sh")?;
+    let idle = rss();
+    eprintln!("idle RSS (MB): {}", show_rss(&idle));
+
+    eprintln!(
+        "ceiling: {} messages through a bare lapin chain…",
+        args.orders
+    );
+    let ceiling = ceiling(&args.broker.amqp_url, args.orders, args.prefetch).await?;
+    eprintln!("ceiling: {ceiling:.0} msg/s");
+
+    eprintln!("clean run: {} orders via {:?}…", args.orders, args.via);
+    let tokens = vec![Some("tok_visa".to_owned()); args.orders];
+    let clean = drive(&args, &http, &tokens, None).await?;
+    eprintln!(
+        "clean run: {:.0} orders/s, p50 {:.0} ms, p95 {:.0} ms, p99 {:.0} ms",
+        clean.orders_per_s,
+        clean.percentile(50.0),
+        clean.percentile(95.0),
+        clean.percentile(99.0)
+    );
+
+    let retry = if args.retry_share > 0.0 {
+        let every = (1.0 / args.retry_share).round().max(1.0) as usize;
+        let tokens: Vec<_> = (0..args.orders)
+            .map(|i| {
+                Some(
+                    if i % every == 0 {
+                        "tok_transient_1"
+                    } else {
+                        "tok_visa"
+                    }
+                    .to_owned(),
+                )
+            })
+            .collect();
+        eprintln!("retry run: 1 in {every} orders fails once…");
+        let run = drive(&args, &http, &tokens, None).await?;
+        eprintln!(
+            "retry run: {:.0} orders/s, p99 {:.0} ms",
+            run.orders_per_s,
+            run.percentile(99.0)
+        );
+        Some(run)
+    } else {
+        None
+    };
+
+    let latency = if args.no_latency_run {
+        None
+    } else {
+        let rate = clean.orders_per_s / 2.0;
+        let n = (args.orders / 2).max(1);
+        eprintln!("latency run: {n} orders at {rate:.0} orders/s…");
+        let tokens = vec![Some("tok_visa".to_owned()); n];
+        let run = drive(&args, &http, &tokens, Some(rate)).await?;
+        eprintln!(
+            "latency run: p50 {:.0} ms, p99 {:.0} ms",
+            run.percentile(50.0),
+            run.percentile(99.0)
+        );
+        Some((rate, run))
+    };
+
+    let peak = rss();
+    let rss_mb: BTreeMap<String, Value> = idle
+        .iter()
+        .map(|(name, (idle_mb, _))| {
+            let peak_mb = peak.get(name).map_or(0.0, |(_, hwm)| *hwm);
+            (
+                name.clone(),
+                json!({"idle": round(*idle_mb), "peak": round(peak_mb)}),
+            )
+        })
+        .collect();
+    let line = json!({
+        "orders": args.orders,
+        "via": format!("{:?}", args.via).to_lowercase(),
+        "orders_per_s": round(clean.orders_per_s),
+        "p50_ms": round(clean.percentile(50.0)),
+        "p95_ms": round(clean.percentile(95.0)),
+        "p99_ms": round(clean.percentile(99.0)),
+        "completed": clean.completed,
+        "cancelled": clean.cancelled,
+        "ceiling_orders_per_s": round(ceiling),
+        "ratio": (clean.orders_per_s / ceiling * 1000.0).round() / 1000.0,
+        "retry_share": args.retry_share,
+        "retry_orders_per_s": retry.as_ref().map(|r| round(r.orders_per_s)),
+        "retry_p99_ms": retry.as_ref().map(|r| round(r.percentile(99.0))),
+        "latency_run": latency.as_ref().map(|(rate, run)| json!({
+            "offered_per_s": round(*rate),
+            "p50_ms": round(run.percentile(50.0)),
+            "p99_ms": round(run.percentile(99.0)),
+        })),
+        "rss_mb": rss_mb,
+    });
+    println!("{line}");
+    Ok(())
+}
+
+fn round(value: f64) -> f64 {
+    (value * 10.0).round() / 10.0
+}
+
+/// Submits one order per token (at most `rate` per second when given), waits until the system
+/// is quiet, and measures.
+async fn drive(
+    args: &Args,
+    http: &reqwest::Client,
+    tokens: &[Option<String>],
+    rate: Option<f64>,
+) -> anyhow::Result<Run> {
+    let before = summary(http, &args.api_url).await?;
+    let publisher = args.broker.publisher()?;
+    let started = Instant::now();
+    let submissions = stream::iter(tokens.iter().enumerate()).map(|(i, token)| {
+        let (http, publisher) = (http.clone(), publisher.clone());
+        async move {
+            if let Some(rate) = rate {
+                let due = started + Duration::from_secs_f64(i as f64 / rate);
+                tokio::time::sleep_until(due.into()).await;
+            }
+            let submitted = OffsetDateTime::now_utc();
+            let id = submit(args, &http, &publisher, token.clone()).await?;
+            anyhow::Ok((id, submitted))
+        }
+    });
+    let submitted: Vec<(Uuid, OffsetDateTime)> = submissions
+        .buffer_unordered(args.concurrency)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect::<Result<_, _>>()?;
+    publisher.close().await;
+
+    // Quiet: nothing pending and every order of this run terminal.
+    let target = before.terminal + tokens.len() as i64;
+    let deadline = Instant::now() + Duration::from_secs(600);
+    loop {
+        let now = summary(http, &args.api_url).await?;
+        if now.pending == 0 && now.terminal >= target {
+            break;
+        }
+        if Instant::now() > deadline {
+            bail!("orders still pending after 10 minutes: {now:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let orders: Vec<Value> = stream::iter(submitted.iter())
+        .map(|(id, _)| {
+            let http = http.clone();
+            let url = format!("{}/orders/{id}", args.api_url);
+            async move {
+                http.get(url)
+                    .send()
+                    .await?
+                    .error_for_status()?
+                    .json::<Value>()
+                    .await
+            }
+        })
+        .buffer_unordered(32)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect::<Result<_, _>>()?;
+    let by_id: BTreeMap<String, &Value> = orders
+        .iter()
+        .map(|o| (o["order_id"].as_str().unwrap_or_default().to_owned(), o))
+        .collect();
+    let mut latencies_ms = Vec::with_capacity(submitted.len());
+    let (mut first, mut last) = (None::<OffsetDateTime>, None::<OffsetDateTime>);
+    let (mut completed, mut cancelled) = (0, 0);
+    for (id, at) in &submitted {
+        let order = by_id.get(&id.to_string()).context("order missing")?;
+        let done = OffsetDateTime::parse(
+            order["updated_at"].as_str().unwrap_or_default(),
+            &time::format_description::well_known::Rfc3339,
+        )?;
+        match order["status"].as_str() {
+            Some("completed") => completed += 1,
+            Some("cancelled") => cancelled += 1,
+            _ => {}
+        }
+        latencies_ms.push((done - *at).as_seconds_f64() * 1000.0);
+        first = Some(first.map_or(*at, |f: OffsetDateTime| f.min(*at)));
+        last = Some(last.map_or(done, |l: OffsetDateTime| l.max(done)));
+    }
+    let span = match (first, last) {
+        (Some(first), Some(last)) => (last - first).as_seconds_f64(),
+        _ => 1.0,
+    };
+    Ok(Run {
+        orders_per_s: tokens.len() as f64 / span.max(1e-3),
+        latencies_ms,
+        completed,
+        cancelled,
+    })
+}
+
+async fn submit(
+    args: &Args,
+    http: &reqwest::Client,
+    publisher: &broker::Publisher,
+    token: Option<String>,
+) -> anyhow::Result<Uuid> {
+    let items = vec![LineItem {
+        sku: "SKU-1".into(),
+        quantity: 1,
+        unit_price_cents: 1250,
+    }];
+    match args.via {
+        Via::Api => {
+            let body = json!({"customer_id": "load", "items": items, "currency": "USD", "payment_token": token});
+            let response = http
+                .post(format!("{}/orders", args.api_url))
+                .json(&body)
+                .send()
+                .await?
+                .error_for_status()?;
+            let created: Value = response.json().await?;
+            Ok(created["order_id"].as_str().context("order_id")?.parse()?)
+        }
+        Via::Exchange => {
+            let order = new_order("load", items, "USD", token)?;
+            publisher.publish(&order_message(&order)?).await?;
+            Ok(order.order_id)
+        }
+    }
+}
+
+/// Order counts from `GET /orders/summary`.
+#[derive(Debug, Clone, Copy)]
+struct Summary {
+    pending: i64,
+    terminal: i64,
+}
+
+async fn summary(http: &reqwest::Client, api_url: &str) -> anyhow::Result<Summary> {
+    let counts: BTreeMap<String, i64> = http
+        .get(format!("{api_url}/orders/summary"))
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    let get = |k: &str| counts.get(k).copied().unwrap_or_default();
+    Ok(Summary {
+        pending: get("pending"),
+        terminal: get("completed") + get("cancelled"),
+    })
+}
+
+/// The bare chain's throughput in messages per second: publish `n` (pipelined confirms) →
+/// consume, republish to a fanout with a confirm, ack → two consumers ack.
+async fn ceiling(url: &str, n: usize, prefetch: u16) -> anyhow::Result<f64> {
+    let tag = Uuid::new_v4().simple().to_string();
+    let (input, fanout) = (format!("bench.{tag}.in"), format!("bench.{tag}.fanout"));
+    let outputs = [format!("bench.{tag}.out.1"), format!("bench.{tag}.out.2")];
+    let conn = Connection::connect(url, ConnectionProperties::default()).await?;
+    let setup = conn.create_channel().await?;
+    let mut quorum = FieldTable::default();
+    quorum.insert(
+        "x-queue-type".into(),
+        AMQPValue::LongString("quorum".into()),
+    );
+    let durable = QueueDeclareOptions {
+        durable: true,
+        ..Default::default()
+    };
+    setup
+        .exchange_declare(
+            fanout.as_str().into(),
+            ExchangeKind::Fanout,
+            ExchangeDeclareOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
+    for queue in std::iter::once(&input).chain(&outputs) {
+        setup
+            .queue_declare(queue.as_str().into(), durable, quorum.clone())
+            .await?;
+    }
+    for queue in &outputs {
+        setup
+            .queue_bind(
+                queue.as_str().into(),
+                fanout.as_str().into(),
+                "".into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+    }
+    let body = serde_json::to_vec(&new_order(
+        "load",
+        vec![LineItem {
+            sku: "SKU-1".into(),
+            quantity: 1,
+            unit_price_cents: 1250,
+        }],
+        "USD",
+        Some("tok_visa".into()),
+    )?)?;
+    let props = BasicProperties::default()
+        .with_delivery_mode(2)
+        .with_content_type("application/json".into());
+
+    // The two sinks.
+    let (done_tx, mut done_rx) = tokio::sync::mpsc::channel::<()>(2);
+    for queue in &outputs {
+        let channel = conn.create_channel().await?;
+        channel
+            .basic_qos(prefetch, BasicQosOptions::default())
+            .await?;
+        let mut consumer = channel
+            .basic_consume(
+                queue.as_str().into(),
+                "".into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+        let done = done_tx.clone();
+        tokio::spawn(async move {
+            let mut seen = 0;
+            while let Some(Ok(delivery)) = consumer.next().await {
+                let _ = delivery.acker.ack(BasicAckOptions::default()).await;
+                seen += 1;
+                if seen == n {
+                    let _ = done.send(()).await;
+                    break;
+                }
+            }
+            drop(channel);
+        });
+    }
+    // The relay: consume, republish with a confirm, then ack.
+    let relay_in = conn.create_channel().await?;
+    relay_in
+        .basic_qos(prefetch, BasicQosOptions::default())
+        .await?;
+    let relay_out = conn.create_channel().await?;
+    relay_out
+        .confirm_select(ConfirmSelectOptions::default())
+        .await?;
+    let mut relay = relay_in
+        .basic_consume(
+            input.as_str().into(),
+            "".into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
+    let relay_fanout = fanout.clone();
+    let relay_props = props.clone();
+    tokio::spawn(async move {
+        while let Some(Ok(delivery)) = relay.next().await {
+            let out = relay_out.clone();
+            let (exchange, props) = (relay_fanout.clone(), relay_props.clone());
+            tokio::spawn(async move {
+                let confirm = out
+                    .basic_publish(
+                        exchange.as_str().into(),
+                        "".into(),
+                        BasicPublishOptions::default(),
+                        &delivery.data,
+                        props,
+                    )
+                    .await;
+                if let Ok(confirm) = confirm
+                    && confirm.await.is_ok()
+                {
+                    let _ = delivery.acker.ack(BasicAckOptions::default()).await;
+                }
+            });
+        }
+        drop(relay_in);
+    });
+
+    let publish = conn.create_channel().await?;
+    publish
+        .confirm_select(ConfirmSelectOptions::default())
+        .await?;
+    let started = Instant::now();
+    let mut pending = Vec::with_capacity(256);
+    for _ in 0..n {
+        pending.push(
+            publish
+                .basic_publish(
+                    "".into(),
+                    input.as_str().into(),
+                    BasicPublishOptions::default(),
+                    &body,
+                    props.clone(),
+                )
+                .await?,
+        );
+        if pending.len() == 256 {
+            for confirm in pending.drain(..) {
+                confirm.await?;
+            }
+        }
+    }
+    for confirm in pending {
+        confirm.await?;
+    }
+    for _ in 0..2 {
+        tokio::time::timeout(Duration::from_secs(600), done_rx.recv())
+            .await
+            .context("the ceiling chain did not finish")?;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    for queue in std::iter::once(&input).chain(&outputs) {
+        let _ = setup
+            .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
+            .await;
+    }
+    let _ = setup
+        .exchange_delete(fanout.as_str().into(), Default::default())
+        .await;
+    let _ = conn.close(200, "done".into()).await;
+    Ok(n as f64 / elapsed)
+}
+
+/// (current RSS, peak RSS) in MB of each running worker, from `/proc`.
+fn rss() -> BTreeMap<String, (f64, f64)> {
+    let mut found = BTreeMap::new();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return found;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let Ok(comm) = std::fs::read_to_string(path.join("comm")) else {
+            continue;
+        };
+        let name = comm.trim();
+        if !["order-worker", "payment-worker", "stock-worker"].contains(&name) {
+            continue;
+        }
+        let status = std::fs::read_to_string(path.join("status")).unwrap_or_default();
+        let field = |key: &str| {
+            status
+                .lines()
+                .find(|l| l.starts_with(key))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+                .map_or(0.0, |kb| kb / 1024.0)
+        };
+        found.insert(name.to_owned(), (field("VmRSS:"), field("VmHWM:")));
+    }
+    found
+}
+
+fn show_rss(rss: &BTreeMap<String, (f64, f64)>) -> String {
+    rss.iter()
+        .map(|(name, (now, _))| format!("{name} {now:.1}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
