@@ -202,6 +202,7 @@ async fn process(spec: &ConsumerSpec, publisher: &Publisher, delivery: Delivery)
         queue: queue.to_owned(),
         message_id: props.message_id().as_ref().map(ToString::to_string),
         correlation_id: props.correlation_id().as_ref().map(ToString::to_string),
+        app_id: props.app_id().as_ref().map(ToString::to_string),
         retry_count: headers::retry_count(props),
         redelivered: delivery.redelivered,
         headers: props.headers().clone().unwrap_or_default(),

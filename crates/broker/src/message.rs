@@ -24,6 +24,8 @@ pub struct Meta {
     pub message_id: Option<String>,
     /// The `correlation_id` (the order id).
     pub correlation_id: Option<String>,
+    /// The publisher's `app_id`.
+    pub app_id: Option<String>,
     /// How often it has been retried: 0 on first delivery.
     pub retry_count: u32,
     /// The broker's redelivered flag: set after a crash or requeue.

@@ -110,6 +110,10 @@ pub struct Adopt {
 
 impl broker::Handler<OrderCreated> for Adopt {
     async fn handle(&self, message: Message<OrderCreated>) -> Result<(), HandlerError> {
+        // Our own outbox's orders are stored already: skip the write.
+        if message.meta.app_id.as_deref() == Some(crate::APP_ID) {
+            return Ok(());
+        }
         if self.store.adopt(&message.event).await? {
             tracing::info!(order_id = %message.event.order_id, "adopted an order published outside the API");
         }

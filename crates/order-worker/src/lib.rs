@@ -34,7 +34,7 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 /// # Errors
 /// When the store cannot be opened, the HTTP address bound, or the topology conflicts.
 pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
-    let pool = service::store::open(&settings.database_url, &MIGRATOR).await?;
+    let pool = settings.store(&MIGRATOR).await?;
     let store = OrderStore::new(pool.clone());
     let wake = Arc::new(Notify::new());
     let track = handlers::Track {

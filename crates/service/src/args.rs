@@ -40,6 +40,10 @@ pub struct CommonArgs {
     /// Seconds in-flight handlers get to finish on shutdown.
     #[arg(long, env = "SHUTDOWN_TIMEOUT_SECS", default_value_t = 30)]
     pub shutdown_timeout_secs: u64,
+    /// SQLite durability: `full` syncs every commit (survives power loss), `normal` syncs at
+    /// checkpoints (survives process crashes; faster).
+    #[arg(long, env = "SQLITE_SYNCHRONOUS", default_value = "full", value_parser = ["full", "normal"])]
+    pub sqlite_synchronous: String,
     /// Log filter, e.g. `info,broker=debug`.
     #[arg(long = "log", env = "RUST_LOG", default_value = "info")]
     pub log_filter: String,
@@ -81,6 +85,8 @@ pub struct Settings {
     pub broker: BrokerConfig,
     /// Store URL.
     pub database_url: String,
+    /// SQLite `synchronous` mode (`full` or `normal`).
+    pub sqlite_synchronous: String,
     /// HTTP address.
     pub http_addr: SocketAddr,
     /// Retry policy of every consumer queue (the same in every worker).
@@ -108,6 +114,7 @@ impl CommonArgs {
                 .database_url
                 .clone()
                 .unwrap_or_else(|| format!("sqlite://data/{name}.db")),
+            sqlite_synchronous: self.sqlite_synchronous.clone(),
             http_addr: self.http_addr.unwrap_or(default_addr),
             retry: RetryPolicy::default()
                 .with_max_retries(self.retry_max)
@@ -130,6 +137,14 @@ impl Settings {
         broker::ConsumerSpec::new(contracts::topology::queue(name, &self.retry), handler)
             .with_prefetch(self.prefetch)
             .with_concurrency(self.concurrency)
+    }
+
+    /// Opens (and migrates) the worker's store.
+    ///
+    /// # Errors
+    /// When the database cannot be reached or a migration fails.
+    pub async fn store(&self, migrator: &sqlx::migrate::Migrator) -> anyhow::Result<sqlx::AnyPool> {
+        crate::store::open(&self.database_url, &self.sqlite_synchronous, migrator).await
     }
 
     /// The broker runtime with the whole system's topology declared.

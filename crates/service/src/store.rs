@@ -7,14 +7,15 @@ use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::migrate::Migrator;
 use std::time::Duration;
 
-/// Opens `url`, creating a SQLite file and its directory when needed, and runs `migrator`.
+/// Opens `url`, creating a SQLite file and its directory when needed, and runs `migrator`;
+/// `synchronous` is SQLite's `synchronous` mode (`full` or `normal`).
 ///
 /// SQLite gets one connection (it has one writer anyway; this avoids lock upgrades failing under
 /// concurrency); PostgreSQL gets a pool of 10.
 ///
 /// # Errors
 /// When the database cannot be reached or a migration fails.
-pub async fn open(url: &str, migrator: &Migrator) -> anyhow::Result<AnyPool> {
+pub async fn open(url: &str, synchronous: &str, migrator: &Migrator) -> anyhow::Result<AnyPool> {
     install_default_drivers();
     let (url, max) = if let Some(path) = url.strip_prefix("sqlite://") {
         let file = path.split('?').next().unwrap_or(path);
@@ -33,8 +34,28 @@ pub async fn open(url: &str, migrator: &Migrator) -> anyhow::Result<AnyPool> {
     } else {
         (url.to_owned(), 10)
     };
+    let sqlite = url.starts_with("sqlite:");
+    let mode = if synchronous.eq_ignore_ascii_case("normal") {
+        "NORMAL"
+    } else {
+        "FULL"
+    };
     let pool = AnyPoolOptions::new()
         .max_connections(max)
+        .after_connect(move |conn, _| {
+            Box::pin(async move {
+                // Per connection: a recycled connection must come back with the same settings.
+                if sqlite {
+                    sqlx::query("PRAGMA journal_mode = WAL")
+                        .execute(&mut *conn)
+                        .await?;
+                    sqlx::query(&format!("PRAGMA synchronous = {mode}"))
+                        .execute(&mut *conn)
+                        .await?;
+                }
+                Ok(())
+            })
+        })
         .acquire_timeout(Duration::from_secs(10))
         .connect(&url)
         .await

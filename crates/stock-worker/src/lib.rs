@@ -31,7 +31,7 @@ pub async fn run(
     inventory: BTreeMap<String, u64>,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
-    let pool = service::store::open(&settings.database_url, &MIGRATOR).await?;
+    let pool = settings.store(&MIGRATOR).await?;
     let store = StockStore::new(pool.clone());
     let added = store.seed(&inventory).await?;
     tracing::info!(added, known = inventory.len(), "inventory seeded");
