@@ -9,7 +9,8 @@
 //!
 //! Phases: idle RSS of the workers; the ceiling; a clean run; a run where `--retry-share` of the
 //! orders use `tok_transient_1` (one retry each); a latency run at half the clean throughput;
-//! peak RSS. Latency per order is the order's server-side `updated_at` (when it turned terminal)
+//! peak RSS; with `--sweep`, runs at 25 % to 125 % of the clean throughput and draws a chart
+//! (`--chart`, default `docs/load.png`) of throughput and p99 against offered load. Latency per order is the order's server-side `updated_at` (when it turned terminal)
 //! minus its submit time, both on this machine's clock.
 
 use anyhow::{Context, bail};
@@ -23,6 +24,7 @@ use broker::lapin::{BasicProperties, Connection, ConnectionProperties, ExchangeK
 use clap::{Parser, ValueEnum};
 use contracts::LineItem;
 use futures_util::{StreamExt, stream};
+use orderflow_examples::chart::{self, LoadPoint};
 use orderflow_examples::{BrokerArgs, new_order, order_message};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -65,6 +67,12 @@ struct Args {
     /// Skip the fixed-rate latency run.
     #[arg(long)]
     no_latency_run: bool,
+    /// Also sweep the offered load (25 % to 125 % of the clean throughput) and draw the chart.
+    #[arg(long)]
+    sweep: bool,
+    /// Where the sweep's chart goes.
+    #[arg(long, default_value = "docs/load.png")]
+    chart: std::path::PathBuf,
 }
 
 /// One run's outcome.
@@ -159,6 +167,36 @@ async fn main() -> anyhow::Result<()> {
         Some((rate, run))
     };
 
+    let sweep = if args.sweep {
+        let mut points = Vec::new();
+        for share in [0.25, 0.5, 0.75, 1.0, 1.25] {
+            let rate = clean.orders_per_s * share;
+            let n = (args.orders / 2).max(1);
+            let tokens = vec![Some("tok_visa".to_owned()); n];
+            let run = drive(&args, &http, &tokens, Some(rate)).await?;
+            eprintln!(
+                "sweep: offered {rate:.0}/s → achieved {:.0}/s, p99 {:.0} ms",
+                run.orders_per_s,
+                run.percentile(99.0)
+            );
+            points.push(LoadPoint {
+                offered: rate,
+                achieved: run.orders_per_s,
+                p99_ms: run.percentile(99.0),
+            });
+        }
+        let title = format!(
+            "orderflow: {} orders per point via {:?}, ceiling {ceiling:.0} msg/s",
+            args.orders / 2,
+            args.via
+        );
+        chart::draw(&args.chart, &points, &title)?;
+        eprintln!("chart written to {}", args.chart.display());
+        Some(points)
+    } else {
+        None
+    };
+
     let peak = rss();
     let rss_mb: BTreeMap<String, Value> = idle
         .iter()
@@ -190,6 +228,11 @@ async fn main() -> anyhow::Result<()> {
             "p99_ms": round(run.percentile(99.0)),
         })),
         "rss_mb": rss_mb,
+        "sweep": sweep.as_ref().map(|points| points.iter().map(|p| json!({
+            "offered_per_s": round(p.offered),
+            "orders_per_s": round(p.achieved),
+            "p99_ms": round(p.p99_ms),
+        })).collect::<Vec<_>>()),
     });
     println!("{line}");
     Ok(())

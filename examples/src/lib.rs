@@ -1,6 +1,8 @@
 //! What the examples (this package's `[[example]]` targets) share: the broker option, order lines
 //! given as `SKU:QTY:PRICE_CENTS`, building an `order.created` and publishing it with confirms.
 
+pub mod chart;
+
 use anyhow::Context as _;
 use broker::{BrokerConfig, BrokerError, Outgoing, Publisher};
 use contracts::{LineItem, OrderCreated};
