@@ -8,6 +8,9 @@ pub enum BrokerError {
     /// The connection or a channel failed (broker gone, network, closed channel).
     #[error("broker connection failed: {0}")]
     Connection(#[from] lapin::Error),
+    /// The publisher was closed (the runtime shut down).
+    #[error("the publisher is closed")]
+    Closed,
     /// The publishing pool could not hand out a connection.
     #[error("no broker connection available: {0}")]
     Pool(String),
@@ -53,7 +56,9 @@ impl BrokerError {
             Self::Connection(err) => !err.is_amqp_soft_error(),
             Self::Pool(_) | Self::ConfirmTimeout(_) => true,
             Self::Topology(err) => err.is_recoverable(),
-            Self::Unroutable { .. } | Self::Nacked { .. } | Self::Serialize(_) => false,
+            Self::Unroutable { .. } | Self::Nacked { .. } | Self::Serialize(_) | Self::Closed => {
+                false
+            }
         }
     }
 }

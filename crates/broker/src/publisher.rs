@@ -106,7 +106,14 @@ impl Publisher {
             .without_max_times()
             .build();
         loop {
-            let result = self.publish_once(message).await;
+            // Bound each attempt (connecting included) by what is left of the window.
+            let left = deadline
+                .saturating_duration_since(Instant::now())
+                .max(self.inner.confirm_timeout);
+            let result = match tokio::time::timeout(left, self.publish_once(message)).await {
+                Ok(result) => result,
+                Err(_) => Err(BrokerError::ConfirmTimeout(left)),
+            };
             record(message, &result);
             match result {
                 Err(err) if err.is_recoverable() && Instant::now() < deadline => {
@@ -174,12 +181,10 @@ impl Publisher {
         }
         let generation = self.inner.generations.fetch_add(1, Ordering::Relaxed);
         *link = None;
-        let connection = self
-            .inner
-            .pool
-            .get()
-            .await
-            .map_err(|err| BrokerError::Pool(err.to_string()))?;
+        let connection = self.inner.pool.get().await.map_err(|err| match err {
+            deadpool_lapin::PoolError::Closed => BrokerError::Closed,
+            err => BrokerError::Pool(err.to_string()),
+        })?;
         let channel = connection.create_channel().await?;
         channel
             .confirm_select(ConfirmSelectOptions::default())

@@ -16,6 +16,9 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+/// A session that lasted this long resets the reconnect backoff.
+const HEALTHY_SESSION: Duration = Duration::from_secs(30);
+
 /// Runs consumers with recovery and shares a publisher; see the crate docs for the guarantees.
 pub struct Runtime {
     config: BrokerConfig,
@@ -102,7 +105,7 @@ impl Runtime {
                 }
                 Err(err) => break Err(err),
             };
-            delays = reconnect_backoff();
+            let opened_at = std::time::Instant::now();
             self.readiness.set(true);
             tracing::info!(consumers = self.consumers.len(), "connected and consuming");
             let failure = tokio::select! {
@@ -116,8 +119,19 @@ impl Runtime {
                     break Ok(());
                 }
                 Some(reason) => {
-                    tracing::warn!(%reason, "lost the broker; reconnecting");
                     session.abandon().await;
+                    // Back off unless the session was healthy for a while, so that a failure
+                    // that recurs at once (a consumer refused or cancelled on every attempt)
+                    // does not spin.
+                    if opened_at.elapsed() > HEALTHY_SESSION {
+                        delays = reconnect_backoff();
+                    }
+                    let delay = delays.next().unwrap_or(Duration::from_secs(5));
+                    tracing::warn!(%reason, ?delay, "lost the broker; reconnecting");
+                    tokio::select! {
+                        () = &mut shutdown => break Ok(()),
+                        () = tokio::time::sleep(delay) => {}
+                    }
                 }
             }
         };

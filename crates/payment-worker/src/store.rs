@@ -141,15 +141,23 @@ impl PaymentStore {
         self.expect(order_id).await
     }
 
-    /// Records the charge if the payment is still pending; returns the row as it now stands.
+    /// Records the provider's charge; returns the row as it now stands. If the order was
+    /// cancelled while the provider was charging, the charge is recorded together with its refund
+    /// (status `refunded`), so no customer stays charged for a cancelled order. One conditional
+    /// statement: replicas racing on one order record one charge.
     ///
     /// # Errors
     /// When the store fails.
     pub async fn charge(&self, order_id: &str, payment_id: &str) -> Result<Payment, sqlx::Error> {
         let now = clock::now();
         sqlx::query(
-            "UPDATE payments SET status = 'charged', payment_id = $2, charged_cents = amount_cents, \
-             charged_at = $3, updated_at = $3 WHERE order_id = $1 AND status = 'pending'",
+            "UPDATE payments SET \
+               status = CASE status WHEN 'pending' THEN 'charged' ELSE 'refunded' END, \
+               payment_id = $2, charged_cents = amount_cents, charged_at = $3, \
+               refunded_cents = CASE status WHEN 'pending' THEN 0 ELSE amount_cents END, \
+               refunded_at = CASE status WHEN 'pending' THEN NULL ELSE $3 END, updated_at = $3 \
+             WHERE order_id = $1 AND (status = 'pending' \
+               OR (status = 'cancelled' AND payment_id IS NULL AND amount_cents > 0))",
         )
         .bind(order_id)
         .bind(payment_id)
@@ -189,28 +197,28 @@ impl PaymentStore {
         let now = clock::now();
         let mut tx = self.pool.begin().await?;
         if inbox::claim(&mut tx, message_id, queue, &now).await? {
-            sqlx::query(
-                "UPDATE payments SET status = 'refunded', refunded_cents = charged_cents, \
-                 refunded_at = $2, updated_at = $2 WHERE order_id = $1 AND status = 'charged'",
-            )
-            .bind(order_id)
-            .bind(&now)
-            .execute(&mut *tx)
-            .await?;
-            sqlx::query(
-                "UPDATE payments SET status = 'cancelled', updated_at = $2 \
-                 WHERE order_id = $1 AND status = 'pending'",
-            )
-            .bind(order_id)
-            .bind(&now)
-            .execute(&mut *tx)
-            .await?;
+            // The tombstone first: it waits for an in-flight `open` of the same order (PostgreSQL),
+            // so the update below sees the row that `open` wrote.
             sqlx::query(
                 "INSERT INTO payments (order_id, status, updated_at) VALUES ($1, $2, $3) \
                  ON CONFLICT DO NOTHING",
             )
             .bind(order_id)
             .bind(Status::Cancelled.as_str())
+            .bind(&now)
+            .execute(&mut *tx)
+            .await?;
+            // One statement, re-checked against the latest row version: a charge committed
+            // meanwhile is refunded, a pending payment will never be charged.
+            sqlx::query(
+                "UPDATE payments SET \
+                   status = CASE status WHEN 'charged' THEN 'refunded' ELSE 'cancelled' END, \
+                   refunded_cents = CASE status WHEN 'charged' THEN charged_cents ELSE refunded_cents END, \
+                   refunded_at = CASE status WHEN 'charged' THEN $2 ELSE refunded_at END, \
+                   updated_at = $2 \
+                 WHERE order_id = $1 AND status IN ('pending', 'charged')",
+            )
+            .bind(order_id)
             .bind(&now)
             .execute(&mut *tx)
             .await?;

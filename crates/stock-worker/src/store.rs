@@ -199,6 +199,11 @@ impl StockStore {
         let now = clock::now();
         let mut tx = self.pool.begin().await?;
         if inbox::claim(&mut tx, message_id, queue, &now).await? {
+            if tombstone {
+                // First: it waits for an in-flight reservation of the same order (PostgreSQL), so
+                // the update below sees and releases it.
+                insert_reservation(&mut tx, order_id, "cancelled", "{}", "[]", &now).await?;
+            }
             let row = sqlx::query(
                 "UPDATE reservations SET status = $2, updated_at = $3 \
                  WHERE order_id = $1 AND status = 'reserved' RETURNING lines",
@@ -223,13 +228,12 @@ impl StockStore {
                         .execute(&mut *tx)
                         .await?;
                 }
-            } else if tombstone {
-                insert_reservation(&mut tx, order_id, "cancelled", "{}", "[]", &now).await?;
-            } else if sqlx::query("SELECT 1 FROM reservations WHERE order_id = $1")
-                .bind(order_id)
-                .fetch_optional(&mut *tx)
-                .await?
-                .is_none()
+            } else if !tombstone
+                && sqlx::query("SELECT 1 FROM reservations WHERE order_id = $1")
+                    .bind(order_id)
+                    .fetch_optional(&mut *tx)
+                    .await?
+                    .is_none()
             {
                 // Nothing to commit yet: leave no trace, so the redelivery is handled afresh.
                 tx.rollback().await?;
