@@ -9,6 +9,19 @@ use common::{TestEvent, config};
 use testkit::TestVhost;
 use testkit::inspect::Inspector;
 
+/// Publishes one test event on a fresh publisher and returns the error it must fail with.
+async fn publish_one(url: &str) -> BrokerError {
+    let publisher = Publisher::new(&config(url)).unwrap();
+    let result = publisher
+        .publish_event(&TestEvent {
+            id: 1,
+            fail_times: 0,
+        })
+        .await;
+    publisher.close().await;
+    result.expect_err("the publish must fail")
+}
+
 #[tokio::test]
 async fn an_unroutable_publish_is_an_error_to_the_caller() {
     let vhost = TestVhost::new().await;
@@ -18,21 +31,13 @@ async fn an_unroutable_publish_is_an_error_to_the_caller() {
         .declare(inspector.channel())
         .await
         .unwrap();
-    let publisher = Publisher::new(&config(&vhost.url)).unwrap();
-    let err = publisher
-        .publish_event(&TestEvent {
-            id: 1,
-            fail_times: 0,
-        })
-        .await
-        .unwrap_err();
+    let err = publish_one(&vhost.url).await;
     assert!(
         matches!(err, BrokerError::Unroutable { ref exchange, ref routing_key, .. }
         if exchange == common::EXCHANGE && routing_key == common::ROUTING_KEY),
         "{err}"
     );
     assert!(!err.is_recoverable());
-    publisher.close().await;
 }
 
 #[tokio::test]
@@ -66,16 +71,8 @@ async fn a_nacked_publish_is_an_error_to_the_caller() {
         )
         .await
         .unwrap();
-    let publisher = Publisher::new(&config(&vhost.url)).unwrap();
-    let err = publisher
-        .publish_event(&TestEvent {
-            id: 1,
-            fail_times: 0,
-        })
-        .await
-        .unwrap_err();
+    let err = publish_one(&vhost.url).await;
     assert!(matches!(err, BrokerError::Nacked { .. }), "{err}");
-    publisher.close().await;
 }
 
 #[tokio::test]

@@ -162,18 +162,28 @@ pub async fn peek(
     let mut held: Vec<Delivery> = Vec::new();
     let mut letters = Vec::new();
     while letters.len() < usize::try_from(limit).unwrap_or(usize::MAX) {
-        let taken = session
-            .channel
-            .basic_get(dlq.name.as_str().into(), BasicGetOptions::default())
-            .await
-            .with_context(|| format!("cannot read from '{}'", dlq.name))?;
-        let Some(message) = taken else { break };
-        letters.push(DeadLetter::from_delivery(&dlq.name, &message.delivery));
-        held.push(message.delivery);
+        let Some(delivery) = take(&session, dlq).await? else {
+            break;
+        };
+        letters.push(DeadLetter::from_delivery(&dlq.name, &delivery));
+        held.push(delivery);
     }
     requeue_all(&held).await;
     session.close().await;
     Ok((letters, total))
+}
+
+/// Takes the next dead letter from `dlq` without acking it (`None` when it is empty).
+///
+/// # Errors
+/// When the broker refuses the read.
+pub async fn take(session: &Session, dlq: &DeadLetterQueue) -> anyhow::Result<Option<Delivery>> {
+    let taken = session
+        .channel
+        .basic_get(dlq.name.as_str().into(), BasicGetOptions::default())
+        .await
+        .with_context(|| format!("cannot read from '{}'", dlq.name))?;
+    Ok(taken.map(|message| message.delivery))
 }
 
 /// Hands every delivery in `held` back to its queue with one `basic.nack` (multiple, requeue),

@@ -4,11 +4,11 @@
 use crate::dead_letters::{self, requeue_all};
 use crate::queues::DeadLetterQueue;
 use crate::target::{Session, Target};
-use anyhow::{Context, bail};
+use anyhow::bail;
 use broker::headers;
 use broker::lapin::BasicProperties;
 use broker::lapin::message::Delivery;
-use broker::lapin::options::{BasicAckOptions, BasicGetOptions, BasicNackOptions};
+use broker::lapin::options::{BasicAckOptions, BasicNackOptions};
 use broker::lapin::types::FieldTable;
 use broker::{Outgoing, Publisher};
 
@@ -114,13 +114,9 @@ async fn run(
     };
     let mut replayed = 0;
     for _ in 0..budget {
-        let taken = session
-            .channel
-            .basic_get(dlq.name.as_str().into(), BasicGetOptions::default())
-            .await
-            .with_context(|| format!("cannot read from '{}'", dlq.name))?;
-        let Some(message) = taken else { break };
-        let delivery = message.delivery;
+        let Some(delivery) = crate::dead_letters::take(session, dlq).await? else {
+            break;
+        };
         let id = delivery
             .properties
             .message_id()
