@@ -8,6 +8,7 @@ use crate::publisher::Publisher;
 use crate::retry::{Outcome, decide};
 use crate::settle::settle;
 use crate::topology::QueueSpec;
+use crate::trace::TraceParent;
 use futures_util::future::BoxFuture;
 use futures_util::{FutureExt, StreamExt};
 use lapin::Channel;
@@ -207,15 +208,18 @@ async fn process(spec: &ConsumerSpec, publisher: &Publisher, delivery: Delivery)
         redelivered: delivery.redelivered,
         headers: props.headers().clone().unwrap_or_default(),
     };
+    let trace = headers::text(Some(&meta.headers), headers::TRACEPARENT)
+        .and_then(|text| TraceParent::parse(&text))
+        .unwrap_or_else(TraceParent::root);
     let span = tracing::info_span!(
         "delivery",
         queue = %queue,
         message_id = meta.message_id.as_deref().unwrap_or(""),
         correlation_id = meta.correlation_id.as_deref().unwrap_or(""),
         retry_count = meta.retry_count,
-        traceparent = headers::text(Some(&meta.headers), headers::TRACEPARENT).unwrap_or_default(),
+        trace_id = %trace.trace_id(),
     );
-    async {
+    let handled = async {
         let retry_count = meta.retry_count;
         let started = Instant::now();
         let attempt = match (spec.handle)(&delivery.data, meta) {
@@ -248,8 +252,9 @@ async fn process(spec: &ConsumerSpec, publisher: &Publisher, delivery: Delivery)
         )
         .await;
     }
-    .instrument(span)
-    .await;
+    .instrument(span);
+    // Events the handler publishes continue this delivery's trace.
+    trace.scope(handled).await;
 }
 
 fn outcome_label(outcome: Outcome) -> &'static str {

@@ -9,6 +9,7 @@
 //! - [`runtime`]: the supervisor that reconnects, redeclares and resumes consumers.
 //! - [`retry`]: the backoff policy and the pure retry decision.
 //! - [`headers`]: the header names the library owns and their readers.
+//! - [`trace`]: W3C `traceparent` on every message, continued from delivery to published event.
 //! - [`handler`], [`message`], [`event`]: what handlers see and return.
 //!
 //! # Guarantees
@@ -31,6 +32,7 @@ pub mod retry;
 pub mod runtime;
 mod settle;
 pub mod topology;
+pub mod trace;
 
 pub use connection::{BrokerConfig, Readiness};
 pub use consumer::ConsumerSpec;
@@ -44,3 +46,4 @@ pub use publisher::Publisher;
 pub use retry::{Decision, Outcome, RetryPolicy, decide};
 pub use runtime::Runtime;
 pub use topology::{ExchangeType, QueueSpec, QueueType, Topology};
+pub use trace::TraceParent;

@@ -2,6 +2,7 @@
 
 use crate::event::Event;
 use crate::headers;
+use crate::trace::TraceParent;
 use lapin::BasicProperties;
 use lapin::types::{AMQPValue, FieldTable, LongString};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -64,7 +65,7 @@ impl Outgoing {
     }
 
     /// A JSON body already serialized (e.g. from an outbox), with every property of the wire
-    /// contract and a fresh UUID `message_id`.
+    /// contract, a fresh UUID `message_id` and a `traceparent` continuing the current trace.
     #[must_use]
     pub fn json(
         exchange: &str,
@@ -77,6 +78,10 @@ impl Outgoing {
         let timestamp = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
+        // Continue the trace of the delivery being handled, or start one.
+        let traceparent = TraceParent::current()
+            .map_or_else(TraceParent::root, |parent| parent.child())
+            .to_string();
         let properties = BasicProperties::default()
             .with_content_type("application/json".into())
             .with_delivery_mode(2)
@@ -85,7 +90,7 @@ impl Outgoing {
             .with_type(event_type.into())
             .with_timestamp(timestamp)
             .with_app_id(app_id.into())
-            .with_headers(FieldTable::default());
+            .with_headers(text_headers(&[(headers::TRACEPARENT, &traceparent)]));
         Self {
             exchange: exchange.to_owned(),
             routing_key: routing_key.to_owned(),

@@ -215,6 +215,11 @@ async fn always_failing_ends_in_the_dlq_with_every_header_and_the_original_body(
         "test.event"
     );
     assert_eq!(*dead.properties.delivery_mode(), Some(2));
+    assert_eq!(
+        dead.header(headers::TRACEPARENT),
+        headers::text(message.properties.headers().as_ref(), headers::TRACEPARENT),
+        "the dead letter keeps the trace"
+    );
     let retry_counts: Vec<u32> = recorder
         .calls_for(9)
         .iter()
@@ -421,4 +426,55 @@ async fn eventually_take(
     }
     assert_eq!(taken.len(), n, "exactly {n} in {queue}");
     taken
+}
+
+#[tokio::test]
+async fn events_published_by_a_handler_continue_the_delivery_trace() {
+    let vhost = TestVhost::new().await;
+    let mut inspector = Inspector::connect(&vhost.url).await.unwrap();
+    inspector
+        .channel()
+        .queue_declare(
+            "traced".into(),
+            broker::lapin::options::QueueDeclareOptions::default(),
+            broker::lapin::types::FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    let runtime = Runtime::new(config(&vhost.url)).unwrap();
+    let publisher = runtime.publisher();
+    let forward = move |msg: broker::Message<TestEvent>| {
+        let publisher = publisher.clone();
+        async move {
+            let mut next = broker::Outgoing::event(&msg.event, "test")?;
+            next.exchange = String::new();
+            next.routing_key = "traced".to_owned();
+            publisher.publish(&next).await?;
+            Ok(())
+        }
+    };
+    let running = Running::start(runtime.with_topology(topology()).with_consumer(
+        ConsumerSpec::new(queue("svc.forward", RetryPolicy::default()), forward),
+    ))
+    .await;
+    let original = broker::Outgoing::event(
+        &TestEvent {
+            id: 3,
+            fail_times: 0,
+        },
+        "test",
+    )
+    .unwrap();
+    let incoming =
+        headers::text(original.properties.headers().as_ref(), headers::TRACEPARENT).unwrap();
+    running.publisher.publish(&original).await.unwrap();
+    let forwarded = eventually_take(&mut inspector, "traced", 1).await;
+    let outgoing = forwarded[0].header(headers::TRACEPARENT).unwrap();
+    let (incoming, outgoing) = (
+        broker::TraceParent::parse(&incoming).unwrap(),
+        broker::TraceParent::parse(&outgoing).unwrap(),
+    );
+    assert_eq!(outgoing.trace_id(), incoming.trace_id(), "same trace");
+    assert_ne!(outgoing, incoming, "a new span");
+    running.shutdown().await.unwrap();
 }
