@@ -122,12 +122,6 @@ impl Outgoing {
     }
 }
 
-/// A header value as text, for logs and spans.
-#[must_use]
-pub fn header_text(table: &FieldTable, name: &str) -> Option<String> {
-    headers::text(Some(table), name)
-}
-
 /// Builds a header table from text pairs.
 #[must_use]
 pub fn text_headers(pairs: &[(&str, &str)]) -> FieldTable {

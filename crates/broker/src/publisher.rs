@@ -213,19 +213,6 @@ impl Publisher {
         err
     }
 
-    /// True when the publisher holds an open channel.
-    #[must_use]
-    pub fn is_connected(&self) -> bool {
-        self.inner
-            .link
-            .try_lock()
-            .map(|link| {
-                link.as_ref()
-                    .is_some_and(|l| l.channel.status().connected())
-            })
-            .unwrap_or(true)
-    }
-
     /// Closes the channel and the pooled connections.
     pub async fn close(&self) {
         if let Some(link) = self.inner.link.lock().await.take() {

@@ -155,19 +155,7 @@ impl OrderStore {
             payment_token: order.request.payment_token.clone(),
             created_at: now,
         };
-        sqlx::query(
-            "INSERT INTO orders (order_id, status, customer_id, items, total_cents, currency, \
-             payment_token, created_at, updated_at) VALUES ($1, 'pending', $2, $3, $4, $5, $6, $7, $7)",
-        )
-        .bind(order_id.to_string())
-        .bind(&event.customer_id)
-        .bind(serde_json::to_string(&event.items).unwrap_or_default())
-        .bind(i64::try_from(event.total_cents).unwrap_or(i64::MAX))
-        .bind(&event.currency)
-        .bind(event.payment_token.as_deref())
-        .bind(clock::format(now))
-        .execute(&mut *tx)
-        .await?;
+        insert_order(&mut *tx, &event, &clock::format(now)).await?;
         enqueue(&mut tx, &event, &clock::format(now)).await?;
         tx.commit().await?;
         Ok(Created::New(order_id))
@@ -224,23 +212,7 @@ impl OrderStore {
     /// # Errors
     /// When the store fails.
     pub async fn adopt(&self, event: &contracts::OrderCreated) -> Result<bool, sqlx::Error> {
-        let created = clock::format(event.created_at);
-        let adopted = sqlx::query(
-            "INSERT INTO orders (order_id, status, customer_id, items, total_cents, currency, \
-             payment_token, created_at, updated_at) VALUES ($1, 'pending', $2, $3, $4, $5, $6, $7, $8) \
-             ON CONFLICT DO NOTHING",
-        )
-        .bind(event.order_id.to_string())
-        .bind(&event.customer_id)
-        .bind(serde_json::to_string(&event.items).unwrap_or_default())
-        .bind(i64::try_from(event.total_cents).unwrap_or(i64::MAX))
-        .bind(&event.currency)
-        .bind(event.payment_token.as_deref())
-        .bind(&created)
-        .bind(clock::now())
-        .execute(&self.pool)
-        .await?;
-        Ok(adopted.rows_affected() == 1)
+        Ok(insert_order(&self.pool, event, &clock::now()).await? == 1)
     }
 
     /// How many orders are in each status.
@@ -376,6 +348,30 @@ impl OrderStore {
         }
         tx.commit().await
     }
+}
+
+/// Stores the order `event` describes as `pending` unless it is known; returns the rows added.
+async fn insert_order<'e>(
+    executor: impl sqlx::Executor<'e, Database = Any>,
+    event: &contracts::OrderCreated,
+    updated_at: &str,
+) -> Result<u64, sqlx::Error> {
+    let inserted = sqlx::query(
+        "INSERT INTO orders (order_id, status, customer_id, items, total_cents, currency, \
+         payment_token, created_at, updated_at) VALUES ($1, 'pending', $2, $3, $4, $5, $6, $7, $8) \
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(event.order_id.to_string())
+    .bind(&event.customer_id)
+    .bind(serde_json::to_string(&event.items).unwrap_or_default())
+    .bind(i64::try_from(event.total_cents).unwrap_or(i64::MAX))
+    .bind(&event.currency)
+    .bind(event.payment_token.as_deref())
+    .bind(clock::format(event.created_at))
+    .bind(updated_at)
+    .execute(executor)
+    .await?;
+    Ok(inserted.rows_affected())
 }
 
 /// Writes `event` to the outbox in `tx`, with its deterministic `message_id`.

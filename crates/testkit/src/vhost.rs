@@ -88,18 +88,6 @@ impl TestVhost {
         }
         Ok(connections.len())
     }
-
-    /// How many client connections the broker lists in this vhost.
-    ///
-    /// # Errors
-    /// When the management API fails.
-    pub async fn connection_count(&self) -> anyhow::Result<usize> {
-        Ok(self
-            .management()
-            .list_connections_in(&self.name)
-            .await?
-            .len())
-    }
 }
 
 impl Drop for TestVhost {
