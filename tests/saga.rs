@@ -132,6 +132,15 @@ async fn transient_failures_are_retried_until_the_order_completes() {
         &[("queue", "payment.order-created"), ("outcome", "handled")],
     );
     assert_eq!(handled, Some(1.0));
+    // The redelivered messages carried retry-count 1 and 2: the worker's delivery spans say so.
+    let log = system.payments[0].log();
+    for retry_count in 1..=2 {
+        assert!(
+            log.lines().any(|line| line.contains(&id.to_string())
+                && line.contains(&format!("retry_count={retry_count}"))),
+            "a delivery of {id} with retry_count={retry_count} in the payment worker's log"
+        );
+    }
     let payment = system.payment(id).await.unwrap();
     assert_eq!(payment["status"], "charged");
     let mut system = system;
@@ -168,7 +177,11 @@ async fn a_malformed_order_created_lands_in_every_dlq_and_the_workers_go_on() {
         .unwrap()
         .await
         .unwrap();
-    for queue in ["payment.order-created.dlq", "stock.order-created.dlq"] {
+    for queue in [
+        "payment.order-created.dlq",
+        "stock.order-created.dlq",
+        "order.order-created.dlq",
+    ] {
         let dead = eventually(queue, WAIT, || async {
             let taken = inspector.take_all(queue).await.ok()?;
             (!taken.is_empty()).then_some(taken)

@@ -91,7 +91,7 @@ impl System {
             ),
             ("RETRY_MULTIPLIER".to_owned(), "2".to_owned()),
             ("STOCK_FILE".to_owned(), stock_file.display().to_string()),
-            ("RUST_LOG".to_owned(), "info".to_owned()),
+            ("RUST_LOG".to_owned(), "info,broker=debug".to_owned()),
         ];
         let with = |db: &str| {
             let mut env = common.clone();
