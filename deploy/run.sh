@@ -1,13 +1,20 @@
 #!/usr/bin/env bash
 # Runs orderflow on this machine: makes sure a RabbitMQ broker (with its management UI) is
 # there, builds and starts the three workers, prints where to look, and stops them on Ctrl-C.
+# `--release` builds and runs optimised binaries (for benchmarks).
 set -euo pipefail
+profile=debug
+case "${1:-}" in
+  --release) profile=release ;;
+  "") ;;
+  *) echo "usage: deploy/run.sh [--release]" >&2; exit 2 ;;
+esac
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 
 "$root/deploy/ensure-broker.sh"
-echo "run: building the workers"
-cargo build --quiet --bins
+echo "run: building the workers ($profile)"
+if [ "$profile" = release ]; then cargo build --quiet --release --bins; else cargo build --quiet --bins; fi
 
 export AMQP_URL="${AMQP_URL:-amqp://guest:guest@127.0.0.1:5672/%2f}"
 export STOCK_FILE="${STOCK_FILE:-$root/deploy/stock.json}"
@@ -24,7 +31,7 @@ trap stop EXIT
 trap 'exit 130' INT TERM
 
 start() { # name, port
-  HTTP_ADDR="${3:-127.0.0.1:$2}" "target/debug/$1" >"data/logs/$1.log" 2>&1 &
+  HTTP_ADDR="${3:-127.0.0.1:$2}" "target/$profile/$1" >"data/logs/$1.log" 2>&1 &
   pids+=($!)
 }
 start order-worker 8080 "${ORDER_HTTP_ADDR:-}"
@@ -53,7 +60,7 @@ Try:
   curl -s -XPOST localhost:8080/orders -H 'content-type: application/json' \\
     -d '{"customer_id":"c-42","items":[{"sku":"SKU-1","quantity":2,"unit_price_cents":1250}],"currency":"USD","payment_token":"tok_visa"}'
   cargo run -q -p orderflow-examples --example poison -- --kind outage
-  target/debug/orderflow dlq list
+  target/$profile/orderflow dlq list
 
 Ctrl-C stops the workers.
 INFO

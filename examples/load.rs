@@ -25,6 +25,7 @@ use clap::{Parser, ValueEnum};
 use contracts::LineItem;
 use futures_util::{StreamExt, stream};
 use orderflow_examples::chart::{self, LoadPoint};
+use orderflow_examples::procs;
 use orderflow_examples::{BrokerArgs, new_order, order_message};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -82,6 +83,8 @@ struct Run {
     latencies_ms: Vec<f64>,
     completed: usize,
     cancelled: usize,
+    /// CPU ms per order of each process, over the run.
+    cpu_ms: BTreeMap<String, f64>,
 }
 
 impl Run {
@@ -104,25 +107,26 @@ async fn main() -> anyhow::Result<()> {
     summary(&http, &args.api_url)
         .await
         .context("the order worker does not answer: start the system with deploy/run.sh")?;
-    let idle = rss();
+    let idle = procs::sample();
     eprintln!("idle RSS (MB): {}", show_rss(&idle));
 
     eprintln!(
         "ceiling: {} messages through a bare lapin chain…",
         args.orders
     );
-    let ceiling = ceiling(&args.broker.amqp_url, args.orders, args.prefetch).await?;
-    eprintln!("ceiling: {ceiling:.0} msg/s");
+    let (ceiling, ceiling_cpu) = ceiling(&args.broker.amqp_url, args.orders, args.prefetch).await?;
+    eprintln!("ceiling: {ceiling:.0} msg/s, CPU ms per message: {ceiling_cpu:?}");
 
     eprintln!("clean run: {} orders via {:?}…", args.orders, args.via);
     let tokens = vec![Some("tok_visa".to_owned()); args.orders];
     let clean = drive(&args, &http, &tokens, None).await?;
     eprintln!(
-        "clean run: {:.0} orders/s, p50 {:.0} ms, p95 {:.0} ms, p99 {:.0} ms",
+        "clean run: {:.0} orders/s, p50 {:.0} ms, p95 {:.0} ms, p99 {:.0} ms, CPU ms per order: {:?}",
         clean.orders_per_s,
         clean.percentile(50.0),
         clean.percentile(95.0),
-        clean.percentile(99.0)
+        clean.percentile(99.0),
+        clean.cpu_ms
     );
 
     let retry = if args.retry_share > 0.0 {
@@ -197,17 +201,23 @@ async fn main() -> anyhow::Result<()> {
         None
     };
 
-    let peak = rss();
+    let peak = procs::sample();
     let rss_mb: BTreeMap<String, Value> = idle
         .iter()
-        .map(|(name, (idle_mb, _))| {
-            let peak_mb = peak.get(name).map_or(0.0, |(_, hwm)| *hwm);
+        .filter(|(name, _)| name.as_str() != "beam.smp")
+        .map(|(name, at_idle)| {
+            let peak_mb = peak.get(name).map_or(0.0, |p| p.peak_rss_mb);
             (
                 name.clone(),
-                json!({"idle": round(*idle_mb), "peak": round(peak_mb)}),
+                json!({"idle": round(at_idle.rss_mb), "peak": round(peak_mb)}),
             )
         })
         .collect();
+    let rounded = |cpu: &BTreeMap<String, f64>| -> BTreeMap<String, f64> {
+        cpu.iter()
+            .map(|(name, ms)| (name.clone(), (ms * 1000.0).round() / 1000.0))
+            .collect()
+    };
     let line = json!({
         "orders": args.orders,
         "via": format!("{:?}", args.via).to_lowercase(),
@@ -218,6 +228,8 @@ async fn main() -> anyhow::Result<()> {
         "completed": clean.completed,
         "cancelled": clean.cancelled,
         "ceiling_orders_per_s": round(ceiling),
+        "cpu_ms_per_order": rounded(&clean.cpu_ms),
+        "ceiling_cpu_ms_per_msg": rounded(&ceiling_cpu),
         "ratio": (clean.orders_per_s / ceiling * 1000.0).round() / 1000.0,
         "retry_share": args.retry_share,
         "retry_orders_per_s": retry.as_ref().map(|r| round(r.orders_per_s)),
@@ -251,6 +263,7 @@ async fn drive(
     rate: Option<f64>,
 ) -> anyhow::Result<Run> {
     let before = summary(http, &args.api_url).await?;
+    let cpu_before = procs::sample();
     let publisher = args.broker.publisher()?;
     let started = Instant::now();
     let submissions = stream::iter(tokens.iter().enumerate()).map(|(i, token)| {
@@ -286,6 +299,7 @@ async fn drive(
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    let cpu_ms = procs::cpu_between(&cpu_before, &procs::sample(), tokens.len() as f64);
 
     let orders: Vec<Value> = stream::iter(submitted.iter())
         .map(|(id, _)| {
@@ -336,6 +350,7 @@ async fn drive(
         latencies_ms,
         completed,
         cancelled,
+        cpu_ms,
     })
 }
 
@@ -393,8 +408,13 @@ async fn summary(http: &reqwest::Client, api_url: &str) -> anyhow::Result<Summar
 }
 
 /// The bare chain's throughput in messages per second: publish `n` (pipelined confirms) →
-/// consume, republish to a fanout with a confirm, ack → two consumers ack.
-async fn ceiling(url: &str, n: usize, prefetch: u16) -> anyhow::Result<f64> {
+/// consume, republish to a fanout with a confirm, ack → two consumers ack. Also the CPU ms per
+/// message of the broker and of this process (the chain's client).
+async fn ceiling(
+    url: &str,
+    n: usize,
+    prefetch: u16,
+) -> anyhow::Result<(f64, BTreeMap<String, f64>)> {
     let tag = Uuid::new_v4().simple().to_string();
     let (input, fanout) = (format!("bench.{tag}.in"), format!("bench.{tag}.fanout"));
     let outputs = [format!("bench.{tag}.out.1"), format!("bench.{tag}.out.2")];
@@ -523,6 +543,8 @@ async fn ceiling(url: &str, n: usize, prefetch: u16) -> anyhow::Result<f64> {
     publish
         .confirm_select(ConfirmSelectOptions::default())
         .await?;
+    let cpu_before = procs::sample();
+    let client_before = procs::own_cpu_ms();
     let started = Instant::now();
     let mut pending = Vec::with_capacity(256);
     for _ in 0..n {
@@ -552,6 +574,12 @@ async fn ceiling(url: &str, n: usize, prefetch: u16) -> anyhow::Result<f64> {
             .context("the ceiling chain did not finish")?;
     }
     let elapsed = started.elapsed().as_secs_f64();
+    let mut cpu = procs::cpu_between(&cpu_before, &procs::sample(), n as f64);
+    cpu.retain(|name, _| name == "beam.smp");
+    cpu.insert(
+        "client".to_owned(),
+        (procs::own_cpu_ms() - client_before) / n as f64,
+    );
     for queue in std::iter::once(&input).chain(&outputs) {
         let _ = setup
             .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
@@ -561,41 +589,12 @@ async fn ceiling(url: &str, n: usize, prefetch: u16) -> anyhow::Result<f64> {
         .exchange_delete(fanout.as_str().into(), Default::default())
         .await;
     let _ = conn.close(200, "done".into()).await;
-    Ok(n as f64 / elapsed)
+    Ok((n as f64 / elapsed, cpu))
 }
 
-/// (current RSS, peak RSS) in MB of each running worker, from `/proc`.
-fn rss() -> BTreeMap<String, (f64, f64)> {
-    let mut found = BTreeMap::new();
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return found;
-    };
-    for entry in entries.flatten() {
-        let path = entry.path();
-        let Ok(comm) = std::fs::read_to_string(path.join("comm")) else {
-            continue;
-        };
-        let name = comm.trim();
-        if !["order-worker", "payment-worker", "stock-worker"].contains(&name) {
-            continue;
-        }
-        let status = std::fs::read_to_string(path.join("status")).unwrap_or_default();
-        let field = |key: &str| {
-            status
-                .lines()
-                .find(|l| l.starts_with(key))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<f64>().ok())
-                .map_or(0.0, |kb| kb / 1024.0)
-        };
-        found.insert(name.to_owned(), (field("VmRSS:"), field("VmHWM:")));
-    }
-    found
-}
-
-fn show_rss(rss: &BTreeMap<String, (f64, f64)>) -> String {
+fn show_rss(rss: &BTreeMap<String, procs::Sample>) -> String {
     rss.iter()
-        .map(|(name, (now, _))| format!("{name} {now:.1}"))
+        .map(|(name, sample)| format!("{name} {:.1}", sample.rss_mb))
         .collect::<Vec<_>>()
         .join(", ")
 }

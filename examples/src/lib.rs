@@ -2,6 +2,7 @@
 //! given as `SKU:QTY:PRICE_CENTS`, building an `order.created` and publishing it with confirms.
 
 pub mod chart;
+pub mod procs;
 
 use anyhow::Context as _;
 use broker::{BrokerConfig, BrokerError, Outgoing, Publisher};

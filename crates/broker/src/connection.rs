@@ -6,6 +6,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+/// How long closing waits for the broker's confirmation once everything is settled: a broker
+/// that never answers must not hold a worker's exit.
+pub(crate) const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Where and as whom to connect.
 #[derive(Debug, Clone)]
 pub struct BrokerConfig {

@@ -216,8 +216,16 @@ impl Publisher {
     /// Closes the channel and the pooled connections.
     pub async fn close(&self) {
         if let Some(link) = self.inner.link.lock().await.take() {
-            let _ = link.channel.close(200, "shutdown".into()).await;
-            let _ = link.connection.close(200, "shutdown".into()).await;
+            let closing = async {
+                let _ = link.channel.close(200, "shutdown".into()).await;
+                let _ = link.connection.close(200, "shutdown".into()).await;
+            };
+            if tokio::time::timeout(crate::connection::CLOSE_TIMEOUT, closing)
+                .await
+                .is_err()
+            {
+                tracing::warn!("the broker did not confirm closing the publisher; leaving it");
+            }
         }
         self.inner.pool.close();
     }

@@ -219,7 +219,16 @@ impl Session {
         } else {
             tracing::info!(in_flight, "in-flight handlers settled");
         }
-        let _ = self.connection.close(200, "shutdown".into()).await;
+        // Everything is settled: a broker that never confirms the close must not hold the exit.
+        if tokio::time::timeout(
+            crate::connection::CLOSE_TIMEOUT,
+            self.connection.close(200, "shutdown".into()),
+        )
+        .await
+        .is_err()
+        {
+            tracing::warn!("the broker did not confirm closing the connection; leaving it");
+        }
     }
 
     /// Gives up on a broken connection; unsettled messages return to their queues broker-side.

@@ -34,8 +34,8 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 /// # Errors
 /// When the store cannot be opened, the HTTP address bound, or the topology conflicts.
 pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
-    let pool = settings.store(&MIGRATOR).await?;
-    let store = OrderStore::new(pool.clone());
+    let db = settings.store(&MIGRATOR).await?;
+    let store = OrderStore::new(db.clone());
     let wake = Arc::new(Notify::new());
     let track = handlers::Track {
         store: store.clone(),
@@ -71,6 +71,6 @@ pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> anyh
     ));
     let api = api::routes(api::Api { store, wake });
     worker
-        .run(runtime, api, pool, settings.http_addr, shutdown)
+        .run(runtime, api, db, settings.http_addr, shutdown)
         .await
 }

@@ -3,8 +3,10 @@
 
 use crate::validation::ValidOrder;
 use broker::{Event, Outgoing};
+use futures_util::FutureExt;
+use service::db::Db;
 use service::{clock, inbox};
-use sqlx::{Any, AnyPool, Row, Transaction};
+use sqlx::{Any, AnyConnection, Row};
 use uuid::Uuid;
 
 /// An order as the API shows it.
@@ -104,17 +106,17 @@ impl OutboxRow {
     }
 }
 
-/// The store over its pool.
+/// The store over its database.
 #[derive(Debug, Clone)]
 pub struct OrderStore {
-    pool: AnyPool,
+    db: Db,
 }
 
 impl OrderStore {
-    /// Wraps a migrated pool.
+    /// Wraps a migrated database.
     #[must_use]
-    pub fn new(pool: AnyPool) -> Self {
-        Self { pool }
+    pub fn new(db: Db) -> Self {
+        Self { db }
     }
 
     /// Stores a new order and its `order.created` in the outbox, honouring an Idempotency-Key.
@@ -129,23 +131,6 @@ impl OrderStore {
         let now = time::OffsetDateTime::now_utc();
         let order_id = Uuid::new_v4();
         let fingerprint = serde_json::to_string(&order.request).unwrap_or_default();
-        let mut tx = self.pool.begin().await?;
-        if let Some(key) = idempotency_key {
-            let claimed = sqlx::query(
-                "INSERT INTO idempotency_keys (idempotency_key, order_id, fingerprint, created_at) \
-                 VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
-            )
-            .bind(key)
-            .bind(order_id.to_string())
-            .bind(&fingerprint)
-            .bind(clock::format(now))
-            .execute(&mut *tx)
-            .await?;
-            if claimed.rows_affected() == 0 {
-                tx.rollback().await?;
-                return self.replay(key, &fingerprint).await;
-            }
-        }
         let event = contracts::OrderCreated {
             order_id,
             customer_id: order.request.customer_id.clone(),
@@ -155,10 +140,39 @@ impl OrderStore {
             payment_token: order.request.payment_token.clone(),
             created_at: now,
         };
-        insert_order(&mut *tx, &event, &clock::format(now)).await?;
-        enqueue(&mut tx, &event, &clock::format(now)).await?;
-        tx.commit().await?;
-        Ok(Created::New(order_id))
+        let key = idempotency_key.map(str::to_owned);
+        let claim = (key.clone(), fingerprint.clone());
+        let stored = self
+            .db
+            .write(move |conn| {
+                async move {
+                    let at = clock::format(now);
+                    if let (Some(key), fingerprint) = &claim {
+                        let claimed = sqlx::query(
+                            "INSERT INTO idempotency_keys (idempotency_key, order_id, fingerprint, created_at) \
+                             VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+                        )
+                        .bind(key)
+                        .bind(order_id.to_string())
+                        .bind(fingerprint)
+                        .bind(&at)
+                        .execute(&mut *conn)
+                        .await?;
+                        if claimed.rows_affected() == 0 {
+                            return Ok(false);
+                        }
+                    }
+                    insert_order(&mut *conn, &event, &at).await?;
+                    enqueue(conn, &event, &at).await?;
+                    Ok(true)
+                }
+                .boxed()
+            })
+            .await?;
+        match key {
+            Some(key) if !stored => self.replay(&key, &fingerprint).await,
+            _ => Ok(Created::New(order_id)),
+        }
     }
 
     async fn replay(&self, key: &str, fingerprint: &str) -> Result<Created, sqlx::Error> {
@@ -166,7 +180,7 @@ impl OrderStore {
             "SELECT order_id, fingerprint FROM idempotency_keys WHERE idempotency_key = $1",
         )
         .bind(key)
-        .fetch_one(&self.pool)
+        .fetch_one(self.db.pool())
         .await?;
         if row.get::<String, _>("fingerprint") != fingerprint {
             return Ok(Created::KeyConflict);
@@ -188,7 +202,7 @@ impl OrderStore {
              stock_reserved, paid, refunded, created_at, updated_at FROM orders WHERE order_id = $1",
         )
         .bind(order_id)
-        .fetch_optional(&self.pool)
+        .fetch_optional(self.db.pool())
         .await?;
         Ok(row.map(|row| Order {
             order_id: row.get("order_id"),
@@ -212,7 +226,14 @@ impl OrderStore {
     /// # Errors
     /// When the store fails.
     pub async fn adopt(&self, event: &contracts::OrderCreated) -> Result<bool, sqlx::Error> {
-        Ok(insert_order(&self.pool, event, &clock::now()).await? == 1)
+        let event = event.clone();
+        let added = self
+            .db
+            .write(move |conn| {
+                async move { insert_order(conn, &event, &clock::now()).await }.boxed()
+            })
+            .await?;
+        Ok(added == 1)
     }
 
     /// How many orders are in each status.
@@ -221,7 +242,7 @@ impl OrderStore {
     /// When the store fails.
     pub async fn summary(&self) -> Result<std::collections::BTreeMap<String, i64>, sqlx::Error> {
         let rows = sqlx::query("SELECT status, COUNT(*) AS n FROM orders GROUP BY status")
-            .fetch_all(&self.pool)
+            .fetch_all(self.db.pool())
             .await?;
         let mut counts: std::collections::BTreeMap<String, i64> =
             ["pending", "completed", "cancelled"]
@@ -245,66 +266,17 @@ impl OrderStore {
         message_id: Option<&str>,
         queue: &str,
     ) -> Result<Applied, sqlx::Error> {
-        let now = clock::now();
-        let id = order_id.to_string();
-        let mut tx = self.pool.begin().await?;
-        let known = sqlx::query("SELECT 1 FROM orders WHERE order_id = $1")
-            .bind(&id)
-            .fetch_optional(&mut *tx)
-            .await?
-            .is_some();
-        if !known {
-            tx.rollback().await?;
-            return Ok(Applied::UnknownOrder);
-        }
-        if !inbox::claim(&mut tx, message_id, queue, &now).await? {
-            tx.commit().await?;
-            return Ok(Applied::Done);
-        }
-        let mut applied = Applied::Done;
-        let statement = match change {
-            Change::StockReserved => {
-                "UPDATE orders SET stock_reserved = 1, updated_at = $2, status = CASE \
-                 WHEN status = 'pending' AND paid = 1 THEN 'completed' ELSE status END WHERE order_id = $1"
-            }
-            Change::Paid => {
-                "UPDATE orders SET paid = 1, updated_at = $2, status = CASE \
-                 WHEN status = 'pending' AND stock_reserved = 1 THEN 'completed' ELSE status END WHERE order_id = $1"
-            }
-            Change::Refunded => {
-                "UPDATE orders SET refunded = 1, updated_at = $2 WHERE order_id = $1"
-            }
-            Change::Cancel(reason) => {
-                let cancelled = sqlx::query(
-                    "UPDATE orders SET status = 'cancelled', reason = $3, updated_at = $2 \
-                     WHERE order_id = $1 AND status = 'pending'",
-                )
-                .bind(&id)
-                .bind(&now)
-                .bind(reason)
-                .execute(&mut *tx)
-                .await?;
-                if cancelled.rows_affected() == 1 {
-                    let event = contracts::OrderCancelled {
-                        order_id,
-                        reason: reason.clone(),
-                        cancelled_at: time::OffsetDateTime::now_utc(),
-                    };
-                    enqueue(&mut tx, &event, &now).await?;
-                    applied = Applied::DoneWithEvent;
+        let change = change.clone();
+        let claim = (message_id.map(str::to_owned), queue.to_owned());
+        self.db
+            .write(move |conn| {
+                async move {
+                    let (message_id, queue) = claim;
+                    apply_in(conn, order_id, &change, message_id.as_deref(), &queue).await
                 }
-                ""
-            }
-        };
-        if !statement.is_empty() {
-            sqlx::query(statement)
-                .bind(&id)
-                .bind(&now)
-                .execute(&mut *tx)
-                .await?;
-        }
-        tx.commit().await?;
-        Ok(applied)
+                .boxed()
+            })
+            .await
     }
 
     /// Up to `limit` unsent outbox rows, oldest first.
@@ -317,7 +289,7 @@ impl OrderStore {
              WHERE sent_at IS NULL ORDER BY created_at LIMIT $1",
         )
         .bind(limit)
-        .fetch_all(&self.pool)
+        .fetch_all(self.db.pool())
         .await?;
         Ok(rows
             .into_iter()
@@ -337,17 +309,88 @@ impl OrderStore {
     /// # Errors
     /// When the store fails.
     pub async fn mark_sent(&self, message_ids: &[&str]) -> Result<(), sqlx::Error> {
-        let now = clock::now();
-        let mut tx = self.pool.begin().await?;
-        for id in message_ids {
-            sqlx::query("UPDATE outbox SET sent_at = $2 WHERE message_id = $1")
-                .bind(*id)
-                .bind(&now)
-                .execute(&mut *tx)
-                .await?;
-        }
-        tx.commit().await
+        let ids: Vec<String> = message_ids.iter().map(|id| (*id).to_owned()).collect();
+        self.db
+            .write(move |conn| {
+                async move {
+                    let now = clock::now();
+                    for id in &ids {
+                        sqlx::query("UPDATE outbox SET sent_at = $2 WHERE message_id = $1")
+                            .bind(id)
+                            .bind(&now)
+                            .execute(&mut *conn)
+                            .await?;
+                    }
+                    Ok(())
+                }
+                .boxed()
+            })
+            .await
     }
+}
+
+/// Applies `change` to `order_id` on `conn` (inside a transaction), once per `message_id`.
+async fn apply_in(
+    conn: &mut AnyConnection,
+    order_id: Uuid,
+    change: &Change,
+    message_id: Option<&str>,
+    queue: &str,
+) -> Result<Applied, sqlx::Error> {
+    let now = clock::now();
+    let id = order_id.to_string();
+    let known = sqlx::query("SELECT 1 FROM orders WHERE order_id = $1")
+        .bind(&id)
+        .fetch_optional(&mut *conn)
+        .await?
+        .is_some();
+    if !known {
+        return Ok(Applied::UnknownOrder);
+    }
+    if !inbox::claim(conn, message_id, queue, &now).await? {
+        return Ok(Applied::Done);
+    }
+    let mut applied = Applied::Done;
+    let statement = match change {
+        Change::StockReserved => {
+            "UPDATE orders SET stock_reserved = 1, updated_at = $2, status = CASE \
+             WHEN status = 'pending' AND paid = 1 THEN 'completed' ELSE status END WHERE order_id = $1"
+        }
+        Change::Paid => {
+            "UPDATE orders SET paid = 1, updated_at = $2, status = CASE \
+             WHEN status = 'pending' AND stock_reserved = 1 THEN 'completed' ELSE status END WHERE order_id = $1"
+        }
+        Change::Refunded => "UPDATE orders SET refunded = 1, updated_at = $2 WHERE order_id = $1",
+        Change::Cancel(reason) => {
+            let cancelled = sqlx::query(
+                "UPDATE orders SET status = 'cancelled', reason = $3, updated_at = $2 \
+                 WHERE order_id = $1 AND status = 'pending'",
+            )
+            .bind(&id)
+            .bind(&now)
+            .bind(reason)
+            .execute(&mut *conn)
+            .await?;
+            if cancelled.rows_affected() == 1 {
+                let event = contracts::OrderCancelled {
+                    order_id,
+                    reason: reason.clone(),
+                    cancelled_at: time::OffsetDateTime::now_utc(),
+                };
+                enqueue(conn, &event, &now).await?;
+                applied = Applied::DoneWithEvent;
+            }
+            ""
+        }
+    };
+    if !statement.is_empty() {
+        sqlx::query(statement)
+            .bind(&id)
+            .bind(&now)
+            .execute(conn)
+            .await?;
+    }
+    Ok(applied)
 }
 
 /// Stores the order `event` describes as `pending` unless it is known; returns the rows added.
@@ -374,9 +417,9 @@ async fn insert_order<'e>(
     Ok(inserted.rows_affected())
 }
 
-/// Writes `event` to the outbox in `tx`, with its deterministic `message_id`.
+/// Writes `event` to the outbox on `conn` (inside a transaction), with its deterministic `message_id`.
 async fn enqueue<E: Event>(
-    tx: &mut Transaction<'_, Any>,
+    conn: &mut AnyConnection,
     event: &E,
     now: &str,
 ) -> Result<(), sqlx::Error> {
@@ -392,7 +435,7 @@ async fn enqueue<E: Event>(
     .bind(E::ROUTING_KEY)
     .bind(serde_json::to_string(event).map_err(|err| sqlx::Error::Encode(Box::new(err)))?)
     .bind(now)
-    .execute(&mut **tx)
+    .execute(conn)
     .await?;
     Ok(())
 }

@@ -28,8 +28,8 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 /// # Errors
 /// When the store cannot be opened, the HTTP address bound, or the topology conflicts.
 pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
-    let pool = settings.store(&MIGRATOR).await?;
-    let store = PaymentStore::new(pool.clone());
+    let db = settings.store(&MIGRATOR).await?;
+    let store = PaymentStore::new(db.clone());
     let runtime = settings.runtime()?;
     let publisher = runtime.publisher();
     let runtime = runtime
@@ -49,6 +49,6 @@ pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> anyh
         ));
     let app = api::routes(store);
     service::worker::Worker::new()
-        .run(runtime, app, pool, settings.http_addr, shutdown)
+        .run(runtime, app, db, settings.http_addr, shutdown)
         .await
 }

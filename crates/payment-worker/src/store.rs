@@ -1,8 +1,10 @@
 //! The payments store: one row per order and the transitions between its states, each one a
 //! single conditional statement so that replicas sharing PostgreSQL never charge twice.
 
+use futures_util::FutureExt;
+use service::db::Db;
 use service::{clock, inbox};
-use sqlx::{AnyPool, Row};
+use sqlx::{AnyConnection, Row};
 
 /// Where an order's payment stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,19 +73,19 @@ fn status_text<S: serde::Serializer>(status: &Status, s: S) -> Result<S::Ok, S::
     s.serialize_str(status.as_str())
 }
 
-/// The store over its pool.
+/// The store over its database.
 #[derive(Debug, Clone)]
 pub struct PaymentStore {
-    pool: AnyPool,
+    db: Db,
 }
 
 const COLUMNS: &str = "order_id, status, payment_id, amount_cents, currency, charged_cents, refunded_cents, decline_reason, charged_at, refunded_at";
 
 impl PaymentStore {
-    /// Wraps a migrated pool.
+    /// Wraps a migrated database.
     #[must_use]
-    pub fn new(pool: AnyPool) -> Self {
-        Self { pool }
+    pub fn new(db: Db) -> Self {
+        Self { db }
     }
 
     /// The payment of `order_id`, if known.
@@ -91,24 +93,8 @@ impl PaymentStore {
     /// # Errors
     /// When the store fails.
     pub async fn get(&self, order_id: &str) -> Result<Option<Payment>, sqlx::Error> {
-        let row = sqlx::query(&format!(
-            "SELECT {COLUMNS} FROM payments WHERE order_id = $1"
-        ))
-        .bind(order_id)
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(row.map(|row| Payment {
-            order_id: row.get("order_id"),
-            status: Status::parse(row.get::<String, _>("status").as_str()),
-            payment_id: row.get("payment_id"),
-            amount_cents: row.get("amount_cents"),
-            currency: row.get("currency"),
-            charged_cents: row.get("charged_cents"),
-            refunded_cents: row.get("refunded_cents"),
-            decline_reason: row.get("decline_reason"),
-            charged_at: row.get("charged_at"),
-            refunded_at: row.get("refunded_at"),
-        }))
+        let mut conn = self.db.pool().acquire().await?;
+        fetch(&mut conn, order_id).await
     }
 
     /// Records a new order as `pending` (unless known) and the message as handled; returns the row.
@@ -123,22 +109,29 @@ impl PaymentStore {
         message_id: Option<&str>,
         queue: &str,
     ) -> Result<Payment, sqlx::Error> {
-        let now = clock::now();
-        let mut tx = self.pool.begin().await?;
-        if inbox::claim(&mut tx, message_id, queue, &now).await? {
-            sqlx::query(
-                "INSERT INTO payments (order_id, status, amount_cents, currency, updated_at) \
-                 VALUES ($1, 'pending', $2, $3, $4) ON CONFLICT DO NOTHING",
-            )
-            .bind(order_id)
-            .bind(amount_cents)
-            .bind(currency)
-            .bind(&now)
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
-        self.expect(order_id).await
+        let (order_id, currency) = (order_id.to_owned(), currency.to_owned());
+        let claim = (message_id.map(str::to_owned), queue.to_owned());
+        self.db
+            .write(move |conn| {
+                async move {
+                    let now = clock::now();
+                    if inbox::claim(conn, claim.0.as_deref(), &claim.1, &now).await? {
+                        sqlx::query(
+                            "INSERT INTO payments (order_id, status, amount_cents, currency, updated_at) \
+                             VALUES ($1, 'pending', $2, $3, $4) ON CONFLICT DO NOTHING",
+                        )
+                        .bind(&order_id)
+                        .bind(amount_cents)
+                        .bind(&currency)
+                        .bind(&now)
+                        .execute(&mut *conn)
+                        .await?;
+                    }
+                    expect(conn, &order_id).await
+                }
+                .boxed()
+            })
+            .await
     }
 
     /// Records the provider's charge; returns the row as it now stands. If the order was
@@ -149,22 +142,29 @@ impl PaymentStore {
     /// # Errors
     /// When the store fails.
     pub async fn charge(&self, order_id: &str, payment_id: &str) -> Result<Payment, sqlx::Error> {
-        let now = clock::now();
-        sqlx::query(
-            "UPDATE payments SET \
-               status = CASE status WHEN 'pending' THEN 'charged' ELSE 'refunded' END, \
-               payment_id = $2, charged_cents = amount_cents, charged_at = $3, \
-               refunded_cents = CASE status WHEN 'pending' THEN 0 ELSE amount_cents END, \
-               refunded_at = CASE status WHEN 'pending' THEN NULL ELSE $3 END, updated_at = $3 \
-             WHERE order_id = $1 AND (status = 'pending' \
-               OR (status = 'cancelled' AND payment_id IS NULL AND amount_cents > 0))",
-        )
-        .bind(order_id)
-        .bind(payment_id)
-        .bind(&now)
-        .execute(&self.pool)
-        .await?;
-        self.expect(order_id).await
+        let (order_id, payment_id) = (order_id.to_owned(), payment_id.to_owned());
+        self.db
+            .write(move |conn| {
+                async move {
+                    sqlx::query(
+                        "UPDATE payments SET \
+                           status = CASE status WHEN 'pending' THEN 'charged' ELSE 'refunded' END, \
+                           payment_id = $2, charged_cents = amount_cents, charged_at = $3, \
+                           refunded_cents = CASE status WHEN 'pending' THEN 0 ELSE amount_cents END, \
+                           refunded_at = CASE status WHEN 'pending' THEN NULL ELSE $3 END, updated_at = $3 \
+                         WHERE order_id = $1 AND (status = 'pending' \
+                           OR (status = 'cancelled' AND payment_id IS NULL AND amount_cents > 0))",
+                    )
+                    .bind(&order_id)
+                    .bind(&payment_id)
+                    .bind(clock::now())
+                    .execute(&mut *conn)
+                    .await?;
+                    expect(conn, &order_id).await
+                }
+                .boxed()
+            })
+            .await
     }
 
     /// Records the decline if the payment is still pending; returns the row as it now stands.
@@ -172,16 +172,24 @@ impl PaymentStore {
     /// # Errors
     /// When the store fails.
     pub async fn decline(&self, order_id: &str, reason: &str) -> Result<Payment, sqlx::Error> {
-        sqlx::query(
-            "UPDATE payments SET status = 'declined', decline_reason = $2, updated_at = $3 \
-             WHERE order_id = $1 AND status = 'pending'",
-        )
-        .bind(order_id)
-        .bind(reason)
-        .bind(clock::now())
-        .execute(&self.pool)
-        .await?;
-        self.expect(order_id).await
+        let (order_id, reason) = (order_id.to_owned(), reason.to_owned());
+        self.db
+            .write(move |conn| {
+                async move {
+                    sqlx::query(
+                        "UPDATE payments SET status = 'declined', decline_reason = $2, updated_at = $3 \
+                         WHERE order_id = $1 AND status = 'pending'",
+                    )
+                    .bind(&order_id)
+                    .bind(&reason)
+                    .bind(clock::now())
+                    .execute(&mut *conn)
+                    .await?;
+                    expect(conn, &order_id).await
+                }
+                .boxed()
+            })
+            .await
     }
 
     /// The order was cancelled: refund a charge, or make sure it is never charged. Returns the row.
@@ -194,40 +202,70 @@ impl PaymentStore {
         message_id: Option<&str>,
         queue: &str,
     ) -> Result<Payment, sqlx::Error> {
-        let now = clock::now();
-        let mut tx = self.pool.begin().await?;
-        if inbox::claim(&mut tx, message_id, queue, &now).await? {
-            // The tombstone first: it waits for an in-flight `open` of the same order (PostgreSQL),
-            // so the update below sees the row that `open` wrote.
-            sqlx::query(
-                "INSERT INTO payments (order_id, status, updated_at) VALUES ($1, $2, $3) \
-                 ON CONFLICT DO NOTHING",
-            )
-            .bind(order_id)
-            .bind(Status::Cancelled.as_str())
-            .bind(&now)
-            .execute(&mut *tx)
-            .await?;
-            // One statement, re-checked against the latest row version: a charge committed
-            // meanwhile is refunded, a pending payment will never be charged.
-            sqlx::query(
-                "UPDATE payments SET \
-                   status = CASE status WHEN 'charged' THEN 'refunded' ELSE 'cancelled' END, \
-                   refunded_cents = CASE status WHEN 'charged' THEN charged_cents ELSE refunded_cents END, \
-                   refunded_at = CASE status WHEN 'charged' THEN $2 ELSE refunded_at END, \
-                   updated_at = $2 \
-                 WHERE order_id = $1 AND status IN ('pending', 'charged')",
-            )
-            .bind(order_id)
-            .bind(&now)
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
-        self.expect(order_id).await
+        let order_id = order_id.to_owned();
+        let claim = (message_id.map(str::to_owned), queue.to_owned());
+        self.db
+            .write(move |conn| {
+                async move {
+                    let now = clock::now();
+                    if inbox::claim(conn, claim.0.as_deref(), &claim.1, &now).await? {
+                        // The tombstone first: it waits for an in-flight `open` of the same order
+                        // (PostgreSQL), so the update below sees the row that `open` wrote.
+                        sqlx::query(
+                            "INSERT INTO payments (order_id, status, updated_at) VALUES ($1, $2, $3) \
+                             ON CONFLICT DO NOTHING",
+                        )
+                        .bind(&order_id)
+                        .bind(Status::Cancelled.as_str())
+                        .bind(&now)
+                        .execute(&mut *conn)
+                        .await?;
+                        // One statement, re-checked against the latest row version: a charge
+                        // committed meanwhile is refunded, a pending payment will never be charged.
+                        sqlx::query(
+                            "UPDATE payments SET \
+                               status = CASE status WHEN 'charged' THEN 'refunded' ELSE 'cancelled' END, \
+                               refunded_cents = CASE status WHEN 'charged' THEN charged_cents ELSE refunded_cents END, \
+                               refunded_at = CASE status WHEN 'charged' THEN $2 ELSE refunded_at END, \
+                               updated_at = $2 \
+                             WHERE order_id = $1 AND status IN ('pending', 'charged')",
+                        )
+                        .bind(&order_id)
+                        .bind(&now)
+                        .execute(&mut *conn)
+                        .await?;
+                    }
+                    expect(conn, &order_id).await
+                }
+                .boxed()
+            })
+            .await
     }
+}
 
-    async fn expect(&self, order_id: &str) -> Result<Payment, sqlx::Error> {
-        self.get(order_id).await?.ok_or(sqlx::Error::RowNotFound)
-    }
+/// The payment of `order_id` as `conn` sees it.
+async fn fetch(conn: &mut AnyConnection, order_id: &str) -> Result<Option<Payment>, sqlx::Error> {
+    let row = sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM payments WHERE order_id = $1"
+    ))
+    .bind(order_id)
+    .fetch_optional(conn)
+    .await?;
+    Ok(row.map(|row| Payment {
+        order_id: row.get("order_id"),
+        status: Status::parse(row.get::<String, _>("status").as_str()),
+        payment_id: row.get("payment_id"),
+        amount_cents: row.get("amount_cents"),
+        currency: row.get("currency"),
+        charged_cents: row.get("charged_cents"),
+        refunded_cents: row.get("refunded_cents"),
+        decline_reason: row.get("decline_reason"),
+        charged_at: row.get("charged_at"),
+        refunded_at: row.get("refunded_at"),
+    }))
+}
+
+/// The payment of `order_id`, which the same transaction has just written.
+async fn expect(conn: &mut AnyConnection, order_id: &str) -> Result<Payment, sqlx::Error> {
+    fetch(conn, order_id).await?.ok_or(sqlx::Error::RowNotFound)
 }

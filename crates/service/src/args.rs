@@ -143,8 +143,10 @@ impl Settings {
     ///
     /// # Errors
     /// When the database cannot be reached or a migration fails.
-    pub async fn store(&self, migrator: &sqlx::migrate::Migrator) -> anyhow::Result<sqlx::AnyPool> {
-        crate::store::open(&self.database_url, &self.sqlite_synchronous, migrator).await
+    pub async fn store(&self, migrator: &sqlx::migrate::Migrator) -> anyhow::Result<crate::db::Db> {
+        let pool =
+            crate::store::open(&self.database_url, &self.sqlite_synchronous, migrator).await?;
+        Ok(crate::db::Db::new(pool))
     }
 
     /// The broker runtime with the whole system's topology declared.

@@ -2,14 +2,14 @@
 //! change they caused, so a redelivered or duplicated event changes nothing. Each worker's own
 //! migrations create its `inbox (message_id, queue, handled_at)` table: services share no schema.
 
-use sqlx::{Any, Transaction};
+use sqlx::AnyConnection;
 
 /// Records `message_id` as handled from `queue`; false when it already was (a duplicate).
 ///
 /// # Errors
 /// When the store fails.
 pub async fn claim(
-    tx: &mut Transaction<'_, Any>,
+    conn: &mut AnyConnection,
     message_id: Option<&str>,
     queue: &str,
     now: &str,
@@ -24,7 +24,7 @@ pub async fn claim(
     .bind(message_id)
     .bind(queue)
     .bind(now)
-    .execute(&mut **tx)
+    .execute(conn)
     .await?;
     Ok(inserted.rows_affected() == 1)
 }

@@ -5,6 +5,7 @@
 //! - [`clock`]: timestamps as the store and the wire keep them (RFC 3339, UTC).
 //! - [`args`]: the flags every worker takes (broker, store, HTTP, retry policy, concurrency).
 //! - [`store`]: opening the worker's own database (SQLite or PostgreSQL) and migrating it.
+//! - [`db`]: reads from the pool, writes as transactions (group-committed on SQLite).
 //! - [`inbox`]: recording handled message ids in the transaction of the state change.
 //! - [`ops`]: `/healthz`, `/readyz` and `/metrics`.
 //! - [`http`]: serving a router until shutdown, and JSON errors.
@@ -14,6 +15,7 @@
 
 pub mod args;
 pub mod clock;
+pub mod db;
 pub mod http;
 pub mod inbox;
 pub mod ops;

@@ -7,11 +7,14 @@ use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::migrate::Migrator;
 use std::time::Duration;
 
+/// SQLite connections: the writer's and readers'.
+const SQLITE_CONNECTIONS: u32 = 4;
+
 /// Opens `url`, creating a SQLite file and its directory when needed, and runs `migrator`;
 /// `synchronous` is SQLite's `synchronous` mode (`full` or `normal`).
 ///
-/// SQLite gets one connection (it has one writer anyway; this avoids lock upgrades failing under
-/// concurrency); PostgreSQL gets a pool of 10.
+/// SQLite gets a few connections: readers, and the one [`crate::db::Db`]'s writer task uses (it
+/// is the only writer, so no lock upgrade fails under concurrency); PostgreSQL gets a pool of 10.
 ///
 /// # Errors
 /// When the database cannot be reached or a migration fails.
@@ -30,7 +33,7 @@ pub async fn open(url: &str, synchronous: &str, migrator: &Migrator) -> anyhow::
         } else {
             format!("{url}?mode=rwc")
         };
-        (url, 1)
+        (url, SQLITE_CONNECTIONS)
     } else {
         (url.to_owned(), 10)
     };

@@ -1,10 +1,10 @@
 //! Running a worker: the broker runtime, the HTTP server (API + ops) and background tasks, all
 //! stopped together on shutdown — or when the runtime fails for good.
 
+use crate::db::Db;
 use crate::http::serve;
 use axum::Router;
 use broker::Runtime;
-use sqlx::AnyPool;
 use std::future::Future;
 use std::net::SocketAddr;
 use tokio::task::JoinHandle;
@@ -35,7 +35,8 @@ impl Worker {
         self.tasks.push(tokio::spawn(task));
     }
 
-    /// Serves `api` plus the ops routes on `addr` and runs `runtime` until `shutdown`.
+    /// Serves `api` plus the ops routes (which check `db`) on `addr` and runs `runtime` until
+    /// `shutdown`; closes `db` last.
     ///
     /// # Errors
     /// When the address cannot be bound or the runtime fails for good (e.g. a topology conflict).
@@ -43,10 +44,12 @@ impl Worker {
         self,
         runtime: Runtime,
         api: Router,
-        pool: AnyPool,
+        db: Db,
         addr: SocketAddr,
         shutdown: impl Future<Output = ()>,
     ) -> anyhow::Result<()> {
+        let pool = db.pool().clone();
+        drop(db);
         let app = api.merge(crate::ops::routes(runtime.readiness(), pool.clone()));
         let http = serve(addr, app, self.stop.clone()).await?;
         let mut broker = tokio::spawn(runtime.run(self.stop.clone().cancelled_owned()));

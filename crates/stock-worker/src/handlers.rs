@@ -47,7 +47,7 @@ impl broker::Handler<OrderCreated> for Reserve {
                 };
                 contracts::publish(&self.publisher, &event).await?;
             }
-            Reservation::Released | Reservation::Cancelled => {}
+            Reservation::Released | Reservation::Cancelled | Reservation::Paid => {}
         }
         Ok(())
     }
@@ -64,18 +64,13 @@ impl broker::Handler<OrderPaid> for Commit {
     async fn handle(&self, message: Message<OrderPaid>) -> Result<(), HandlerError> {
         let meta = &message.meta;
         let order_id = message.event.order_id.to_string();
-        match self
-            .store
+        // A payment that overtook this worker's `order.created` is recorded, and the reservation
+        // sells the units when it comes; rejected or cancelled orders are refunded by the payment
+        // worker. Nothing is left to wait for here.
+        self.store
             .commit(&order_id, meta.message_id.as_deref(), &meta.queue)
-            .await?
-        {
-            // The payment overtook this worker's `order.created`: wait for the reservation.
-            None => Err(HandlerError::retry(format!(
-                "order {order_id} is paid but not reserved yet"
-            ))),
-            // Rejected or cancelled orders are refunded by the payment worker; nothing to sell.
-            Some(_) => Ok(()),
-        }
+            .await?;
+        Ok(())
     }
 }
 

@@ -31,8 +31,8 @@ pub async fn run(
     inventory: BTreeMap<String, u64>,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
-    let pool = settings.store(&MIGRATOR).await?;
-    let store = StockStore::new(pool.clone());
+    let db = settings.store(&MIGRATOR).await?;
+    let store = StockStore::new(db.clone());
     let added = store.seed(&inventory).await?;
     tracing::info!(added, known = inventory.len(), "inventory seeded");
     let runtime = settings.runtime()?;
@@ -61,7 +61,7 @@ pub async fn run(
         .run(
             runtime,
             api::routes(store),
-            pool,
+            db,
             settings.http_addr,
             shutdown,
         )

@@ -1,9 +1,13 @@
 //! The inventory store: stock per SKU and one reservation per order. Every stock change is a
 //! conditional `UPDATE … WHERE available >= n`, taken in SKU order, so that replicas sharing
-//! PostgreSQL never oversell and never deadlock.
+//! PostgreSQL never oversell and never deadlock. A reservation is `reserved`, then `committed` or
+//! `released`; or `rejected`. A decision that overtakes the reservation leaves a tombstone:
+//! `paid` (the reservation then sells at once) or `cancelled` (the order is never reserved).
 
+use futures_util::FutureExt;
+use service::db::Db;
 use service::{clock, inbox};
-use sqlx::{Any, AnyPool, Row, Transaction};
+use sqlx::{AnyConnection, Connection, Row};
 use std::collections::BTreeMap;
 
 /// One SKU's counts.
@@ -32,22 +36,24 @@ pub enum Reservation {
     Rejected(Vec<String>),
     /// Cancelled before it was ever reserved.
     Cancelled,
+    /// Paid before its `order.created` arrived: its units are sold as soon as they are taken.
+    Paid,
 }
 
 /// Units per SKU, merged and in SKU order (the lock order).
 pub type Lines = BTreeMap<String, i64>;
 
-/// The store over its pool.
+/// The store over its database.
 #[derive(Debug, Clone)]
 pub struct StockStore {
-    pool: AnyPool,
+    db: Db,
 }
 
 impl StockStore {
-    /// Wraps a migrated pool.
+    /// Wraps a migrated database.
     #[must_use]
-    pub fn new(pool: AnyPool) -> Self {
-        Self { pool }
+    pub fn new(db: Db) -> Self {
+        Self { db }
     }
 
     /// Adds SKUs not yet known with their initial stock; known SKUs keep their counts.
@@ -55,19 +61,27 @@ impl StockStore {
     /// # Errors
     /// When the store fails.
     pub async fn seed(&self, inventory: &BTreeMap<String, u64>) -> Result<usize, sqlx::Error> {
-        let mut added = 0;
-        for (sku, units) in inventory {
-            let units = i64::try_from(*units).unwrap_or(i64::MAX);
-            added += sqlx::query(
-                "INSERT INTO stock (sku, available) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-            )
-            .bind(sku)
-            .bind(units)
-            .execute(&self.pool)
-            .await?
-            .rows_affected();
-        }
-        Ok(usize::try_from(added).unwrap_or_default())
+        let inventory = inventory.clone();
+        self.db
+            .write(move |conn| {
+                async move {
+                    let mut added = 0;
+                    for (sku, units) in &inventory {
+                        let units = i64::try_from(*units).unwrap_or(i64::MAX);
+                        added += sqlx::query(
+                            "INSERT INTO stock (sku, available) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                        )
+                        .bind(sku)
+                        .bind(units)
+                        .execute(&mut *conn)
+                        .await?
+                        .rows_affected();
+                    }
+                    Ok(usize::try_from(added).unwrap_or_default())
+                }
+                .boxed()
+            })
+            .await
     }
 
     /// The counts of `sku`.
@@ -78,7 +92,7 @@ impl StockStore {
         let row =
             sqlx::query("SELECT sku, available, reserved, committed FROM stock WHERE sku = $1")
                 .bind(sku)
-                .fetch_optional(&self.pool)
+                .fetch_optional(self.db.pool())
                 .await?;
         Ok(row.map(|row| StockLevel {
             sku: row.get("sku"),
@@ -93,22 +107,8 @@ impl StockStore {
     /// # Errors
     /// When the store fails.
     pub async fn reservation(&self, order_id: &str) -> Result<Option<Reservation>, sqlx::Error> {
-        let row = sqlx::query("SELECT status, short_skus FROM reservations WHERE order_id = $1")
-            .bind(order_id)
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(row.map(|row| {
-            let status: String = row.get("status");
-            match status.as_str() {
-                "reserved" => Reservation::Reserved,
-                "committed" => Reservation::Committed,
-                "released" => Reservation::Released,
-                "cancelled" => Reservation::Cancelled,
-                _ => Reservation::Rejected(
-                    serde_json::from_str(&row.get::<String, _>("short_skus")).unwrap_or_default(),
-                ),
-            }
-        }))
+        let mut conn = self.db.pool().acquire().await?;
+        reservation(&mut conn, order_id).await
     }
 
     /// Reserves every line for `order_id` at once, or records the refusal; returns the outcome
@@ -123,41 +123,21 @@ impl StockStore {
         message_id: Option<&str>,
         queue: &str,
     ) -> Result<Reservation, sqlx::Error> {
-        let now = clock::now();
-        let encoded = serde_json::to_string(lines).unwrap_or_default();
-        let mut tx = self.pool.begin().await?;
-        if inbox::claim(&mut tx, message_id, queue, &now).await?
-            && insert_reservation(&mut tx, order_id, "reserved", &encoded, "[]", &now).await?
-        {
-            let mut short = Vec::new();
-            for (sku, units) in lines {
-                let taken = sqlx::query(
-                    "UPDATE stock SET available = available - $2, reserved = reserved + $2 \
-                     WHERE sku = $1 AND available >= $2",
-                )
-                .bind(sku)
-                .bind(units)
-                .execute(&mut *tx)
-                .await?;
-                if taken.rows_affected() == 0 {
-                    short.push(sku.clone());
+        let (order_id, lines) = (order_id.to_owned(), lines.clone());
+        let claim = (message_id.map(str::to_owned), queue.to_owned());
+        self.db
+            .write(move |conn| {
+                async move {
+                    let (message_id, queue) = claim;
+                    reserve(conn, &order_id, &lines, message_id.as_deref(), &queue).await
                 }
-            }
-            if !short.is_empty() {
-                tx.rollback().await?;
-                let mut tx = self.pool.begin().await?;
-                inbox::claim(&mut tx, message_id, queue, &now).await?;
-                let skus = serde_json::to_string(&short).unwrap_or_default();
-                insert_reservation(&mut tx, order_id, "rejected", &encoded, &skus, &now).await?;
-                tx.commit().await?;
-                return self.expect(order_id).await;
-            }
-        }
-        tx.commit().await?;
-        self.expect(order_id).await
+                .boxed()
+            })
+            .await
     }
 
-    /// Moves a reservation to sold. `None` when the order has no reservation yet.
+    /// Moves a reservation to sold; when the payment overtook the reservation, records it as
+    /// paid so the reservation sells its units straight away. Returns the reservation.
     ///
     /// # Errors
     /// When the store fails.
@@ -166,8 +146,8 @@ impl StockStore {
         order_id: &str,
         message_id: Option<&str>,
         queue: &str,
-    ) -> Result<Option<Reservation>, sqlx::Error> {
-        self.settle(order_id, "committed", message_id, queue, false)
+    ) -> Result<Reservation, sqlx::Error> {
+        self.settle(order_id, Settle::Commit, message_id, queue)
             .await
     }
 
@@ -182,77 +162,224 @@ impl StockStore {
         message_id: Option<&str>,
         queue: &str,
     ) -> Result<Reservation, sqlx::Error> {
-        let outcome = self
-            .settle(order_id, "released", message_id, queue, true)
-            .await?;
-        Ok(outcome.unwrap_or(Reservation::Cancelled))
+        self.settle(order_id, Settle::Release, message_id, queue)
+            .await
     }
 
     async fn settle(
         &self,
         order_id: &str,
-        to: &str,
+        how: Settle,
         message_id: Option<&str>,
         queue: &str,
-        tombstone: bool,
-    ) -> Result<Option<Reservation>, sqlx::Error> {
-        let now = clock::now();
-        let mut tx = self.pool.begin().await?;
-        if inbox::claim(&mut tx, message_id, queue, &now).await? {
-            if tombstone {
-                // First: it waits for an in-flight reservation of the same order (PostgreSQL), so
-                // the update below sees and releases it.
-                insert_reservation(&mut tx, order_id, "cancelled", "{}", "[]", &now).await?;
-            }
-            let row = sqlx::query(
-                "UPDATE reservations SET status = $2, updated_at = $3 \
-                 WHERE order_id = $1 AND status = 'reserved' RETURNING lines",
-            )
-            .bind(order_id)
-            .bind(to)
-            .bind(&now)
-            .fetch_optional(&mut *tx)
-            .await?;
-            if let Some(row) = row {
-                let lines: Lines =
-                    serde_json::from_str(&row.get::<String, _>("lines")).unwrap_or_default();
-                let statement = if to == "committed" {
-                    "UPDATE stock SET reserved = reserved - $2, committed = committed + $2 WHERE sku = $1"
-                } else {
-                    "UPDATE stock SET reserved = reserved - $2, available = available + $2 WHERE sku = $1"
-                };
-                for (sku, units) in &lines {
-                    sqlx::query(statement)
-                        .bind(sku)
-                        .bind(units)
-                        .execute(&mut *tx)
-                        .await?;
+    ) -> Result<Reservation, sqlx::Error> {
+        let order_id = order_id.to_owned();
+        let claim = (message_id.map(str::to_owned), queue.to_owned());
+        self.db
+            .write(move |conn| {
+                async move {
+                    let (message_id, queue) = claim;
+                    settle(conn, &order_id, how, message_id.as_deref(), &queue).await
                 }
-            } else if !tombstone
-                && sqlx::query("SELECT 1 FROM reservations WHERE order_id = $1")
-                    .bind(order_id)
-                    .fetch_optional(&mut *tx)
-                    .await?
-                    .is_none()
-            {
-                // Nothing to commit yet: leave no trace, so the redelivery is handled afresh.
-                tx.rollback().await?;
-                return Ok(None);
-            }
-        }
-        tx.commit().await?;
-        self.reservation(order_id).await
-    }
-
-    async fn expect(&self, order_id: &str) -> Result<Reservation, sqlx::Error> {
-        self.reservation(order_id)
-            .await?
-            .ok_or(sqlx::Error::RowNotFound)
+                .boxed()
+            })
+            .await
     }
 }
 
+/// What becomes of a reservation when its order is decided.
+#[derive(Debug, Clone, Copy)]
+enum Settle {
+    /// Paid: the reserved units are sold.
+    Commit,
+    /// Cancelled: the reserved units go back to stock.
+    Release,
+}
+
+impl Settle {
+    /// The reservation's status afterwards.
+    fn status(self) -> &'static str {
+        match self {
+            Self::Commit => "committed",
+            Self::Release => "released",
+        }
+    }
+
+    /// The tombstone left when the decision arrives before the reservation.
+    fn early_status(self) -> &'static str {
+        match self {
+            Self::Commit => "paid",
+            Self::Release => "cancelled",
+        }
+    }
+
+    /// Moves one SKU's reserved units.
+    fn statement(self) -> &'static str {
+        match self {
+            Self::Commit => {
+                "UPDATE stock SET reserved = reserved - $2, committed = committed + $2 WHERE sku = $1"
+            }
+            Self::Release => {
+                "UPDATE stock SET reserved = reserved - $2, available = available + $2 WHERE sku = $1"
+            }
+        }
+    }
+}
+
+/// The reservation of `order_id` as `conn` sees it.
+async fn reservation(
+    conn: &mut AnyConnection,
+    order_id: &str,
+) -> Result<Option<Reservation>, sqlx::Error> {
+    let row = sqlx::query("SELECT status, short_skus FROM reservations WHERE order_id = $1")
+        .bind(order_id)
+        .fetch_optional(conn)
+        .await?;
+    Ok(row.map(|row| {
+        let status: String = row.get("status");
+        match status.as_str() {
+            "reserved" => Reservation::Reserved,
+            "committed" => Reservation::Committed,
+            "released" => Reservation::Released,
+            "cancelled" => Reservation::Cancelled,
+            "paid" => Reservation::Paid,
+            _ => Reservation::Rejected(
+                serde_json::from_str(&row.get::<String, _>("short_skus")).unwrap_or_default(),
+            ),
+        }
+    }))
+}
+
+/// Reserves every line of `order_id` on `conn` (inside a transaction), or records the refusal;
+/// returns the outcome (the earlier one when the order was already decided). An order already
+/// paid has its units sold at once.
+async fn reserve(
+    conn: &mut AnyConnection,
+    order_id: &str,
+    lines: &Lines,
+    message_id: Option<&str>,
+    queue: &str,
+) -> Result<Reservation, sqlx::Error> {
+    let now = clock::now();
+    let encoded = serde_json::to_string(lines).unwrap_or_default();
+    let mut attempt = conn.begin().await?;
+    if !inbox::claim(&mut attempt, message_id, queue, &now).await? {
+        attempt.commit().await?;
+        return expect(conn, order_id).await;
+    }
+    let take =
+        if insert_reservation(&mut attempt, order_id, "reserved", &encoded, "[]", &now).await? {
+            "UPDATE stock SET available = available - $2, reserved = reserved + $2 \
+         WHERE sku = $1 AND available >= $2"
+        } else if sqlx::query(
+            "UPDATE reservations SET status = 'committed', lines = $2, updated_at = $3 \
+         WHERE order_id = $1 AND status = 'paid'",
+        )
+        .bind(order_id)
+        .bind(&encoded)
+        .bind(&now)
+        .execute(&mut *attempt)
+        .await?
+        .rows_affected()
+            == 1
+        {
+            "UPDATE stock SET available = available - $2, committed = committed + $2 \
+         WHERE sku = $1 AND available >= $2"
+        } else {
+            // Decided earlier (a tombstone, or a duplicate without a message id).
+            attempt.commit().await?;
+            return expect(conn, order_id).await;
+        };
+    let mut short = Vec::new();
+    for (sku, units) in lines {
+        let taken = sqlx::query(take)
+            .bind(sku)
+            .bind(units)
+            .execute(&mut *attempt)
+            .await?;
+        if taken.rows_affected() == 0 {
+            short.push(sku.clone());
+        }
+    }
+    if short.is_empty() {
+        attempt.commit().await?;
+    } else {
+        // Undo the lines taken; record the refusal instead (over a paid-ahead row, if any).
+        attempt.rollback().await?;
+        inbox::claim(conn, message_id, queue, &now).await?;
+        sqlx::query(
+            "INSERT INTO reservations (order_id, status, lines, short_skus, updated_at) \
+             VALUES ($1, 'rejected', $2, $3, $4) ON CONFLICT (order_id) DO UPDATE SET \
+             status = 'rejected', lines = $2, short_skus = $3, updated_at = $4 \
+             WHERE reservations.status = 'paid'",
+        )
+        .bind(order_id)
+        .bind(&encoded)
+        .bind(serde_json::to_string(&short).unwrap_or_default())
+        .bind(&now)
+        .execute(&mut *conn)
+        .await?;
+    }
+    expect(conn, order_id).await
+}
+
+/// Settles the reservation of `order_id` on `conn` (inside a transaction): the tombstone first
+/// (it waits for an in-flight reservation of the same order on PostgreSQL, so what follows sees
+/// it), then a `reserved` reservation moves on with its units. A tombstone left means the
+/// decision came first: a payment is sold when the reservation comes; a cancellation means the
+/// order is never reserved.
+async fn settle(
+    conn: &mut AnyConnection,
+    order_id: &str,
+    how: Settle,
+    message_id: Option<&str>,
+    queue: &str,
+) -> Result<Reservation, sqlx::Error> {
+    let now = clock::now();
+    if inbox::claim(conn, message_id, queue, &now).await? {
+        insert_reservation(conn, order_id, how.early_status(), "{}", "[]", &now).await?;
+        let row = sqlx::query(
+            "UPDATE reservations SET status = $2, updated_at = $3 \
+             WHERE order_id = $1 AND status = 'reserved' RETURNING lines",
+        )
+        .bind(order_id)
+        .bind(how.status())
+        .bind(&now)
+        .fetch_optional(&mut *conn)
+        .await?;
+        if let Some(row) = row {
+            let lines: Lines =
+                serde_json::from_str(&row.get::<String, _>("lines")).unwrap_or_default();
+            for (sku, units) in &lines {
+                sqlx::query(how.statement())
+                    .bind(sku)
+                    .bind(units)
+                    .execute(&mut *conn)
+                    .await?;
+            }
+        } else if matches!(how, Settle::Release) {
+            // Paid ahead, then cancelled: nothing was taken, and nothing ever will be.
+            sqlx::query(
+                "UPDATE reservations SET status = 'cancelled', updated_at = $2 \
+                 WHERE order_id = $1 AND status = 'paid'",
+            )
+            .bind(order_id)
+            .bind(&now)
+            .execute(&mut *conn)
+            .await?;
+        }
+    }
+    expect(conn, order_id).await
+}
+
+async fn expect(conn: &mut AnyConnection, order_id: &str) -> Result<Reservation, sqlx::Error> {
+    reservation(conn, order_id)
+        .await?
+        .ok_or(sqlx::Error::RowNotFound)
+}
+
 async fn insert_reservation(
-    tx: &mut Transaction<'_, Any>,
+    conn: &mut AnyConnection,
     order_id: &str,
     status: &str,
     lines: &str,
@@ -268,7 +395,7 @@ async fn insert_reservation(
     .bind(lines)
     .bind(short_skus)
     .bind(now)
-    .execute(&mut **tx)
+    .execute(conn)
     .await?;
     Ok(inserted.rows_affected() == 1)
 }

@@ -53,14 +53,15 @@ impl Endpoint {
             DEFAULT_AMQP_URL,
             std::env::var("RABBITMQ_MANAGEMENT_URL").ok(),
         )?;
-        if local.check().await.is_ok() {
-            return Ok(local);
-        }
+        let why = match local.check().await {
+            Ok(()) => return Ok(local),
+            Err(err) => err,
+        };
         if docker_available() {
             return Self::container().await;
         }
         bail!(
-            "no RabbitMQ broker for the tests: nothing answers at {DEFAULT_AMQP_URL} and there is no \
+            "no RabbitMQ broker for the tests: at {DEFAULT_AMQP_URL}, {why:#}; and there is no \
              Docker engine for a container.\nStart one with `rabbitmq-server -detached && \
              rabbitmq-plugins enable rabbitmq_management` (or `./deploy/run.sh`), or set AMQP_URL \
              (and RABBITMQ_MANAGEMENT_URL if the management API is not on port 15672)."
