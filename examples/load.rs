@@ -63,7 +63,7 @@ struct Args {
     #[arg(long, default_value_t = 64)]
     concurrency: usize,
     /// Prefetch of the ceiling chain's consumers (the workers' default).
-    #[arg(long, default_value_t = 32)]
+    #[arg(long, default_value_t = 128)]
     prefetch: u16,
     /// Skip the fixed-rate latency run.
     #[arg(long)]

@@ -32,10 +32,11 @@ pub struct CommonArgs {
     #[arg(long, env = "RETRY_MAX_DELAY_MS", default_value_t = 600_000)]
     pub retry_max_delay_ms: u64,
     /// Messages the broker may push ahead per consumer.
-    #[arg(long, env = "PREFETCH", default_value_t = 32)]
+    #[arg(long, env = "PREFETCH", default_value_t = 128)]
     pub prefetch: u16,
-    /// Handlers running at once per consumer.
-    #[arg(long, env = "CONCURRENCY", default_value_t = 8)]
+    /// Handlers running at once per consumer. Many in flight keep the store's group commits
+    /// full and the broker's frames batched (see the README's Performance section).
+    #[arg(long, env = "CONCURRENCY", default_value_t = 64)]
     pub concurrency: usize,
     /// Seconds in-flight handlers get to finish on shutdown.
     #[arg(long, env = "SHUTDOWN_TIMEOUT_SECS", default_value_t = 30)]
