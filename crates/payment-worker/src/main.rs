@@ -1,7 +1,9 @@
 //! `payment-worker`: parses its flags and runs the worker until SIGTERM or Ctrl-C.
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
     let settings = service::args::parse(payment_worker::APP_ID, 8081);
-    payment_worker::run(settings, service::shutdown::signal()).await
+    service::worker::block_on(
+        settings.worker_threads,
+        payment_worker::run(settings, service::shutdown::signal()),
+    )
 }

@@ -38,6 +38,10 @@ pub struct CommonArgs {
     /// full and the broker's frames batched (see the README's Performance section).
     #[arg(long, env = "CONCURRENCY", default_value_t = 64)]
     pub concurrency: usize,
+    /// Threads running handlers and HTTP. One suits a small host shared with the broker (fewer
+    /// cross-thread wake-ups); raise it for CPU-heavy handlers on a larger machine.
+    #[arg(long, env = "WORKER_THREADS", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
+    pub worker_threads: u16,
     /// Seconds in-flight handlers get to finish on shutdown.
     #[arg(long, env = "SHUTDOWN_TIMEOUT_SECS", default_value_t = 30)]
     pub shutdown_timeout_secs: u64,
@@ -96,6 +100,8 @@ pub struct Settings {
     pub prefetch: u16,
     /// Concurrency per consumer.
     pub concurrency: usize,
+    /// Tokio worker threads.
+    pub worker_threads: usize,
 }
 
 impl CommonArgs {
@@ -124,6 +130,7 @@ impl CommonArgs {
                 .with_max_delay(Duration::from_millis(self.retry_max_delay_ms)),
             prefetch: self.prefetch,
             concurrency: self.concurrency,
+            worker_threads: usize::from(self.worker_threads),
         }
     }
 }

@@ -10,6 +10,19 @@ use std::net::SocketAddr;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+/// Runs `main` (a worker's `run`) to completion on a runtime of `threads` worker threads.
+///
+/// # Panics
+/// When the runtime cannot be built (the OS refuses threads).
+pub fn block_on<T>(threads: usize, main: impl Future<Output = T>) -> T {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads.max(1))
+        .enable_all()
+        .build()
+        .expect("building the Tokio runtime")
+        .block_on(main)
+}
+
 /// A worker's parts that run side by side.
 #[derive(Debug, Default)]
 pub struct Worker {

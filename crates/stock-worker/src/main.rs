@@ -17,8 +17,7 @@ struct Args {
     stock_file: PathBuf,
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     args.common.init_logging();
     let text = std::fs::read_to_string(&args.stock_file)
@@ -32,5 +31,8 @@ async fn main() -> anyhow::Result<()> {
     let settings = args
         .common
         .settings(stock_worker::APP_ID, ([127, 0, 0, 1], 8082).into());
-    stock_worker::run(settings, inventory, service::shutdown::signal()).await
+    service::worker::block_on(
+        settings.worker_threads,
+        stock_worker::run(settings, inventory, service::shutdown::signal()),
+    )
 }
