@@ -141,19 +141,19 @@ impl OrderStore {
             created_at: now,
         };
         let key = idempotency_key.map(str::to_owned);
-        let claim = (key.clone(), fingerprint.clone());
+        let input = (key.clone(), fingerprint.clone(), event);
         let stored = self
             .db
-            .write(move |conn| {
+            .write(input, |conn, (key, fingerprint, event)| {
                 async move {
-                    let at = clock::format(now);
-                    if let (Some(key), fingerprint) = &claim {
+                    let at = clock::format(event.created_at);
+                    if let Some(key) = key {
                         let claimed = sqlx::query(
                             "INSERT INTO idempotency_keys (idempotency_key, order_id, fingerprint, created_at) \
                              VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
                         )
                         .bind(key)
-                        .bind(order_id.to_string())
+                        .bind(event.order_id.to_string())
                         .bind(fingerprint)
                         .bind(&at)
                         .execute(&mut *conn)
@@ -162,8 +162,8 @@ impl OrderStore {
                             return Ok(false);
                         }
                     }
-                    insert_order(&mut *conn, &event, &at).await?;
-                    enqueue(conn, &event, &at).await?;
+                    insert_order(&mut *conn, event, &at).await?;
+                    enqueue(conn, event, &at).await?;
                     Ok(true)
                 }
                 .boxed()
@@ -226,11 +226,10 @@ impl OrderStore {
     /// # Errors
     /// When the store fails.
     pub async fn adopt(&self, event: &contracts::OrderCreated) -> Result<bool, sqlx::Error> {
-        let event = event.clone();
         let added = self
             .db
-            .write(move |conn| {
-                async move { insert_order(conn, &event, &clock::now()).await }.boxed()
+            .write(event.clone(), |conn, event| {
+                async move { insert_order(conn, event, &clock::now()).await }.boxed()
             })
             .await?;
         Ok(added == 1)
@@ -266,15 +265,14 @@ impl OrderStore {
         message_id: Option<&str>,
         queue: &str,
     ) -> Result<Applied, sqlx::Error> {
-        let change = change.clone();
-        let claim = (message_id.map(str::to_owned), queue.to_owned());
+        let input = (
+            change.clone(),
+            message_id.map(str::to_owned),
+            queue.to_owned(),
+        );
         self.db
-            .write(move |conn| {
-                async move {
-                    let (message_id, queue) = claim;
-                    apply_in(conn, order_id, &change, message_id.as_deref(), &queue).await
-                }
-                .boxed()
+            .write(input, move |conn, (change, message_id, queue)| {
+                apply_in(conn, order_id, change, message_id.as_deref(), queue).boxed()
             })
             .await
     }
@@ -311,10 +309,10 @@ impl OrderStore {
     pub async fn mark_sent(&self, message_ids: &[&str]) -> Result<(), sqlx::Error> {
         let ids: Vec<String> = message_ids.iter().map(|id| (*id).to_owned()).collect();
         self.db
-            .write(move |conn| {
+            .write(ids, |conn, ids| {
                 async move {
                     let now = clock::now();
-                    for id in &ids {
+                    for id in ids {
                         sqlx::query("UPDATE outbox SET sent_at = $2 WHERE message_id = $1")
                             .bind(id)
                             .bind(&now)

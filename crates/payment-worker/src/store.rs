@@ -109,25 +109,30 @@ impl PaymentStore {
         message_id: Option<&str>,
         queue: &str,
     ) -> Result<Payment, sqlx::Error> {
-        let (order_id, currency) = (order_id.to_owned(), currency.to_owned());
-        let claim = (message_id.map(str::to_owned), queue.to_owned());
+        let input = (
+            order_id.to_owned(),
+            amount_cents,
+            currency.to_owned(),
+            message_id.map(str::to_owned),
+            queue.to_owned(),
+        );
         self.db
-            .write(move |conn| {
+            .write(input, |conn, (order_id, amount_cents, currency, message_id, queue)| {
                 async move {
                     let now = clock::now();
-                    if inbox::claim(conn, claim.0.as_deref(), &claim.1, &now).await? {
+                    if inbox::claim(conn, message_id.as_deref(), queue, &now).await? {
                         sqlx::query(
                             "INSERT INTO payments (order_id, status, amount_cents, currency, updated_at) \
                              VALUES ($1, 'pending', $2, $3, $4) ON CONFLICT DO NOTHING",
                         )
-                        .bind(&order_id)
-                        .bind(amount_cents)
-                        .bind(&currency)
+                        .bind(order_id)
+                        .bind(*amount_cents)
+                        .bind(currency)
                         .bind(&now)
                         .execute(&mut *conn)
                         .await?;
                     }
-                    expect(conn, &order_id).await
+                    expect(conn, order_id).await
                 }
                 .boxed()
             })
@@ -142,9 +147,9 @@ impl PaymentStore {
     /// # Errors
     /// When the store fails.
     pub async fn charge(&self, order_id: &str, payment_id: &str) -> Result<Payment, sqlx::Error> {
-        let (order_id, payment_id) = (order_id.to_owned(), payment_id.to_owned());
+        let input = (order_id.to_owned(), payment_id.to_owned());
         self.db
-            .write(move |conn| {
+            .write(input, |conn, (order_id, payment_id)| {
                 async move {
                     sqlx::query(
                         "UPDATE payments SET \
@@ -155,12 +160,12 @@ impl PaymentStore {
                          WHERE order_id = $1 AND (status = 'pending' \
                            OR (status = 'cancelled' AND payment_id IS NULL AND amount_cents > 0))",
                     )
-                    .bind(&order_id)
-                    .bind(&payment_id)
+                    .bind(order_id)
+                    .bind(payment_id)
                     .bind(clock::now())
                     .execute(&mut *conn)
                     .await?;
-                    expect(conn, &order_id).await
+                    expect(conn, order_id).await
                 }
                 .boxed()
             })
@@ -172,20 +177,20 @@ impl PaymentStore {
     /// # Errors
     /// When the store fails.
     pub async fn decline(&self, order_id: &str, reason: &str) -> Result<Payment, sqlx::Error> {
-        let (order_id, reason) = (order_id.to_owned(), reason.to_owned());
+        let input = (order_id.to_owned(), reason.to_owned());
         self.db
-            .write(move |conn| {
+            .write(input, |conn, (order_id, reason)| {
                 async move {
                     sqlx::query(
                         "UPDATE payments SET status = 'declined', decline_reason = $2, updated_at = $3 \
                          WHERE order_id = $1 AND status = 'pending'",
                     )
-                    .bind(&order_id)
-                    .bind(&reason)
+                    .bind(order_id)
+                    .bind(reason)
                     .bind(clock::now())
                     .execute(&mut *conn)
                     .await?;
-                    expect(conn, &order_id).await
+                    expect(conn, order_id).await
                 }
                 .boxed()
             })
@@ -202,20 +207,23 @@ impl PaymentStore {
         message_id: Option<&str>,
         queue: &str,
     ) -> Result<Payment, sqlx::Error> {
-        let order_id = order_id.to_owned();
-        let claim = (message_id.map(str::to_owned), queue.to_owned());
+        let input = (
+            order_id.to_owned(),
+            message_id.map(str::to_owned),
+            queue.to_owned(),
+        );
         self.db
-            .write(move |conn| {
+            .write(input, |conn, (order_id, message_id, queue)| {
                 async move {
                     let now = clock::now();
-                    if inbox::claim(conn, claim.0.as_deref(), &claim.1, &now).await? {
+                    if inbox::claim(conn, message_id.as_deref(), queue, &now).await? {
                         // The tombstone first: it waits for an in-flight `open` of the same order
                         // (PostgreSQL), so the update below sees the row that `open` wrote.
                         sqlx::query(
                             "INSERT INTO payments (order_id, status, updated_at) VALUES ($1, $2, $3) \
                              ON CONFLICT DO NOTHING",
                         )
-                        .bind(&order_id)
+                        .bind(order_id)
                         .bind(Status::Cancelled.as_str())
                         .bind(&now)
                         .execute(&mut *conn)
@@ -230,12 +238,12 @@ impl PaymentStore {
                                updated_at = $2 \
                              WHERE order_id = $1 AND status IN ('pending', 'charged')",
                         )
-                        .bind(&order_id)
+                        .bind(order_id)
                         .bind(&now)
                         .execute(&mut *conn)
                         .await?;
                     }
-                    expect(conn, &order_id).await
+                    expect(conn, order_id).await
                 }
                 .boxed()
             })

@@ -1,10 +1,12 @@
 //! A worker's database: reads go straight to the pool; writes are transactions handed to
 //! [`Db::write`]. On SQLite one writer task runs them and commits them in groups: every
 //! transaction that queued while the previous commit was reaching the disk shares the next
-//! commit, so a busy worker pays one `fsync` per group instead of one per message. Each runs in
-//! its own savepoint, so one that fails undoes only its own work, and none is reported done
-//! before the commit that holds it. On PostgreSQL each runs in its own transaction, in the
-//! caller's task: replicas share that database and its row locks should be held briefly.
+//! commit, so a busy worker pays one `fsync` per group instead of one per message, and none is
+//! reported done before the commit that holds it. A group runs optimistically, with no savepoints;
+//! if one of its transactions fails, the group is rolled back and run again with each transaction
+//! in its own savepoint, so the failure undoes only its own work. On PostgreSQL each transaction
+//! runs on its own, in the caller's task: replicas share that database and its row locks should
+//! be held briefly.
 
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
@@ -18,12 +20,37 @@ use tokio::sync::{mpsc, oneshot};
 const MAX_GROUP: usize = 128;
 
 type Output = Result<Box<dyn Any + Send>, sqlx::Error>;
-type ErasedWork =
-    Box<dyn for<'c> FnOnce(&'c mut AnyConnection) -> BoxFuture<'c, Output> + Send + 'static>;
+
+/// A transaction's statements over its inputs; it may run twice (a failed optimistic group is run
+/// again), so it must only touch the connection.
+trait Work: Send + Sync {
+    fn run<'c>(&'c self, conn: &'c mut AnyConnection) -> BoxFuture<'c, Output>;
+}
+
+/// [`Work`] from the inputs `data` and the statements `f` over them.
+struct Statements<D, F> {
+    data: D,
+    f: F,
+}
+
+impl<D, F, T> Work for Statements<D, F>
+where
+    D: Send + Sync,
+    T: Send + 'static,
+    F: for<'c> Fn(&'c mut AnyConnection, &'c D) -> BoxFuture<'c, Result<T, sqlx::Error>>
+        + Send
+        + Sync,
+{
+    fn run<'c>(&'c self, conn: &'c mut AnyConnection) -> BoxFuture<'c, Output> {
+        (self.f)(conn, &self.data)
+            .map(|outcome| outcome.map(|value| Box::new(value) as Box<dyn Any + Send>))
+            .boxed()
+    }
+}
 
 /// One queued transaction and where its outcome goes.
 struct Job {
-    work: ErasedWork,
+    work: Box<dyn Work>,
     done: oneshot::Sender<Output>,
 }
 
@@ -60,27 +87,32 @@ impl Db {
         &self.pool
     }
 
-    /// Runs `work` (statements on the connection it is given, already inside a transaction) and
-    /// returns its result once committed. An error from `work` rolls back its statements only.
+    /// Runs `statements` over `data` on a connection already inside a transaction and returns
+    /// their result once committed. An error from `statements` rolls back their work only.
+    /// `statements` may run more than once (only the last run is committed): they must do
+    /// nothing but statements on the connection.
     ///
     /// # Errors
-    /// The error of `work`, or of beginning or committing the transaction.
-    pub async fn write<T, F>(&self, work: F) -> Result<T, sqlx::Error>
+    /// The error of `statements`, or of beginning or committing the transaction.
+    pub async fn write<D, T, F>(&self, data: D, statements: F) -> Result<T, sqlx::Error>
     where
+        D: Send + Sync + 'static,
         T: Send + 'static,
-        F: for<'c> FnOnce(&'c mut AnyConnection) -> BoxFuture<'c, Result<T, sqlx::Error>>
+        F: for<'c> Fn(&'c mut AnyConnection, &'c D) -> BoxFuture<'c, Result<T, sqlx::Error>>
             + Send
+            + Sync
             + 'static,
     {
         let Some(writer) = &self.writer else {
             let mut tx = self.pool.begin().await?;
-            let value = caught(work(&mut tx)).await?;
+            let value = caught(statements(&mut tx, &data)).await?;
             tx.commit().await?;
             return Ok(value);
         };
         let (done, outcome) = oneshot::channel();
-        let work: ErasedWork = Box::new(move |conn| {
-            async move { work(conn).await.map(|v| Box::new(v) as Box<dyn Any + Send>) }.boxed()
+        let work = Box::new(Statements {
+            data,
+            f: statements,
         });
         writer
             .send(Job { work, done })
@@ -88,7 +120,7 @@ impl Db {
         let value = outcome.await.map_err(|_| sqlx::Error::PoolClosed)??;
         Ok(*value
             .downcast::<T>()
-            .expect("the writer returns what the work produced"))
+            .expect("the writer returns what the statements produced"))
     }
 }
 
@@ -99,7 +131,7 @@ async fn write_groups(pool: AnyPool, mut jobs: mpsc::UnboundedReceiver<Job>) {
     while jobs.recv_many(&mut group, MAX_GROUP).await > 0 {
         let (works, waiting): (Vec<_>, Vec<_>) = group.drain(..).map(|j| (j.work, j.done)).unzip();
         let size = works.len();
-        match run_group(&pool, works).await {
+        match run_group(&pool, &works).await {
             Ok(outcomes) => {
                 metrics::histogram!("orderflow_store_group_size").record(size as f64);
                 for (done, outcome) in waiting.into_iter().zip(outcomes) {
@@ -116,15 +148,32 @@ async fn write_groups(pool: AnyPool, mut jobs: mpsc::UnboundedReceiver<Job>) {
     }
 }
 
-/// Runs each of `works` in a savepoint of one transaction and commits it; their outcomes in
-/// order. An error of the transaction itself (begin, savepoint, commit) fails them all.
-async fn run_group(pool: &AnyPool, works: Vec<ErasedWork>) -> Result<Vec<Output>, sqlx::Error> {
+/// Runs `works` in one transaction and commits it; their outcomes in order. When one fails, the
+/// group runs again with each in a savepoint. An error of the transaction itself (begin,
+/// savepoint, commit) fails them all.
+async fn run_group(pool: &AnyPool, works: &[Box<dyn Work>]) -> Result<Vec<Output>, sqlx::Error> {
     let mut conn = pool.acquire().await?;
     let mut tx = conn.begin().await?;
     let mut outcomes = Vec::with_capacity(works.len());
     for work in works {
+        let outcome = caught(work.run(&mut tx)).await;
+        if outcome.is_err() {
+            break;
+        }
+        outcomes.push(outcome);
+    }
+    if outcomes.len() == works.len() {
+        tx.commit().await?;
+        return Ok(outcomes);
+    }
+    // A failed statement may have ended the transaction already; the next `begin` tells.
+    let _ = tx.rollback().await;
+    metrics::counter!("orderflow_store_group_reruns_total").increment(1);
+    outcomes.clear();
+    let mut tx = conn.begin().await?;
+    for work in works {
         let mut savepoint = tx.begin().await?;
-        let outcome = caught(work(&mut savepoint)).await;
+        let outcome = caught(work.run(&mut savepoint)).await;
         if outcome.is_ok() {
             savepoint.commit().await?;
         } else {

@@ -1,5 +1,6 @@
 //! `Db::write` against real stores: concurrent transactions all land, and one that fails (or
-//! panics) undoes its own statements only — on SQLite, where they share group commits, and on
+//! panics) undoes its own statements only — on SQLite, where they share group commits (a group
+//! with a failure is rolled back and run again, each transaction in a savepoint), and on
 //! PostgreSQL, where each has its own transaction.
 
 use futures_util::FutureExt;
@@ -18,16 +19,16 @@ async fn write_many(db: &Db) -> (Vec<i64>, usize) {
         let db = db.clone();
         async move {
             let outcome = db
-                .write(move |conn| {
+                .write(id, |conn, id| {
                     async move {
                         sqlx::query("INSERT INTO items (id, note) VALUES ($1, 'kept')")
-                            .bind(id)
+                            .bind(*id)
                             .execute(&mut *conn)
                             .await?;
                         if id % 10 == 0 {
                             return Err(sqlx::Error::RowNotFound);
                         }
-                        Ok(id)
+                        Ok(*id)
                     }
                     .boxed()
                 })
@@ -73,7 +74,7 @@ async fn check_isolation(db: &Db) {
 
     // A panicking transaction is reported as an error and leaves nothing; the next one lands.
     let panicked = db
-        .write(|conn| {
+        .write((), |conn, ()| {
             async move {
                 sqlx::query("INSERT INTO items (id, note) VALUES (1000, 'lost')")
                     .execute(&mut *conn)
@@ -86,7 +87,7 @@ async fn check_isolation(db: &Db) {
         })
         .await;
     assert!(panicked.is_err(), "a panic is an error, not a hang");
-    db.write(|conn| {
+    db.write((), |conn, ()| {
         async move {
             sqlx::query("INSERT INTO items (id, note) VALUES (1001, 'after')")
                 .execute(&mut *conn)

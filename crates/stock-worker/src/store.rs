@@ -7,7 +7,7 @@
 use futures_util::FutureExt;
 use service::db::Db;
 use service::{clock, inbox};
-use sqlx::{AnyConnection, Connection, Row};
+use sqlx::{AnyConnection, Row};
 use std::collections::BTreeMap;
 
 /// One SKU's counts.
@@ -61,12 +61,11 @@ impl StockStore {
     /// # Errors
     /// When the store fails.
     pub async fn seed(&self, inventory: &BTreeMap<String, u64>) -> Result<usize, sqlx::Error> {
-        let inventory = inventory.clone();
         self.db
-            .write(move |conn| {
+            .write(inventory.clone(), |conn, inventory| {
                 async move {
                     let mut added = 0;
-                    for (sku, units) in &inventory {
+                    for (sku, units) in inventory {
                         let units = i64::try_from(*units).unwrap_or(i64::MAX);
                         added += sqlx::query(
                             "INSERT INTO stock (sku, available) VALUES ($1, $2) ON CONFLICT DO NOTHING",
@@ -123,15 +122,15 @@ impl StockStore {
         message_id: Option<&str>,
         queue: &str,
     ) -> Result<Reservation, sqlx::Error> {
-        let (order_id, lines) = (order_id.to_owned(), lines.clone());
-        let claim = (message_id.map(str::to_owned), queue.to_owned());
+        let input = (
+            order_id.to_owned(),
+            lines.clone(),
+            message_id.map(str::to_owned),
+            queue.to_owned(),
+        );
         self.db
-            .write(move |conn| {
-                async move {
-                    let (message_id, queue) = claim;
-                    reserve(conn, &order_id, &lines, message_id.as_deref(), &queue).await
-                }
-                .boxed()
+            .write(input, |conn, (order_id, lines, message_id, queue)| {
+                reserve(conn, order_id, lines, message_id.as_deref(), queue).boxed()
             })
             .await
     }
@@ -173,15 +172,14 @@ impl StockStore {
         message_id: Option<&str>,
         queue: &str,
     ) -> Result<Reservation, sqlx::Error> {
-        let order_id = order_id.to_owned();
-        let claim = (message_id.map(str::to_owned), queue.to_owned());
+        let input = (
+            order_id.to_owned(),
+            message_id.map(str::to_owned),
+            queue.to_owned(),
+        );
         self.db
-            .write(move |conn| {
-                async move {
-                    let (message_id, queue) = claim;
-                    settle(conn, &order_id, how, message_id.as_deref(), &queue).await
-                }
-                .boxed()
+            .write(input, move |conn, (order_id, message_id, queue)| {
+                settle(conn, order_id, how, message_id.as_deref(), queue).boxed()
             })
             .await
     }
@@ -261,60 +259,62 @@ async fn reserve(
     queue: &str,
 ) -> Result<Reservation, sqlx::Error> {
     let now = clock::now();
-    let encoded = serde_json::to_string(lines).unwrap_or_default();
-    let mut attempt = conn.begin().await?;
-    if !inbox::claim(&mut attempt, message_id, queue, &now).await? {
-        attempt.commit().await?;
+    if !inbox::claim(conn, message_id, queue, &now).await? {
         return expect(conn, order_id).await;
     }
-    let take =
-        if insert_reservation(&mut attempt, order_id, "reserved", &encoded, "[]", &now).await? {
-            "UPDATE stock SET available = available - $2, reserved = reserved + $2 \
-         WHERE sku = $1 AND available >= $2"
-        } else if sqlx::query(
-            "UPDATE reservations SET status = 'committed', lines = $2, updated_at = $3 \
+    let encoded = serde_json::to_string(lines).unwrap_or_default();
+    let into = if insert_reservation(conn, order_id, "reserved", &encoded, "[]", &now).await? {
+        "reserved"
+    } else if sqlx::query(
+        "UPDATE reservations SET status = 'committed', lines = $2, updated_at = $3 \
          WHERE order_id = $1 AND status = 'paid'",
-        )
-        .bind(order_id)
-        .bind(&encoded)
-        .bind(&now)
-        .execute(&mut *attempt)
-        .await?
-        .rows_affected()
-            == 1
-        {
-            "UPDATE stock SET available = available - $2, committed = committed + $2 \
-         WHERE sku = $1 AND available >= $2"
-        } else {
-            // Decided earlier (a tombstone, or a duplicate without a message id).
-            attempt.commit().await?;
-            return expect(conn, order_id).await;
-        };
+    )
+    .bind(order_id)
+    .bind(&encoded)
+    .bind(&now)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected()
+        == 1
+    {
+        "committed"
+    } else {
+        // Decided earlier (a tombstone, or a duplicate without a message id).
+        return expect(conn, order_id).await;
+    };
+    let mut taken = Vec::new();
     let mut short = Vec::new();
     for (sku, units) in lines {
-        let taken = sqlx::query(take)
-            .bind(sku)
-            .bind(units)
-            .execute(&mut *attempt)
-            .await?;
-        if taken.rows_affected() == 0 {
+        let moved = sqlx::query(&format!(
+            "UPDATE stock SET available = available - $2, {into} = {into} + $2 \
+             WHERE sku = $1 AND available >= $2"
+        ))
+        .bind(sku)
+        .bind(units)
+        .execute(&mut *conn)
+        .await?;
+        if moved.rows_affected() == 1 {
+            taken.push((sku, units));
+        } else {
             short.push(sku.clone());
         }
     }
-    if short.is_empty() {
-        attempt.commit().await?;
-    } else {
-        // Undo the lines taken; record the refusal instead (over a paid-ahead row, if any).
-        attempt.rollback().await?;
-        inbox::claim(conn, message_id, queue, &now).await?;
+    if !short.is_empty() {
+        // Give back the lines taken and record the refusal instead.
+        for (sku, units) in taken {
+            sqlx::query(&format!(
+                "UPDATE stock SET available = available + $2, {into} = {into} - $2 WHERE sku = $1"
+            ))
+            .bind(sku)
+            .bind(units)
+            .execute(&mut *conn)
+            .await?;
+        }
         sqlx::query(
-            "INSERT INTO reservations (order_id, status, lines, short_skus, updated_at) \
-             VALUES ($1, 'rejected', $2, $3, $4) ON CONFLICT (order_id) DO UPDATE SET \
-             status = 'rejected', lines = $2, short_skus = $3, updated_at = $4 \
-             WHERE reservations.status = 'paid'",
+            "UPDATE reservations SET status = 'rejected', short_skus = $2, updated_at = $3 \
+             WHERE order_id = $1",
         )
         .bind(order_id)
-        .bind(&encoded)
         .bind(serde_json::to_string(&short).unwrap_or_default())
         .bind(&now)
         .execute(&mut *conn)
