@@ -1,17 +1,20 @@
-//! Load benchmark: drives orders through the running system (started by `deploy/run.sh`) and,
-//! in the same run, measures the broker's own ceiling with a bare lapin chain of the same shape
-//! (persistent messages, pipelined confirms, manual acks, quorum queues): publish → consume and
-//! republish to a fanout → two consumers. Ends with one JSON line.
+//! Load benchmark: drives orders through the running system (started by
+//! `deploy/run.sh --release`) and, in the same run, measures the broker's own ceiling with a bare
+//! lapin chain of the same shape (persistent messages, pipelined confirms, manual acks, quorum
+//! queues, the workers' prefetch): publish → consume and republish to a fanout → two consumers.
+//! Ends with one JSON line.
 //!
 //! ```sh
-//! cargo run --release -p orderflow-examples --example load -- --orders 2000
+//! cargo run --release -p orderflow-examples --example load -- --orders 3000
 //! ```
 //!
-//! Phases: idle RSS of the workers; the ceiling; a clean run; a run where `--retry-share` of the
-//! orders use `tok_transient_1` (one retry each); a latency run at half the clean throughput;
-//! peak RSS; with `--sweep`, runs at 25 % to 125 % of the clean throughput and draws a chart
-//! (`--chart`, default `docs/load.png`) of throughput and p99 against offered load. Latency per order is the order's server-side `updated_at` (when it turned terminal)
-//! minus its submit time, both on this machine's clock.
+//! Phases: idle RSS of the workers; the ceiling (best of three runs); a clean run; a run where
+//! `--retry-share` of the orders use `tok_transient_1` (one retry each); a latency run at half
+//! the clean throughput; peak RSS; with `--sweep`, runs at 25 % to 125 % of the clean throughput
+//! and draws a chart (`--chart`, default `docs/load.png`) of throughput and p99 against offered
+//! load. Latency per order is the order's server-side `updated_at` (when it turned terminal)
+//! minus its submit time, both on this machine's clock. CPU time per order and process (the
+//! workers and RabbitMQ's `beam.smp`) comes from `/proc`.
 
 use anyhow::{Context, bail};
 use broker::lapin::options::{
@@ -32,6 +35,9 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 use time::OffsetDateTime;
 use uuid::Uuid;
+
+/// Runs of the bare chain; the best is the ceiling (a short run on a shared machine is noisy).
+const CEILING_RUNS: usize = 3;
 
 /// How orders enter the system.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -111,10 +117,18 @@ async fn main() -> anyhow::Result<()> {
     eprintln!("idle RSS (MB): {}", show_rss(&idle));
 
     eprintln!(
-        "ceiling: {} messages through a bare lapin chain…",
+        "ceiling: {} messages through a bare lapin chain, best of {CEILING_RUNS}…",
         args.orders
     );
-    let (ceiling, ceiling_cpu) = ceiling(&args.broker.amqp_url, args.orders, args.prefetch).await?;
+    let mut best: Option<(f64, BTreeMap<String, f64>)> = None;
+    for _ in 0..CEILING_RUNS {
+        let run = ceiling(&args.broker.amqp_url, args.orders, args.prefetch).await?;
+        eprintln!("ceiling: {:.0} msg/s", run.0);
+        if best.as_ref().is_none_or(|(rate, _)| run.0 > *rate) {
+            best = Some(run);
+        }
+    }
+    let (ceiling, ceiling_cpu) = best.context("no ceiling run")?;
     eprintln!("ceiling: {ceiling:.0} msg/s, CPU ms per message: {ceiling_cpu:?}");
 
     eprintln!("clean run: {} orders via {:?}…", args.orders, args.via);
