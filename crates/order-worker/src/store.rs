@@ -106,6 +106,9 @@ impl OutboxRow {
     }
 }
 
+/// Outbox rows marked sent per statement (well below SQLite's and PostgreSQL's bind limits).
+const MARK_SENT_CHUNK: usize = 256;
+
 /// The store over its database.
 #[derive(Debug, Clone)]
 pub struct OrderStore {
@@ -312,12 +315,18 @@ impl OrderStore {
             .write(ids, |conn, ids| {
                 async move {
                     let now = clock::now();
-                    for id in ids {
-                        sqlx::query("UPDATE outbox SET sent_at = $2 WHERE message_id = $1")
-                            .bind(id)
-                            .bind(&now)
-                            .execute(&mut *conn)
-                            .await?;
+                    for chunk in ids.chunks(MARK_SENT_CHUNK) {
+                        let list = (2..chunk.len() + 2)
+                            .map(|n| format!("${n}"))
+                            .collect::<Vec<_>>()
+                            .join(", ");
+                        let statement =
+                            format!("UPDATE outbox SET sent_at = $1 WHERE message_id IN ({list})");
+                        let mut query = sqlx::query(&statement).bind(&now);
+                        for id in chunk {
+                            query = query.bind(id);
+                        }
+                        query.execute(&mut *conn).await?;
                     }
                     Ok(())
                 }

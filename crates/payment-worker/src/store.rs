@@ -4,6 +4,7 @@
 use futures_util::FutureExt;
 use service::db::Db;
 use service::{clock, inbox};
+use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
 /// Where an order's payment stands.
@@ -121,16 +122,19 @@ impl PaymentStore {
                 async move {
                     let now = clock::now();
                     if inbox::claim(conn, message_id.as_deref(), queue, &now).await? {
-                        sqlx::query(
+                        let inserted = sqlx::query(&format!(
                             "INSERT INTO payments (order_id, status, amount_cents, currency, updated_at) \
-                             VALUES ($1, 'pending', $2, $3, $4) ON CONFLICT DO NOTHING",
-                        )
+                             VALUES ($1, 'pending', $2, $3, $4) ON CONFLICT DO NOTHING RETURNING {COLUMNS}"
+                        ))
                         .bind(order_id)
                         .bind(*amount_cents)
                         .bind(currency)
                         .bind(&now)
-                        .execute(&mut *conn)
+                        .fetch_optional(&mut *conn)
                         .await?;
+                        if let Some(row) = inserted {
+                            return Ok(payment(&row));
+                        }
                     }
                     expect(conn, order_id).await
                 }
@@ -151,21 +155,25 @@ impl PaymentStore {
         self.db
             .write(input, |conn, (order_id, payment_id)| {
                 async move {
-                    sqlx::query(
+                    let charged = sqlx::query(&format!(
                         "UPDATE payments SET \
                            status = CASE status WHEN 'pending' THEN 'charged' ELSE 'refunded' END, \
                            payment_id = $2, charged_cents = amount_cents, charged_at = $3, \
                            refunded_cents = CASE status WHEN 'pending' THEN 0 ELSE amount_cents END, \
                            refunded_at = CASE status WHEN 'pending' THEN NULL ELSE $3 END, updated_at = $3 \
                          WHERE order_id = $1 AND (status = 'pending' \
-                           OR (status = 'cancelled' AND payment_id IS NULL AND amount_cents > 0))",
-                    )
+                           OR (status = 'cancelled' AND payment_id IS NULL AND amount_cents > 0)) \
+                         RETURNING {COLUMNS}"
+                    ))
                     .bind(order_id)
                     .bind(payment_id)
                     .bind(clock::now())
-                    .execute(&mut *conn)
+                    .fetch_optional(&mut *conn)
                     .await?;
-                    expect(conn, order_id).await
+                    match charged {
+                        Some(row) => Ok(payment(&row)),
+                        None => expect(conn, order_id).await,
+                    }
                 }
                 .boxed()
             })
@@ -259,7 +267,12 @@ async fn fetch(conn: &mut AnyConnection, order_id: &str) -> Result<Option<Paymen
     .bind(order_id)
     .fetch_optional(conn)
     .await?;
-    Ok(row.map(|row| Payment {
+    Ok(row.as_ref().map(payment))
+}
+
+/// A payment from a row of [`COLUMNS`].
+fn payment(row: &AnyRow) -> Payment {
+    Payment {
         order_id: row.get("order_id"),
         status: Status::parse(row.get::<String, _>("status").as_str()),
         payment_id: row.get("payment_id"),
@@ -270,7 +283,7 @@ async fn fetch(conn: &mut AnyConnection, order_id: &str) -> Result<Option<Paymen
         decline_reason: row.get("decline_reason"),
         charged_at: row.get("charged_at"),
         refunded_at: row.get("refunded_at"),
-    }))
+    }
 }
 
 /// The payment of `order_id`, which the same transaction has just written.

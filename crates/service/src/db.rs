@@ -10,6 +10,7 @@
 
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
+use sqlx::pool::PoolConnection;
 use sqlx::{Acquire, AnyConnection, AnyPool};
 use std::any::Any;
 use std::future::Future;
@@ -125,13 +126,44 @@ impl Db {
 }
 
 /// The writer task: takes every job queued, runs them in one transaction, commits, then reports.
-/// Ends when every [`Db`] handle is gone.
+/// It keeps one connection (and so SQLite's page cache warm) until the pool closes. Ends when
+/// every [`Db`] handle is gone.
 async fn write_groups(pool: AnyPool, mut jobs: mpsc::UnboundedReceiver<Job>) {
     let mut group = Vec::with_capacity(MAX_GROUP);
-    while jobs.recv_many(&mut group, MAX_GROUP).await > 0 {
+    let mut held: Option<PoolConnection<sqlx::Any>> = None;
+    loop {
+        let received = if held.is_some() {
+            tokio::select! {
+                received = jobs.recv_many(&mut group, MAX_GROUP) => received,
+                () = pool.close_event() => {
+                    // Closing waits for every connection: give this one back.
+                    held = None;
+                    continue;
+                }
+            }
+        } else {
+            jobs.recv_many(&mut group, MAX_GROUP).await
+        };
+        if received == 0 {
+            break;
+        }
         let (works, waiting): (Vec<_>, Vec<_>) = group.drain(..).map(|j| (j.work, j.done)).unzip();
         let size = works.len();
-        match run_group(&pool, &works).await {
+        let outcome = match held.take() {
+            Some(conn) => Ok(conn),
+            None => pool.acquire().await,
+        };
+        let outcome = match outcome {
+            Ok(mut conn) => {
+                let outcome = run_group(&mut conn, &works).await;
+                if outcome.is_ok() {
+                    held = Some(conn);
+                }
+                outcome
+            }
+            Err(err) => Err(err),
+        };
+        match outcome {
             Ok(outcomes) => {
                 metrics::histogram!("orderflow_store_group_size").record(size as f64);
                 for (done, outcome) in waiting.into_iter().zip(outcomes) {
@@ -151,8 +183,10 @@ async fn write_groups(pool: AnyPool, mut jobs: mpsc::UnboundedReceiver<Job>) {
 /// Runs `works` in one transaction and commits it; their outcomes in order. When one fails, the
 /// group runs again with each in a savepoint. An error of the transaction itself (begin,
 /// savepoint, commit) fails them all.
-async fn run_group(pool: &AnyPool, works: &[Box<dyn Work>]) -> Result<Vec<Output>, sqlx::Error> {
-    let mut conn = pool.acquire().await?;
+async fn run_group(
+    conn: &mut AnyConnection,
+    works: &[Box<dyn Work>],
+) -> Result<Vec<Output>, sqlx::Error> {
     let mut tx = conn.begin().await?;
     let mut outcomes = Vec::with_capacity(works.len());
     for work in works {

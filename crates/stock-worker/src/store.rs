@@ -319,8 +319,13 @@ async fn reserve(
         .bind(&now)
         .execute(&mut *conn)
         .await?;
+        return Ok(Reservation::Rejected(short));
     }
-    expect(conn, order_id).await
+    Ok(if into == "reserved" {
+        Reservation::Reserved
+    } else {
+        Reservation::Committed
+    })
 }
 
 /// Settles the reservation of `order_id` on `conn` (inside a transaction): the tombstone first
@@ -357,6 +362,10 @@ async fn settle(
                     .execute(&mut *conn)
                     .await?;
             }
+            return Ok(match how {
+                Settle::Commit => Reservation::Committed,
+                Settle::Release => Reservation::Released,
+            });
         } else if matches!(how, Settle::Release) {
             // Paid ahead, then cancelled: nothing was taken, and nothing ever will be.
             sqlx::query(
