@@ -131,7 +131,7 @@ async fn postgres_transactions_keep_each_transaction_whole() {
     let server = sqlx::PgPool::connect(&admin)
         .await
         .unwrap_or_else(|err| panic!("PostgreSQL at {admin} (set TEST_POSTGRES_URL): {err}"));
-    sqlx::query(&format!("DROP DATABASE IF EXISTS {database}"))
+    sqlx::query(&format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)"))
         .execute(&server)
         .await
         .unwrap();
@@ -146,7 +146,7 @@ async fn postgres_transactions_keep_each_transaction_whole() {
     let db = Db::new(pool);
     check_isolation(&db).await;
     db.pool().close().await;
-    sqlx::query(&format!("DROP DATABASE {database}"))
+    sqlx::query(&format!("DROP DATABASE {database} WITH (FORCE)"))
         .execute(&server)
         .await
         .unwrap();
