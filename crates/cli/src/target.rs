@@ -1,6 +1,7 @@
 //! Which broker and vhost the CLI works on, and the connections to it (AMQP and management API).
 
 use anyhow::{Context, anyhow};
+use broker::connection::redact;
 use broker::lapin::protocol::{AMQPErrorKind, AMQPSoftError};
 use broker::lapin::{Channel, Connection, ErrorKind, uri::AMQPUri};
 use std::time::Duration;
@@ -139,19 +140,6 @@ impl Session {
 pub fn is_not_found(err: &broker::lapin::Error) -> bool {
     matches!(err.kind(), ErrorKind::ProtocolError(e)
         if matches!(e.kind(), AMQPErrorKind::Soft(AMQPSoftError::NOTFOUND)))
-}
-
-/// The URL without its password, for messages.
-#[must_use]
-pub fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme_end), Some(at)) if at > scheme_end => {
-            let userinfo = &url[scheme_end + 3..at];
-            let user = userinfo.split(':').next().unwrap_or_default();
-            format!("{}{user}:***{}", &url[..scheme_end + 3], &url[at..])
-        }
-        _ => url.to_owned(),
-    }
 }
 
 #[cfg(test)]

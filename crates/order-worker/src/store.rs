@@ -4,8 +4,9 @@
 use crate::validation::ValidOrder;
 use broker::{Event, Outgoing};
 use futures_util::FutureExt;
+use service::clock;
 use service::db::Db;
-use service::{clock, inbox};
+use service::inbox::{self, Claim};
 use sqlx::{Any, AnyConnection, Row};
 use uuid::Uuid;
 
@@ -268,14 +269,10 @@ impl OrderStore {
         message_id: Option<&str>,
         queue: &str,
     ) -> Result<Applied, sqlx::Error> {
-        let input = (
-            change.clone(),
-            message_id.map(str::to_owned),
-            queue.to_owned(),
-        );
+        let input = (change.clone(), Claim::new(message_id, queue));
         self.db
-            .write(input, move |conn, (change, message_id, queue)| {
-                apply_in(conn, order_id, change, message_id.as_deref(), queue).boxed()
+            .write(input, move |conn, (change, claim)| {
+                apply_in(conn, order_id, change, claim).boxed()
             })
             .await
     }
@@ -341,8 +338,7 @@ async fn apply_in(
     conn: &mut AnyConnection,
     order_id: Uuid,
     change: &Change,
-    message_id: Option<&str>,
-    queue: &str,
+    claim: &Claim,
 ) -> Result<Applied, sqlx::Error> {
     let now = clock::now();
     let id = order_id.to_string();
@@ -354,7 +350,7 @@ async fn apply_in(
     if !known {
         return Ok(Applied::UnknownOrder);
     }
-    if !inbox::claim(conn, message_id, queue, &now).await? {
+    if !inbox::claim(conn, claim, &now).await? {
         return Ok(Applied::Done);
     }
     let mut applied = Applied::Done;

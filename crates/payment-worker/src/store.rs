@@ -2,8 +2,9 @@
 //! single conditional statement so that replicas sharing PostgreSQL never charge twice.
 
 use futures_util::FutureExt;
+use service::clock;
 use service::db::Db;
-use service::{clock, inbox};
+use service::inbox::{self, Claim};
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
@@ -114,14 +115,13 @@ impl PaymentStore {
             order_id.to_owned(),
             amount_cents,
             currency.to_owned(),
-            message_id.map(str::to_owned),
-            queue.to_owned(),
+            Claim::new(message_id, queue),
         );
         self.db
-            .write(input, |conn, (order_id, amount_cents, currency, message_id, queue)| {
+            .write(input, |conn, (order_id, amount_cents, currency, claim)| {
                 async move {
                     let now = clock::now();
-                    if inbox::claim(conn, message_id.as_deref(), queue, &now).await? {
+                    if inbox::claim(conn, claim, &now).await? {
                         let inserted = sqlx::query(&format!(
                             "INSERT INTO payments (order_id, status, amount_cents, currency, updated_at) \
                              VALUES ($1, 'pending', $2, $3, $4) ON CONFLICT DO NOTHING RETURNING {COLUMNS}"
@@ -215,16 +215,12 @@ impl PaymentStore {
         message_id: Option<&str>,
         queue: &str,
     ) -> Result<Payment, sqlx::Error> {
-        let input = (
-            order_id.to_owned(),
-            message_id.map(str::to_owned),
-            queue.to_owned(),
-        );
+        let input = (order_id.to_owned(), Claim::new(message_id, queue));
         self.db
-            .write(input, |conn, (order_id, message_id, queue)| {
+            .write(input, |conn, (order_id, claim)| {
                 async move {
                     let now = clock::now();
-                    if inbox::claim(conn, message_id.as_deref(), queue, &now).await? {
+                    if inbox::claim(conn, claim, &now).await? {
                         // The tombstone first: it waits for an in-flight `open` of the same order
                         // (PostgreSQL), so the update below sees the row that `open` wrote.
                         sqlx::query(

@@ -149,20 +149,17 @@ async fn write_groups(pool: AnyPool, mut jobs: mpsc::UnboundedReceiver<Job>) {
         }
         let (works, waiting): (Vec<_>, Vec<_>) = group.drain(..).map(|j| (j.work, j.done)).unzip();
         let size = works.len();
-        let outcome = match held.take() {
-            Some(conn) => Ok(conn),
-            None => pool.acquire().await,
-        };
-        let outcome = match outcome {
-            Ok(mut conn) => {
-                let outcome = run_group(&mut conn, &works).await;
-                if outcome.is_ok() {
-                    held = Some(conn);
-                }
-                outcome
-            }
-            Err(err) => Err(err),
-        };
+        let outcome = async {
+            let mut conn = match held.take() {
+                Some(conn) => conn,
+                None => pool.acquire().await?,
+            };
+            let outcomes = run_group(&mut conn, &works).await?;
+            // Only a connection that just committed is kept.
+            held = Some(conn);
+            Ok::<_, sqlx::Error>(outcomes)
+        }
+        .await;
         match outcome {
             Ok(outcomes) => {
                 metrics::histogram!("orderflow_store_group_size").record(size as f64);

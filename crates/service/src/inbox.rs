@@ -4,17 +4,36 @@
 
 use sqlx::AnyConnection;
 
-/// Records `message_id` as handled from `queue`; false when it already was (a duplicate).
+/// A delivery's key in the inbox: its `message_id` and the queue it came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claim {
+    /// The message's id, when it has one.
+    pub message_id: Option<String>,
+    /// The queue it was consumed from.
+    pub queue: String,
+}
+
+impl Claim {
+    /// The key of a delivery of `message_id` from `queue`.
+    #[must_use]
+    pub fn new(message_id: Option<&str>, queue: &str) -> Self {
+        Self {
+            message_id: message_id.map(str::to_owned),
+            queue: queue.to_owned(),
+        }
+    }
+}
+
+/// Records the delivery `claim` as handled; false when it already was (a duplicate).
 ///
 /// # Errors
 /// When the store fails.
 pub async fn claim(
     conn: &mut AnyConnection,
-    message_id: Option<&str>,
-    queue: &str,
+    claim: &Claim,
     now: &str,
 ) -> Result<bool, sqlx::Error> {
-    let Some(message_id) = message_id else {
+    let Some(message_id) = &claim.message_id else {
         // Without an id there is nothing to deduplicate by; the state machine still guards.
         return Ok(true);
     };
@@ -22,7 +41,7 @@ pub async fn claim(
         "INSERT INTO inbox (message_id, queue, handled_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
     )
     .bind(message_id)
-    .bind(queue)
+    .bind(&claim.queue)
     .bind(now)
     .execute(conn)
     .await?;

@@ -2,6 +2,7 @@
 //! replicas), migrated on start.
 
 use anyhow::Context;
+use broker::connection::redact;
 use sqlx::AnyPool;
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::migrate::Migrator;
@@ -70,19 +71,6 @@ pub async fn open(url: &str, synchronous: &str, migrator: &Migrator) -> anyhow::
     }
     migrator.run(&pool).await.context("migrating the store")?;
     Ok(pool)
-}
-
-/// The URL without its password, for messages.
-#[must_use]
-pub fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            let userinfo = &url[scheme + 3..at];
-            let user = userinfo.split(':').next().unwrap_or_default();
-            format!("{}{user}:***{}", &url[..scheme + 3], &url[at..])
-        }
-        _ => url.to_owned(),
-    }
 }
 
 /// True when the store answers a trivial query.

@@ -5,8 +5,9 @@
 //! `paid` (the reservation then sells at once) or `cancelled` (the order is never reserved).
 
 use futures_util::FutureExt;
+use service::clock;
 use service::db::Db;
-use service::{clock, inbox};
+use service::inbox::{self, Claim};
 use sqlx::{AnyConnection, Row};
 use std::collections::BTreeMap;
 
@@ -125,12 +126,11 @@ impl StockStore {
         let input = (
             order_id.to_owned(),
             lines.clone(),
-            message_id.map(str::to_owned),
-            queue.to_owned(),
+            Claim::new(message_id, queue),
         );
         self.db
-            .write(input, |conn, (order_id, lines, message_id, queue)| {
-                reserve(conn, order_id, lines, message_id.as_deref(), queue).boxed()
+            .write(input, |conn, (order_id, lines, claim)| {
+                reserve(conn, order_id, lines, claim).boxed()
             })
             .await
     }
@@ -172,14 +172,10 @@ impl StockStore {
         message_id: Option<&str>,
         queue: &str,
     ) -> Result<Reservation, sqlx::Error> {
-        let input = (
-            order_id.to_owned(),
-            message_id.map(str::to_owned),
-            queue.to_owned(),
-        );
+        let input = (order_id.to_owned(), Claim::new(message_id, queue));
         self.db
-            .write(input, move |conn, (order_id, message_id, queue)| {
-                settle(conn, order_id, how, message_id.as_deref(), queue).boxed()
+            .write(input, move |conn, (order_id, claim)| {
+                settle(conn, order_id, how, claim).boxed()
             })
             .await
     }
@@ -255,16 +251,25 @@ async fn reserve(
     conn: &mut AnyConnection,
     order_id: &str,
     lines: &Lines,
-    message_id: Option<&str>,
-    queue: &str,
+    claim: &Claim,
 ) -> Result<Reservation, sqlx::Error> {
     let now = clock::now();
-    if !inbox::claim(conn, message_id, queue, &now).await? {
+    if !inbox::claim(conn, claim, &now).await? {
         return expect(conn, order_id).await;
     }
     let encoded = serde_json::to_string(lines).unwrap_or_default();
-    let into = if insert_reservation(conn, order_id, "reserved", &encoded, "[]", &now).await? {
-        "reserved"
+    // Where the units go, how to give them back, and what that makes the reservation.
+    let (take, give_back, taken_as) = if insert_reservation(
+        conn, order_id, "reserved", &encoded, "[]", &now,
+    )
+    .await?
+    {
+        (
+            "UPDATE stock SET available = available - $2, reserved = reserved + $2 \
+             WHERE sku = $1 AND available >= $2",
+            "UPDATE stock SET available = available + $2, reserved = reserved - $2 WHERE sku = $1",
+            Reservation::Reserved,
+        )
     } else if sqlx::query(
         "UPDATE reservations SET status = 'committed', lines = $2, updated_at = $3 \
          WHERE order_id = $1 AND status = 'paid'",
@@ -277,7 +282,12 @@ async fn reserve(
     .rows_affected()
         == 1
     {
-        "committed"
+        (
+            "UPDATE stock SET available = available - $2, committed = committed + $2 \
+             WHERE sku = $1 AND available >= $2",
+            "UPDATE stock SET available = available + $2, committed = committed - $2 WHERE sku = $1",
+            Reservation::Committed,
+        )
     } else {
         // Decided earlier (a tombstone, or a duplicate without a message id).
         return expect(conn, order_id).await;
@@ -285,14 +295,11 @@ async fn reserve(
     let mut taken = Vec::new();
     let mut short = Vec::new();
     for (sku, units) in lines {
-        let moved = sqlx::query(&format!(
-            "UPDATE stock SET available = available - $2, {into} = {into} + $2 \
-             WHERE sku = $1 AND available >= $2"
-        ))
-        .bind(sku)
-        .bind(units)
-        .execute(&mut *conn)
-        .await?;
+        let moved = sqlx::query(take)
+            .bind(sku)
+            .bind(units)
+            .execute(&mut *conn)
+            .await?;
         if moved.rows_affected() == 1 {
             taken.push((sku, units));
         } else {
@@ -302,13 +309,11 @@ async fn reserve(
     if !short.is_empty() {
         // Give back the lines taken and record the refusal instead.
         for (sku, units) in taken {
-            sqlx::query(&format!(
-                "UPDATE stock SET available = available + $2, {into} = {into} - $2 WHERE sku = $1"
-            ))
-            .bind(sku)
-            .bind(units)
-            .execute(&mut *conn)
-            .await?;
+            sqlx::query(give_back)
+                .bind(sku)
+                .bind(units)
+                .execute(&mut *conn)
+                .await?;
         }
         sqlx::query(
             "UPDATE reservations SET status = 'rejected', short_skus = $2, updated_at = $3 \
@@ -321,11 +326,7 @@ async fn reserve(
         .await?;
         return Ok(Reservation::Rejected(short));
     }
-    Ok(if into == "reserved" {
-        Reservation::Reserved
-    } else {
-        Reservation::Committed
-    })
+    Ok(taken_as)
 }
 
 /// Settles the reservation of `order_id` on `conn` (inside a transaction): the tombstone first
@@ -337,11 +338,10 @@ async fn settle(
     conn: &mut AnyConnection,
     order_id: &str,
     how: Settle,
-    message_id: Option<&str>,
-    queue: &str,
+    claim: &Claim,
 ) -> Result<Reservation, sqlx::Error> {
     let now = clock::now();
-    if inbox::claim(conn, message_id, queue, &now).await? {
+    if inbox::claim(conn, claim, &now).await? {
         insert_reservation(conn, order_id, how.early_status(), "{}", "[]", &now).await?;
         let row = sqlx::query(
             "UPDATE reservations SET status = $2, updated_at = $3 \
