@@ -8,9 +8,10 @@
 //! cargo run --release -p orderflow-examples --example load -- --orders 20000
 //! ```
 //!
-//! Phases: idle RSS of the workers; the ceiling (best of three runs); a clean run; a run where
-//! `--retry-share` of the orders use `tok_transient_1` (one retry each); a latency run at half
-//! the clean throughput; peak RSS; with `--sweep`, runs at 25 % to 125 % of the clean throughput
+//! Phases: idle RSS of the workers; the ceiling (best of three runs); clean runs and retry runs,
+//! where `--retry-share` of the orders use `tok_transient_1` (one retry each), interleaved
+//! clean, retry, retry, clean so that the shared machine's drift weighs on both alike (with
+//! `--retry-share 0`, one clean run); a latency run at half the clean throughput; peak RSS; with `--sweep`, runs at 25 % to 125 % of the clean throughput
 //! and draws a chart (`--chart`, default `docs/load.png`) of throughput and p99 against offered
 //! load. Latency per order is the order's server-side `updated_at` (when it turned terminal)
 //! minus its submit time, both on this machine's clock. CPU time per order and process (the
@@ -86,6 +87,11 @@ struct Args {
 #[derive(Debug, Clone)]
 struct Run {
     orders_per_s: f64,
+    /// Orders and seconds from the first submit to the last order terminal.
+    orders: usize,
+    span_s: f64,
+    /// Throughput of each run this one combines.
+    legs: Vec<f64>,
     latencies_ms: Vec<f64>,
     completed: usize,
     cancelled: usize,
@@ -103,6 +109,40 @@ impl Run {
         let rank = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
         sorted[rank.min(sorted.len() - 1)]
     }
+
+    /// Runs taken together: all their orders over all their time, every latency, the mean CPU.
+    fn combined(runs: Vec<Run>) -> Run {
+        let orders: usize = runs.iter().map(|r| r.orders).sum();
+        let span_s: f64 = runs.iter().map(|r| r.span_s).sum();
+        let mut cpu_ms = BTreeMap::new();
+        for run in &runs {
+            for (name, ms) in &run.cpu_ms {
+                *cpu_ms.entry(name.clone()).or_insert(0.0) += ms / runs.len() as f64;
+            }
+        }
+        Run {
+            orders_per_s: orders as f64 / span_s.max(1e-3),
+            orders,
+            span_s,
+            legs: runs.iter().map(|r| r.orders_per_s).collect(),
+            latencies_ms: runs.iter().flat_map(|r| r.latencies_ms.clone()).collect(),
+            completed: runs.iter().map(|r| r.completed).sum(),
+            cancelled: runs.iter().map(|r| r.cancelled).sum(),
+            cpu_ms,
+        }
+    }
+}
+
+/// Prints one run's figures.
+fn report(label: &str, run: &Run) {
+    eprintln!(
+        "{label} run: {:.0} orders/s, p50 {:.0} ms, p95 {:.0} ms, p99 {:.0} ms, CPU ms per order: {:?}",
+        run.orders_per_s,
+        run.percentile(50.0),
+        run.percentile(95.0),
+        run.percentile(99.0),
+        run.cpu_ms
+    );
 }
 
 #[tokio::main]
@@ -131,43 +171,54 @@ async fn main() -> anyhow::Result<()> {
     let (ceiling, ceiling_cpu) = best.context("no ceiling run")?;
     eprintln!("ceiling: {ceiling:.0} msg/s, CPU ms per message: {ceiling_cpu:?}");
 
-    eprintln!("clean run: {} orders via {:?}…", args.orders, args.via);
-    let tokens = vec![Some("tok_visa".to_owned()); args.orders];
-    let clean = drive(&args, &http, &tokens, None).await?;
-    eprintln!(
-        "clean run: {:.0} orders/s, p50 {:.0} ms, p95 {:.0} ms, p99 {:.0} ms, CPU ms per order: {:?}",
-        clean.orders_per_s,
-        clean.percentile(50.0),
-        clean.percentile(95.0),
-        clean.percentile(99.0),
-        clean.cpu_ms
-    );
-
-    let retry = if args.retry_share > 0.0 {
+    let clean_tokens = vec![Some("tok_visa".to_owned()); args.orders];
+    let (clean, retry) = if args.retry_share > 0.0 {
+        // Clean, retry, retry, clean (ABBA): a drift of the shared machine over the four runs
+        // weighs on both sides alike.
         let every = (1.0 / args.retry_share).round().max(1.0) as usize;
-        let tokens: Vec<_> = (0..args.orders)
+        let retry_tokens: Vec<_> = (0..args.orders)
             .map(|i| {
-                Some(
-                    if i % every == 0 {
-                        "tok_transient_1"
-                    } else {
-                        "tok_visa"
-                    }
-                    .to_owned(),
-                )
+                let token = if i % every == 0 {
+                    "tok_transient_1"
+                } else {
+                    "tok_visa"
+                };
+                Some(token.to_owned())
             })
             .collect();
-        eprintln!("retry run: 1 in {every} orders fails once…");
-        let run = drive(&args, &http, &tokens, None).await?;
         eprintln!(
-            "retry run: {:.0} orders/s, p99 {:.0} ms",
-            run.orders_per_s,
-            run.percentile(99.0)
+            "clean and retry runs, interleaved (clean, retry, retry, clean): {} orders each via {:?}, 1 in {every} failing once in the retry runs…",
+            args.orders, args.via
         );
-        Some(run)
+        let mut clean = Vec::new();
+        let mut retry = Vec::new();
+        for (label, tokens) in [
+            ("clean", &clean_tokens),
+            ("retry", &retry_tokens),
+            ("retry", &retry_tokens),
+            ("clean", &clean_tokens),
+        ] {
+            let run = drive(&args, &http, tokens, None).await?;
+            report(label, &run);
+            if label == "clean" {
+                clean.push(run)
+            } else {
+                retry.push(run)
+            }
+        }
+        (Run::combined(clean), Some(Run::combined(retry)))
     } else {
-        None
+        eprintln!("clean run: {} orders via {:?}…", args.orders, args.via);
+        let run = drive(&args, &http, &clean_tokens, None).await?;
+        report("clean", &run);
+        (Run::combined(vec![run]), None)
     };
+    if let Some(retry) = &retry {
+        eprintln!(
+            "retry runs: {:+.1} % throughput against the clean runs",
+            (retry.orders_per_s / clean.orders_per_s - 1.0) * 100.0
+        );
+    }
 
     let latency = if args.no_latency_run {
         None
@@ -186,17 +237,19 @@ async fn main() -> anyhow::Result<()> {
     };
 
     let sweep = if args.sweep {
-        let mut points = Vec::new();
+        let (mut points, mut p50s) = (Vec::new(), Vec::new());
         for share in [0.25, 0.5, 0.75, 1.0, 1.25] {
             let rate = clean.orders_per_s * share;
             let n = (args.orders / 2).max(1);
             let tokens = vec![Some("tok_visa".to_owned()); n];
             let run = drive(&args, &http, &tokens, Some(rate)).await?;
             eprintln!(
-                "sweep: offered {rate:.0}/s → achieved {:.0}/s, p99 {:.0} ms",
+                "sweep: offered {rate:.0}/s → achieved {:.0}/s, p50 {:.0} ms, p99 {:.0} ms",
                 run.orders_per_s,
+                run.percentile(50.0),
                 run.percentile(99.0)
             );
+            p50s.push(run.percentile(50.0));
             points.push(LoadPoint {
                 offered: rate,
                 achieved: run.orders_per_s,
@@ -210,7 +263,7 @@ async fn main() -> anyhow::Result<()> {
         );
         chart::draw(&args.chart, &points, &title)?;
         eprintln!("chart written to {}", args.chart.display());
-        Some(points)
+        Some((points, p50s))
     } else {
         None
     };
@@ -246,7 +299,11 @@ async fn main() -> anyhow::Result<()> {
         "ceiling_cpu_ms_per_msg": rounded(&ceiling_cpu),
         "ratio": (clean.orders_per_s / ceiling * 1000.0).round() / 1000.0,
         "retry_share": args.retry_share,
+        "clean_runs_orders_per_s": clean.legs.iter().copied().map(round).collect::<Vec<_>>(),
         "retry_orders_per_s": retry.as_ref().map(|r| round(r.orders_per_s)),
+        "retry_runs_orders_per_s": retry.as_ref().map(|r| r.legs.iter().copied().map(round).collect::<Vec<_>>()),
+        "retry_gap_pct": retry.as_ref().map(|r| round((r.orders_per_s / clean.orders_per_s - 1.0) * 100.0)),
+        "retry_cpu_ms_per_order": retry.as_ref().map(|r| rounded(&r.cpu_ms)),
         "retry_p99_ms": retry.as_ref().map(|r| round(r.percentile(99.0))),
         "latency_run": latency.as_ref().map(|(rate, run)| json!({
             "offered_per_s": round(*rate),
@@ -254,9 +311,10 @@ async fn main() -> anyhow::Result<()> {
             "p99_ms": round(run.percentile(99.0)),
         })),
         "rss_mb": rss_mb,
-        "sweep": sweep.as_ref().map(|points| points.iter().map(|p| json!({
+        "sweep": sweep.as_ref().map(|(points, p50s)| points.iter().zip(p50s).map(|(p, p50)| json!({
             "offered_per_s": round(p.offered),
             "orders_per_s": round(p.achieved),
+            "p50_ms": round(*p50),
             "p99_ms": round(p.p99_ms),
         })).collect::<Vec<_>>()),
     });
@@ -360,8 +418,12 @@ async fn drive(
         (Some(first), Some(last)) => (last - first).as_seconds_f64(),
         _ => 1.0,
     };
+    let orders_per_s = tokens.len() as f64 / span.max(1e-3);
     Ok(Run {
-        orders_per_s: tokens.len() as f64 / span.max(1e-3),
+        orders_per_s,
+        orders: tokens.len(),
+        span_s: span.max(1e-3),
+        legs: vec![orders_per_s],
         latencies_ms,
         completed,
         cancelled,
