@@ -11,9 +11,9 @@
 //! Phases: idle RSS of the workers; the ceiling (best of three runs); clean runs and retry runs,
 //! where `--retry-share` of the orders use `tok_transient_1` (one retry each), interleaved
 //! clean, retry, retry, clean so that the shared machine's drift weighs on both alike (with
-//! `--retry-share 0`, one clean run); a latency run at half the clean throughput; peak RSS; with `--sweep`, runs at 25 % to 125 % of the clean throughput
-//! and draws a chart (`--chart`, default `docs/load.png`) of throughput and p99 against offered
-//! load. Latency per order is the order's server-side `updated_at` (when it turned terminal)
+//! `--retry-share 0`, one clean run); a latency run at half the clean throughput; peak RSS; with
+//! `--sweep`, runs at 25 % to 125 % of the clean throughput and draws a chart (`--chart`,
+//! default `docs/load.png`) of throughput and p99 against offered load. Latency per order is the order's server-side `updated_at` (when it turned terminal)
 //! minus its submit time, both on this machine's clock. CPU time per order and process (the
 //! workers and RabbitMQ's `beam.smp`) comes from `/proc`.
 
@@ -86,7 +86,6 @@ struct Args {
 /// One run's outcome.
 #[derive(Debug, Clone)]
 struct Run {
-    orders_per_s: f64,
     /// Orders and seconds from the first submit to the last order terminal.
     orders: usize,
     span_s: f64,
@@ -100,6 +99,10 @@ struct Run {
 }
 
 impl Run {
+    fn orders_per_s(&self) -> f64 {
+        self.orders as f64 / self.span_s
+    }
+
     fn percentile(&self, p: f64) -> f64 {
         let mut sorted = self.latencies_ms.clone();
         sorted.sort_by(f64::total_cmp);
@@ -121,13 +124,12 @@ impl Run {
             }
         }
         Run {
-            orders_per_s: orders as f64 / span_s.max(1e-3),
             orders,
             span_s,
-            legs: runs.iter().map(|r| r.orders_per_s).collect(),
-            latencies_ms: runs.iter().flat_map(|r| r.latencies_ms.clone()).collect(),
+            legs: runs.iter().map(Run::orders_per_s).collect(),
             completed: runs.iter().map(|r| r.completed).sum(),
             cancelled: runs.iter().map(|r| r.cancelled).sum(),
+            latencies_ms: runs.into_iter().flat_map(|r| r.latencies_ms).collect(),
             cpu_ms,
         }
     }
@@ -137,7 +139,7 @@ impl Run {
 fn report(label: &str, run: &Run) {
     eprintln!(
         "{label} run: {:.0} orders/s, p50 {:.0} ms, p95 {:.0} ms, p99 {:.0} ms, CPU ms per order: {:?}",
-        run.orders_per_s,
+        run.orders_per_s(),
         run.percentile(50.0),
         run.percentile(95.0),
         run.percentile(99.0),
@@ -192,19 +194,15 @@ async fn main() -> anyhow::Result<()> {
         );
         let mut clean = Vec::new();
         let mut retry = Vec::new();
-        for (label, tokens) in [
-            ("clean", &clean_tokens),
-            ("retry", &retry_tokens),
-            ("retry", &retry_tokens),
-            ("clean", &clean_tokens),
-        ] {
+        for retrying in [false, true, true, false] {
+            let (label, tokens, side) = if retrying {
+                ("retry", &retry_tokens, &mut retry)
+            } else {
+                ("clean", &clean_tokens, &mut clean)
+            };
             let run = drive(&args, &http, tokens, None).await?;
             report(label, &run);
-            if label == "clean" {
-                clean.push(run)
-            } else {
-                retry.push(run)
-            }
+            side.push(run);
         }
         (Run::combined(clean), Some(Run::combined(retry)))
     } else {
@@ -213,17 +211,17 @@ async fn main() -> anyhow::Result<()> {
         report("clean", &run);
         (Run::combined(vec![run]), None)
     };
-    if let Some(retry) = &retry {
-        eprintln!(
-            "retry runs: {:+.1} % throughput against the clean runs",
-            (retry.orders_per_s / clean.orders_per_s - 1.0) * 100.0
-        );
+    let retry_gap_pct = retry
+        .as_ref()
+        .map(|r| (r.orders_per_s() / clean.orders_per_s() - 1.0) * 100.0);
+    if let Some(gap) = retry_gap_pct {
+        eprintln!("retry runs: {gap:+.1} % throughput against the clean runs");
     }
 
     let latency = if args.no_latency_run {
         None
     } else {
-        let rate = clean.orders_per_s / 2.0;
+        let rate = clean.orders_per_s() / 2.0;
         let n = (args.orders / 2).max(1);
         eprintln!("latency run: {n} orders at {rate:.0} orders/s…");
         let tokens = vec![Some("tok_visa".to_owned()); n];
@@ -239,20 +237,20 @@ async fn main() -> anyhow::Result<()> {
     let sweep = if args.sweep {
         let (mut points, mut p50s) = (Vec::new(), Vec::new());
         for share in [0.25, 0.5, 0.75, 1.0, 1.25] {
-            let rate = clean.orders_per_s * share;
+            let rate = clean.orders_per_s() * share;
             let n = (args.orders / 2).max(1);
             let tokens = vec![Some("tok_visa".to_owned()); n];
             let run = drive(&args, &http, &tokens, Some(rate)).await?;
             eprintln!(
                 "sweep: offered {rate:.0}/s → achieved {:.0}/s, p50 {:.0} ms, p99 {:.0} ms",
-                run.orders_per_s,
+                run.orders_per_s(),
                 run.percentile(50.0),
                 run.percentile(99.0)
             );
             p50s.push(run.percentile(50.0));
             points.push(LoadPoint {
                 offered: rate,
-                achieved: run.orders_per_s,
+                achieved: run.orders_per_s(),
                 p99_ms: run.percentile(99.0),
             });
         }
@@ -288,7 +286,7 @@ async fn main() -> anyhow::Result<()> {
     let line = json!({
         "orders": args.orders,
         "via": format!("{:?}", args.via).to_lowercase(),
-        "orders_per_s": round(clean.orders_per_s),
+        "orders_per_s": round(clean.orders_per_s()),
         "p50_ms": round(clean.percentile(50.0)),
         "p95_ms": round(clean.percentile(95.0)),
         "p99_ms": round(clean.percentile(99.0)),
@@ -297,12 +295,12 @@ async fn main() -> anyhow::Result<()> {
         "ceiling_orders_per_s": round(ceiling),
         "cpu_ms_per_order": rounded(&clean.cpu_ms),
         "ceiling_cpu_ms_per_msg": rounded(&ceiling_cpu),
-        "ratio": (clean.orders_per_s / ceiling * 1000.0).round() / 1000.0,
+        "ratio": (clean.orders_per_s() / ceiling * 1000.0).round() / 1000.0,
         "retry_share": args.retry_share,
         "clean_runs_orders_per_s": clean.legs.iter().copied().map(round).collect::<Vec<_>>(),
-        "retry_orders_per_s": retry.as_ref().map(|r| round(r.orders_per_s)),
+        "retry_orders_per_s": retry.as_ref().map(|r| round(r.orders_per_s())),
         "retry_runs_orders_per_s": retry.as_ref().map(|r| r.legs.iter().copied().map(round).collect::<Vec<_>>()),
-        "retry_gap_pct": retry.as_ref().map(|r| round((r.orders_per_s / clean.orders_per_s - 1.0) * 100.0)),
+        "retry_gap_pct": retry_gap_pct.map(round),
         "retry_cpu_ms_per_order": retry.as_ref().map(|r| rounded(&r.cpu_ms)),
         "retry_p99_ms": retry.as_ref().map(|r| round(r.percentile(99.0))),
         "latency_run": latency.as_ref().map(|(rate, run)| json!({
@@ -418,12 +416,11 @@ async fn drive(
         (Some(first), Some(last)) => (last - first).as_seconds_f64(),
         _ => 1.0,
     };
-    let orders_per_s = tokens.len() as f64 / span.max(1e-3);
+    let span_s = span.max(1e-3);
     Ok(Run {
-        orders_per_s,
         orders: tokens.len(),
-        span_s: span.max(1e-3),
-        legs: vec![orders_per_s],
+        span_s,
+        legs: vec![tokens.len() as f64 / span_s],
         latencies_ms,
         completed,
         cancelled,

@@ -46,7 +46,7 @@ pub fn sample() -> BTreeMap<String, Sample> {
         let sample = Sample {
             rss_mb: status_mb(&status, "VmRSS:"),
             peak_rss_mb: status_mb(&status, "VmHWM:"),
-            cpu_ms: (stat_field(&stat, UTIME) + stat_field(&stat, STIME)) * MS_PER_TICK,
+            cpu_ms: cpu_ms(&stat),
         };
         found.insert(name.to_owned(), (started, sample));
     }
@@ -59,8 +59,7 @@ pub fn sample() -> BTreeMap<String, Sample> {
 /// CPU time this process has used so far, ms.
 #[must_use]
 pub fn own_cpu_ms() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    (stat_field(&stat, UTIME) + stat_field(&stat, STIME)) * MS_PER_TICK
+    cpu_ms(&std::fs::read_to_string("/proc/self/stat").unwrap_or_default())
 }
 
 /// CPU ms each process used between two samples, divided by `per` (e.g. orders).
@@ -94,6 +93,11 @@ const UTIME: usize = 14;
 const STIME: usize = 15;
 const STARTTIME: usize = 22;
 const MS_PER_TICK: f64 = 10.0;
+
+/// User plus system CPU time in a `/proc/<pid>/stat` line, ms.
+fn cpu_ms(stat: &str) -> f64 {
+    (stat_field(stat, UTIME) + stat_field(stat, STIME)) * MS_PER_TICK
+}
 
 /// Field `number` of a `/proc/<pid>/stat` line as a number (0 when absent).
 fn stat_field(stat: &str, number: usize) -> f64 {

@@ -81,7 +81,12 @@ pub struct PaymentStore {
     db: Db,
 }
 
-const COLUMNS: &str = "order_id, status, payment_id, amount_cents, currency, charged_cents, refunded_cents, decline_reason, charged_at, refunded_at";
+/// The columns [`payment`] reads, as a literal so that statements are built at compile time.
+macro_rules! columns {
+    () => {
+        "order_id, status, payment_id, amount_cents, currency, charged_cents, refunded_cents, decline_reason, charged_at, refunded_at"
+    };
+}
 
 impl PaymentStore {
     /// Wraps a migrated database.
@@ -122,9 +127,10 @@ impl PaymentStore {
                 async move {
                     let now = clock::now();
                     if inbox::claim(conn, claim, &now).await? {
-                        let inserted = sqlx::query(&format!(
+                        let inserted = sqlx::query(concat!(
                             "INSERT INTO payments (order_id, status, amount_cents, currency, updated_at) \
-                             VALUES ($1, 'pending', $2, $3, $4) ON CONFLICT DO NOTHING RETURNING {COLUMNS}"
+                             VALUES ($1, 'pending', $2, $3, $4) ON CONFLICT DO NOTHING RETURNING ",
+                            columns!()
                         ))
                         .bind(order_id)
                         .bind(*amount_cents)
@@ -155,7 +161,7 @@ impl PaymentStore {
         self.db
             .write(input, |conn, (order_id, payment_id)| {
                 async move {
-                    let charged = sqlx::query(&format!(
+                    let charged = sqlx::query(concat!(
                         "UPDATE payments SET \
                            status = CASE status WHEN 'pending' THEN 'charged' ELSE 'refunded' END, \
                            payment_id = $2, charged_cents = amount_cents, charged_at = $3, \
@@ -163,7 +169,8 @@ impl PaymentStore {
                            refunded_at = CASE status WHEN 'pending' THEN NULL ELSE $3 END, updated_at = $3 \
                          WHERE order_id = $1 AND (status = 'pending' \
                            OR (status = 'cancelled' AND payment_id IS NULL AND amount_cents > 0)) \
-                         RETURNING {COLUMNS}"
+                         RETURNING ",
+                        columns!()
                     ))
                     .bind(order_id)
                     .bind(payment_id)
@@ -257,8 +264,10 @@ impl PaymentStore {
 
 /// The payment of `order_id` as `conn` sees it.
 async fn fetch(conn: &mut AnyConnection, order_id: &str) -> Result<Option<Payment>, sqlx::Error> {
-    let row = sqlx::query(&format!(
-        "SELECT {COLUMNS} FROM payments WHERE order_id = $1"
+    let row = sqlx::query(concat!(
+        "SELECT ",
+        columns!(),
+        " FROM payments WHERE order_id = $1"
     ))
     .bind(order_id)
     .fetch_optional(conn)
@@ -266,7 +275,7 @@ async fn fetch(conn: &mut AnyConnection, order_id: &str) -> Result<Option<Paymen
     Ok(row.as_ref().map(payment))
 }
 
-/// A payment from a row of [`COLUMNS`].
+/// A payment from a row of the columns of `columns!`.
 fn payment(row: &AnyRow) -> Payment {
     Payment {
         order_id: row.get("order_id"),

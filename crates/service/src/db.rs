@@ -62,12 +62,6 @@ pub struct Db {
     writer: Option<mpsc::UnboundedSender<Job>>,
 }
 
-impl std::fmt::Debug for Job {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Job")
-    }
-}
-
 impl Db {
     /// Wraps a migrated pool; on SQLite, starts the writer task (it ends when the last clone of
     /// this handle is dropped). Must be called inside a Tokio runtime.

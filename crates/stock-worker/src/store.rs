@@ -199,6 +199,14 @@ impl Settle {
         }
     }
 
+    /// The reservation afterwards, as the handlers see it.
+    fn settled(self) -> Reservation {
+        match self {
+            Self::Commit => Reservation::Committed,
+            Self::Release => Reservation::Released,
+        }
+    }
+
     /// The tombstone left when the decision arrives before the reservation.
     fn early_status(self) -> &'static str {
         match self {
@@ -362,10 +370,7 @@ async fn settle(
                     .execute(&mut *conn)
                     .await?;
             }
-            return Ok(match how {
-                Settle::Commit => Reservation::Committed,
-                Settle::Release => Reservation::Released,
-            });
+            return Ok(how.settled());
         } else if matches!(how, Settle::Release) {
             // Paid ahead, then cancelled: nothing was taken, and nothing ever will be.
             sqlx::query(
