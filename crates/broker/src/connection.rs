@@ -72,12 +72,29 @@ pub fn properties(app_id: &str, role: &str) -> ConnectionProperties {
     ConnectionProperties::default().with_connection_name(format!("{app_id}-{role}").into())
 }
 
+/// The largest AMQP frame a connection asks for unless its URL names one (`?frame_max=`).
+/// lapin keeps 32 frames of send and 32 of receive buffer per connection, all of it touched: at
+/// RabbitMQ's default of 128 KiB that is 8 MiB per connection, at 32 KiB it is 2 MiB. Bodies
+/// larger than a frame are split, so only the buffer size changes.
+pub const DEFAULT_FRAME_MAX: u32 = 32 * 1024;
+
+/// `url` with `frame_max` set to [`DEFAULT_FRAME_MAX`], unless the URL already sets it.
+#[must_use]
+pub fn with_frame_max(url: &str) -> String {
+    let query = url.split_once('?').map(|(_, query)| query);
+    if query.is_some_and(|q| q.split('&').any(|pair| pair.starts_with("frame_max="))) {
+        return url.to_owned();
+    }
+    let separator = if query.is_some() { '&' } else { '?' };
+    format!("{url}{separator}frame_max={DEFAULT_FRAME_MAX}")
+}
+
 /// Opens one connection.
 ///
 /// # Errors
 /// When the broker cannot be reached or refuses the login.
 pub async fn connect(url: &str, app_id: &str, role: &str) -> Result<Connection, lapin::Error> {
-    Connection::connect(url, properties(app_id, role)).await
+    Connection::connect(&with_frame_max(url), properties(app_id, role)).await
 }
 
 /// Delays between reconnect attempts: 100 ms doubling to 5 s, with jitter, for ever.
@@ -103,5 +120,28 @@ impl Readiness {
 
     pub(crate) fn set(&self, ready: bool) {
         self.0.store(ready, Ordering::Release);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frame_max_is_added_unless_the_url_sets_it() {
+        assert_eq!(
+            with_frame_max("amqp://guest:guest@host:5672/%2f"),
+            "amqp://guest:guest@host:5672/%2f?frame_max=32768"
+        );
+        assert_eq!(
+            with_frame_max("amqp://host/%2f?heartbeat=10"),
+            "amqp://host/%2f?heartbeat=10&frame_max=32768"
+        );
+        assert_eq!(
+            with_frame_max("amqp://host/%2f?heartbeat=10&frame_max=131072"),
+            "amqp://host/%2f?heartbeat=10&frame_max=131072"
+        );
+        let parsed: lapin::uri::AMQPUri = with_frame_max("amqp://host/%2f").parse().unwrap();
+        assert_eq!(parsed.query.frame_max, Some(DEFAULT_FRAME_MAX));
     }
 }

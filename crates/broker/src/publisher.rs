@@ -1,7 +1,7 @@
 //! Publishing with confirms: persistent, mandatory, pipelined on one confirm channel, retried
 //! through connection failures; unroutable and nacked publishes are errors.
 
-use crate::connection::{BrokerConfig, properties};
+use crate::connection::{BrokerConfig, properties, with_frame_max};
 use crate::error::BrokerError;
 use crate::event::Event;
 use crate::message::Outgoing;
@@ -52,7 +52,7 @@ impl Publisher {
     pub fn new(config: &BrokerConfig) -> Result<Self, BrokerError> {
         let app_id = config.app_id.clone();
         let pool_config = deadpool_lapin::Config {
-            url: Some(config.url.clone()),
+            url: Some(with_frame_max(&config.url)),
             ..deadpool_lapin::Config::default()
         };
         let props_app_id = app_id.clone();
