@@ -239,6 +239,52 @@ async fn always_failing_ends_in_the_dlq_with_every_header_and_the_original_body(
 }
 
 #[tokio::test]
+async fn a_body_larger_than_a_frame_is_retried_and_dead_lettered_intact() {
+    let vhost = TestVhost::new().await;
+    let recorder = Recorder::default();
+    let policy = RetryPolicy::default()
+        .with_max_retries(1)
+        .with_initial_delay(Duration::from_millis(100));
+    let runtime = Runtime::new(config(&vhost.url))
+        .unwrap()
+        .with_topology(topology())
+        .with_consumer(ConsumerSpec::new(
+            queue("svc.big", policy),
+            flaky_handler(recorder.clone(), Duration::ZERO),
+        ));
+    let running = Running::start(runtime).await;
+    // Four frames' worth: the publish, the retry copy and the dead letter are each split.
+    let padding = "x".repeat(4 * broker::connection::DEFAULT_FRAME_MAX as usize);
+    let body = format!(r#"{{"id": 5, "fail_times": 1000, "padding": "{padding}"}}"#).into_bytes();
+    let mut message = broker::Outgoing::event(
+        &TestEvent {
+            id: 5,
+            fail_times: 1000,
+        },
+        "test",
+    )
+    .unwrap();
+    message.body = body.clone();
+    running.publisher.publish(&message).await.unwrap();
+
+    let mut inspector = Inspector::connect(&vhost.url).await.unwrap();
+    let dead = eventually_take(&mut inspector, "svc.big.dlq", 1).await;
+    assert!(dead[0].body == body, "the dead letter is the original body");
+    assert_eq!(dead[0].header_int(headers::RETRY_COUNT), Some(1));
+    let retry_counts: Vec<u32> = recorder
+        .calls_for(5)
+        .iter()
+        .map(|c| c.retry_count)
+        .collect();
+    assert_eq!(
+        retry_counts,
+        [0, 1],
+        "handled once, then once more from the retry tier"
+    );
+    running.shutdown().await.unwrap();
+}
+
+#[tokio::test]
 async fn rejection_and_malformed_input_go_straight_to_the_dlq_and_the_consumer_goes_on() {
     let vhost = TestVhost::new().await;
     let recorder = Recorder::default();
