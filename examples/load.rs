@@ -14,7 +14,8 @@
 //! `--retry-share 0`, one clean run); a latency run at half the clean throughput; peak RSS; with
 //! `--sweep`, runs at 25 % to 125 % of the clean throughput and draws a chart (`--chart`,
 //! default `docs/load.png`) of throughput and p99 against offered load. Latency per order is the order's server-side `updated_at` (when it turned terminal)
-//! minus its submit time, both on this machine's clock. CPU time per order and process (the
+//! minus its submit time, both on this machine's clock. Each retry run also says when the last
+//! order that never failed was terminal, so the retried orders' tail is seen apart from the rest. CPU time per order and process (the
 //! workers and RabbitMQ's `beam.smp`) comes from `/proc`.
 
 use anyhow::{Context, bail};
@@ -48,6 +49,9 @@ enum Via {
     /// `order.created` published straight to the `orders` exchange.
     Exchange,
 }
+
+/// The payment token that fails once, transiently, then pays.
+const FAILS_ONCE: &str = "tok_transient_1";
 
 /// Drive orders through orderflow and compare with the broker's ceiling.
 #[derive(Debug, Parser)]
@@ -89,6 +93,8 @@ struct Run {
     /// Orders and seconds from the first submit to the last order terminal.
     orders: usize,
     span_s: f64,
+    /// Seconds from the first submit until the last order that never failed was terminal.
+    untried_span_s: f64,
     /// Throughput of each run this one combines.
     legs: Vec<f64>,
     latencies_ms: Vec<f64>,
@@ -117,6 +123,7 @@ impl Run {
     fn combined(runs: Vec<Run>) -> Run {
         let orders: usize = runs.iter().map(|r| r.orders).sum();
         let span_s: f64 = runs.iter().map(|r| r.span_s).sum();
+        let untried_span_s: f64 = runs.iter().map(|r| r.untried_span_s).sum();
         let mut cpu_ms = BTreeMap::new();
         for run in &runs {
             for (name, ms) in &run.cpu_ms {
@@ -126,6 +133,7 @@ impl Run {
         Run {
             orders,
             span_s,
+            untried_span_s,
             legs: runs.iter().map(Run::orders_per_s).collect(),
             completed: runs.iter().map(|r| r.completed).sum(),
             cancelled: runs.iter().map(|r| r.cancelled).sum(),
@@ -145,6 +153,12 @@ fn report(label: &str, run: &Run) {
         run.percentile(99.0),
         run.cpu_ms
     );
+    if run.untried_span_s < run.span_s {
+        eprintln!(
+            "{label} run: orders that never failed were all terminal at {:.1} s; the last retried one at {:.1} s",
+            run.untried_span_s, run.span_s
+        );
+    }
 }
 
 #[tokio::main]
@@ -181,7 +195,7 @@ async fn main() -> anyhow::Result<()> {
         let retry_tokens: Vec<_> = (0..args.orders)
             .map(|i| {
                 let token = if i % every == 0 {
-                    "tok_transient_1"
+                    FAILS_ONCE
                 } else {
                     "tok_visa"
                 };
@@ -301,6 +315,7 @@ async fn main() -> anyhow::Result<()> {
         "retry_orders_per_s": retry.as_ref().map(|r| round(r.orders_per_s())),
         "retry_runs_orders_per_s": retry.as_ref().map(|r| r.legs.iter().copied().map(round).collect::<Vec<_>>()),
         "retry_gap_pct": retry_gap_pct.map(round),
+        "retry_tail_s": retry.as_ref().map(|r| round(r.span_s - r.untried_span_s)),
         "retry_cpu_ms_per_order": retry.as_ref().map(|r| rounded(&r.cpu_ms)),
         "retry_p99_ms": retry.as_ref().map(|r| round(r.percentile(99.0))),
         "latency_run": latency.as_ref().map(|(rate, run)| json!({
@@ -345,10 +360,10 @@ async fn drive(
             }
             let submitted = OffsetDateTime::now_utc();
             let id = submit(args, &http, &publisher, token.clone()).await?;
-            anyhow::Ok((id, submitted))
+            anyhow::Ok((id, submitted, token.as_deref() == Some(FAILS_ONCE)))
         }
     });
-    let submitted: Vec<(Uuid, OffsetDateTime)> = submissions
+    let submitted: Vec<(Uuid, OffsetDateTime, bool)> = submissions
         .buffer_unordered(args.concurrency)
         .collect::<Vec<_>>()
         .await
@@ -373,7 +388,7 @@ async fn drive(
     let cpu_ms = procs::cpu_between(&cpu_before, &procs::sample(), tokens.len() as f64);
 
     let orders: Vec<Value> = stream::iter(submitted.iter())
-        .map(|(id, _)| {
+        .map(|(id, _, _)| {
             let http = http.clone();
             let url = format!("{}/orders/{id}", args.api_url);
             async move {
@@ -396,8 +411,9 @@ async fn drive(
         .collect();
     let mut latencies_ms = Vec::with_capacity(submitted.len());
     let (mut first, mut last) = (None::<OffsetDateTime>, None::<OffsetDateTime>);
+    let mut last_untried = None::<OffsetDateTime>;
     let (mut completed, mut cancelled) = (0, 0);
-    for (id, at) in &submitted {
+    for (id, at, fails) in &submitted {
         let order = by_id.get(&id.to_string()).context("order missing")?;
         let done = OffsetDateTime::parse(
             order["updated_at"].as_str().unwrap_or_default(),
@@ -411,15 +427,23 @@ async fn drive(
         latencies_ms.push((done - *at).as_seconds_f64() * 1000.0);
         first = Some(first.map_or(*at, |f: OffsetDateTime| f.min(*at)));
         last = Some(last.map_or(done, |l: OffsetDateTime| l.max(done)));
+        if !fails {
+            last_untried = Some(last_untried.map_or(done, |l: OffsetDateTime| l.max(done)));
+        }
     }
     let span = match (first, last) {
         (Some(first), Some(last)) => (last - first).as_seconds_f64(),
         _ => 1.0,
     };
     let span_s = span.max(1e-3);
+    let untried_span_s = match (first, last_untried) {
+        (Some(first), Some(last)) => (last - first).as_seconds_f64(),
+        _ => span_s,
+    };
     Ok(Run {
         orders: tokens.len(),
         span_s,
+        untried_span_s,
         legs: vec![tokens.len() as f64 / span_s],
         latencies_ms,
         completed,
@@ -492,7 +516,11 @@ async fn ceiling(
     let tag = Uuid::new_v4().simple().to_string();
     let (input, fanout) = (format!("bench.{tag}.in"), format!("bench.{tag}.fanout"));
     let outputs = [format!("bench.{tag}.out.1"), format!("bench.{tag}.out.2")];
-    let conn = Connection::connect(url, ConnectionProperties::default()).await?;
+    let conn = Connection::connect(
+        &broker::connection::with_frame_max(url),
+        ConnectionProperties::default(),
+    )
+    .await?;
     let setup = conn.create_channel().await?;
     let mut quorum = FieldTable::default();
     quorum.insert(
