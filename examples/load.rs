@@ -10,7 +10,7 @@
 //!
 //! Phases: idle RSS of the workers; the ceiling (best of three runs); clean runs and retry runs,
 //! where `--retry-share` of the orders use `tok_transient_1` (one retry each), interleaved
-//! clean, retry, retry, clean so that the shared machine's drift weighs on both alike (with
+//! clean, retry, retry, clean (`--rounds` of them, default 2) so that the shared machine's drift weighs on both alike (with
 //! `--retry-share 0`, one clean run); a latency run at half the clean throughput; peak RSS; with
 //! `--sweep`, runs at 25 % to 125 % of the clean throughput and draws a chart (`--chart`,
 //! default `docs/load.png`) of throughput and p99 against offered load. Latency per order is the order's server-side `updated_at` (when it turned terminal)
@@ -67,9 +67,13 @@ struct Args {
     /// How orders enter the system.
     #[arg(long, value_enum, default_value_t = Via::Api)]
     via: Via,
-    /// Share of orders that fail once transiently in the retry run (0 skips it).
+    /// Share of orders that fail once transiently in the retry runs (0 skips them).
     #[arg(long, default_value_t = 0.1)]
     retry_share: f64,
+    /// Rounds of clean, retry, retry, clean runs: more rounds, less of the machine's noise in the
+    /// retry comparison.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..))]
+    rounds: u16,
     /// Orders submitted at once.
     #[arg(long, default_value_t = 64)]
     concurrency: usize,
@@ -189,8 +193,8 @@ async fn main() -> anyhow::Result<()> {
 
     let clean_tokens = vec![Some("tok_visa".to_owned()); args.orders];
     let (clean, retry) = if args.retry_share > 0.0 {
-        // Clean, retry, retry, clean (ABBA): a drift of the shared machine over the four runs
-        // weighs on both sides alike.
+        // Rounds of clean, retry, retry, clean (ABBA): a drift of the shared machine over a
+        // round weighs on both sides alike.
         let every = (1.0 / args.retry_share).round().max(1.0) as usize;
         let retry_tokens: Vec<_> = (0..args.orders)
             .map(|i| {
@@ -203,12 +207,13 @@ async fn main() -> anyhow::Result<()> {
             })
             .collect();
         eprintln!(
-            "clean and retry runs, interleaved (clean, retry, retry, clean): {} orders each via {:?}, 1 in {every} failing once in the retry runs…",
-            args.orders, args.via
+            "clean and retry runs, interleaved ({} × clean, retry, retry, clean): {} orders each via {:?}, 1 in {every} failing once in the retry runs…",
+            args.rounds, args.orders, args.via
         );
         let mut clean = Vec::new();
         let mut retry = Vec::new();
-        for retrying in [false, true, true, false] {
+        let rounds = (0..args.rounds).flat_map(|_| [false, true, true, false]);
+        for retrying in rounds {
             let (label, tokens, side) = if retrying {
                 ("retry", &retry_tokens, &mut retry)
             } else {

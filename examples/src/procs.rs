@@ -15,10 +15,14 @@ pub struct Sample {
     pub peak_rss_mb: f64,
     /// User plus system CPU time so far, ms.
     pub cpu_ms: f64,
+    /// Process id: CPU time is compared only within one process.
+    pub pid: u32,
 }
 
-/// One sample per running process of [`MEASURED`], keyed by name; of several with one name (a
-/// worker still shutting down beside its successor), the one started last.
+/// One sample per running process of [`MEASURED`], keyed by name. Of several workers with one
+/// name (one still shutting down beside its successor), the one started last; of several
+/// `beam.smp`, the one started first: the broker outlives the VMs that `rabbitmqctl` and other
+/// CLI tools start for a moment.
 #[must_use]
 pub fn sample() -> BTreeMap<String, Sample> {
     let mut found: BTreeMap<String, (f64, Sample)> = BTreeMap::new();
@@ -37,16 +41,25 @@ pub fn sample() -> BTreeMap<String, Sample> {
         let status = std::fs::read_to_string(path.join("status")).unwrap_or_default();
         let stat = std::fs::read_to_string(path.join("stat")).unwrap_or_default();
         let started = stat_field(&stat, STARTTIME);
-        if found
-            .get(name)
-            .is_some_and(|(earlier, _)| *earlier > started)
-        {
+        let keep_oldest = name == "beam.smp";
+        if found.get(name).is_some_and(|(other, _)| {
+            if keep_oldest {
+                *other < started
+            } else {
+                *other > started
+            }
+        }) {
             continue;
         }
         let sample = Sample {
             rss_mb: status_mb(&status, "VmRSS:"),
             peak_rss_mb: status_mb(&status, "VmHWM:"),
             cpu_ms: cpu_ms(&stat),
+            pid: path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(0),
         };
         found.insert(name.to_owned(), (started, sample));
     }
@@ -62,7 +75,8 @@ pub fn own_cpu_ms() -> f64 {
     cpu_ms(&std::fs::read_to_string("/proc/self/stat").unwrap_or_default())
 }
 
-/// CPU ms each process used between two samples, divided by `per` (e.g. orders).
+/// CPU ms each process used between two samples, divided by `per` (e.g. orders); a name whose
+/// process changed in between (a restarted worker or broker) has no figure.
 #[must_use]
 pub fn cpu_between(
     before: &BTreeMap<String, Sample>,
@@ -72,7 +86,7 @@ pub fn cpu_between(
     after
         .iter()
         .filter_map(|(name, end)| {
-            let start = before.get(name)?;
+            let start = before.get(name).filter(|start| start.pid == end.pid)?;
             Some((name.clone(), (end.cpu_ms - start.cpu_ms) / per.max(1.0)))
         })
         .collect()
