@@ -9,9 +9,10 @@
 //! ```
 //!
 //! Phases: idle RSS of the workers; the ceiling (best of three runs); clean runs and retry runs,
-//! where `--retry-share` of the orders use `tok_transient_1` (one retry each), interleaved
-//! clean, retry, retry, clean (`--rounds` of them, default 2) so that the shared machine's drift weighs on both alike (with
-//! `--retry-share 0`, one clean run); a latency run at half the clean throughput; peak RSS; with
+//! where `--retry-share` of the orders use `tok_transient_1` (one retry each), in the
+//! Thue–Morse order (clean, retry, retry, clean, then retry, clean, clean, retry; `--rounds` of
+//! four, default 2) so that a steady or an accelerating drift of the shared machine weighs on
+//! both sides alike (with `--retry-share 0`, one clean run); a latency run at half the clean throughput; peak RSS; with
 //! `--sweep`, runs at 25 % to 125 % of the clean throughput and draws a chart (`--chart`,
 //! default `docs/load.png`) of throughput and p99 against offered load. Latency per order is the order's server-side `updated_at` (when it turned terminal)
 //! minus its submit time, both on this machine's clock. Each retry run also says when the last
@@ -70,8 +71,8 @@ struct Args {
     /// Share of orders that fail once transiently in the retry runs (0 skips them).
     #[arg(long, default_value_t = 0.1)]
     retry_share: f64,
-    /// Rounds of clean, retry, retry, clean runs: more rounds, less of the machine's noise in the
-    /// retry comparison.
+    /// Rounds of four runs, two clean and two retry: more rounds, less of the machine's noise in
+    /// the retry comparison.
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..))]
     rounds: u16,
     /// Orders submitted at once.
@@ -193,8 +194,10 @@ async fn main() -> anyhow::Result<()> {
 
     let clean_tokens = vec![Some("tok_visa".to_owned()); args.orders];
     let (clean, retry) = if args.retry_share > 0.0 {
-        // Rounds of clean, retry, retry, clean (ABBA): a drift of the shared machine over a
-        // round weighs on both sides alike.
+        // The Thue–Morse sequence (clean, retry, retry, clean, retry, clean, clean, retry, …):
+        // over eight runs both sides get the same sum of run positions and of their squares, so
+        // a linear or quadratic drift of the shared machine weighs on both alike; ABBA alone
+        // only balances a linear one.
         let every = (1.0 / args.retry_share).round().max(1.0) as usize;
         let retry_tokens: Vec<_> = (0..args.orders)
             .map(|i| {
@@ -207,13 +210,15 @@ async fn main() -> anyhow::Result<()> {
             })
             .collect();
         eprintln!(
-            "clean and retry runs, interleaved ({} × clean, retry, retry, clean): {} orders each via {:?}, 1 in {every} failing once in the retry runs…",
-            args.rounds, args.orders, args.via
+            "clean and retry runs, interleaved in Thue–Morse order ({} runs): {} orders each via {:?}, 1 in {every} failing once in the retry runs…",
+            4 * args.rounds,
+            args.orders,
+            args.via
         );
         let mut clean = Vec::new();
         let mut retry = Vec::new();
-        let rounds = (0..args.rounds).flat_map(|_| [false, true, true, false]);
-        for retrying in rounds {
+        let order = (0..4 * u32::from(args.rounds)).map(|n| n.count_ones() % 2 == 1);
+        for retrying in order {
             let (label, tokens, side) = if retrying {
                 ("retry", &retry_tokens, &mut retry)
             } else {
