@@ -12,12 +12,14 @@
 //! where `--retry-share` of the orders use `tok_transient_1` (one retry each), in the
 //! Thue–Morse order (clean, retry, retry, clean, then retry, clean, clean, retry; `--rounds` of
 //! four, default 2) so that a steady or an accelerating drift of the shared machine weighs on
-//! both sides alike (with `--retry-share 0`, one clean run); a latency run at half the clean throughput; peak RSS; with
-//! `--sweep`, runs at 25 % to 125 % of the clean throughput and draws a chart (`--chart`,
-//! default `docs/load.png`) of throughput and p99 against offered load. Latency per order is the order's server-side `updated_at` (when it turned terminal)
-//! minus its submit time, both on this machine's clock. Each retry run also says when the last
-//! order that never failed was terminal, so the retried orders' tail is seen apart from the rest. CPU time per order and process (the
-//! workers and RabbitMQ's `beam.smp`) comes from `/proc`.
+//! both sides alike (with `--retry-share 0`, one clean run); a latency run at half the clean
+//! throughput; peak RSS; with `--sweep`, runs at 25 % to 125 % of the clean throughput and a
+//! chart (`--chart`, default `docs/load.png`) of throughput and p99 against offered load.
+//!
+//! Latency per order is the order's server-side `updated_at` (when it turned terminal) minus its
+//! submit time, both on this machine's clock. Each retry run also says when the last order that
+//! never failed was terminal, so the retried orders' tail is seen apart from the rest. CPU time
+//! per order and process (the workers and RabbitMQ's `beam.smp`) comes from `/proc`.
 
 use anyhow::{Context, bail};
 use broker::lapin::options::{
@@ -100,8 +102,9 @@ struct Run {
     span_s: f64,
     /// Seconds from the first submit until the last order that never failed was terminal.
     untried_span_s: f64,
-    /// Throughput of each run this one combines.
+    /// Throughput of each run this one combines (none for a single run).
     legs: Vec<f64>,
+    /// End-to-end latency of every order, sorted.
     latencies_ms: Vec<f64>,
     completed: usize,
     cancelled: usize,
@@ -115,8 +118,7 @@ impl Run {
     }
 
     fn percentile(&self, p: f64) -> f64 {
-        let mut sorted = self.latencies_ms.clone();
-        sorted.sort_by(f64::total_cmp);
+        let sorted = &self.latencies_ms;
         if sorted.is_empty() {
             return 0.0;
         }
@@ -135,14 +137,19 @@ impl Run {
                 *cpu_ms.entry(name.clone()).or_insert(0.0) += ms / runs.len() as f64;
             }
         }
+        let legs = runs.iter().map(Run::orders_per_s).collect();
+        let completed = runs.iter().map(|r| r.completed).sum();
+        let cancelled = runs.iter().map(|r| r.cancelled).sum();
+        let mut latencies_ms: Vec<f64> = runs.into_iter().flat_map(|r| r.latencies_ms).collect();
+        latencies_ms.sort_by(f64::total_cmp);
         Run {
             orders,
             span_s,
             untried_span_s,
-            legs: runs.iter().map(Run::orders_per_s).collect(),
-            completed: runs.iter().map(|r| r.completed).sum(),
-            cancelled: runs.iter().map(|r| r.cancelled).sum(),
-            latencies_ms: runs.into_iter().flat_map(|r| r.latencies_ms).collect(),
+            legs,
+            latencies_ms,
+            completed,
+            cancelled,
             cpu_ms,
         }
     }
@@ -259,7 +266,7 @@ async fn main() -> anyhow::Result<()> {
     };
 
     let sweep = if args.sweep {
-        let (mut points, mut p50s) = (Vec::new(), Vec::new());
+        let mut runs = Vec::new();
         for share in [0.25, 0.5, 0.75, 1.0, 1.25] {
             let rate = clean.orders_per_s() * share;
             let n = (args.orders / 2).max(1);
@@ -271,13 +278,16 @@ async fn main() -> anyhow::Result<()> {
                 run.percentile(50.0),
                 run.percentile(99.0)
             );
-            p50s.push(run.percentile(50.0));
-            points.push(LoadPoint {
-                offered: rate,
+            runs.push((rate, run));
+        }
+        let points: Vec<LoadPoint> = runs
+            .iter()
+            .map(|(rate, run)| LoadPoint {
+                offered: *rate,
                 achieved: run.orders_per_s(),
                 p99_ms: run.percentile(99.0),
-            });
-        }
+            })
+            .collect();
         let title = format!(
             "orderflow: {} orders per point via {:?}, ceiling {ceiling:.0} msg/s",
             args.orders / 2,
@@ -285,7 +295,7 @@ async fn main() -> anyhow::Result<()> {
         );
         chart::draw(&args.chart, &points, &title)?;
         eprintln!("chart written to {}", args.chart.display());
-        Some((points, p50s))
+        Some(runs)
     } else {
         None
     };
@@ -293,7 +303,7 @@ async fn main() -> anyhow::Result<()> {
     let peak = procs::sample();
     let rss_mb: BTreeMap<String, Value> = idle
         .iter()
-        .filter(|(name, _)| name.as_str() != "beam.smp")
+        .filter(|(name, _)| name.as_str() != procs::BROKER)
         .map(|(name, at_idle)| {
             let peak_mb = peak.get(name).map_or(0.0, |p| p.peak_rss_mb);
             (
@@ -334,11 +344,11 @@ async fn main() -> anyhow::Result<()> {
             "p99_ms": round(run.percentile(99.0)),
         })),
         "rss_mb": rss_mb,
-        "sweep": sweep.as_ref().map(|(points, p50s)| points.iter().zip(p50s).map(|(p, p50)| json!({
-            "offered_per_s": round(p.offered),
-            "orders_per_s": round(p.achieved),
-            "p50_ms": round(*p50),
-            "p99_ms": round(p.p99_ms),
+        "sweep": sweep.as_ref().map(|runs| runs.iter().map(|(rate, run)| json!({
+            "offered_per_s": round(*rate),
+            "orders_per_s": round(run.orders_per_s()),
+            "p50_ms": round(run.percentile(50.0)),
+            "p99_ms": round(run.percentile(99.0)),
         })).collect::<Vec<_>>()),
     });
     println!("{line}");
@@ -446,6 +456,7 @@ async fn drive(
         _ => 1.0,
     };
     let span_s = span.max(1e-3);
+    latencies_ms.sort_by(f64::total_cmp);
     let untried_span_s = match (first, last_untried) {
         (Some(first), Some(last)) => (last - first).as_seconds_f64(),
         _ => span_s,
@@ -454,7 +465,7 @@ async fn drive(
         orders: tokens.len(),
         span_s,
         untried_span_s,
-        legs: vec![tokens.len() as f64 / span_s],
+        legs: Vec::new(),
         latencies_ms,
         completed,
         cancelled,
@@ -687,7 +698,7 @@ async fn ceiling(
     }
     let elapsed = started.elapsed().as_secs_f64();
     let mut cpu = procs::cpu_between(&cpu_before, &procs::sample(), n as f64);
-    cpu.retain(|name, _| name == "beam.smp");
+    cpu.retain(|name, _| name == procs::BROKER);
     cpu.insert(
         "client".to_owned(),
         (procs::own_cpu_ms() - client_before) / n as f64,

@@ -3,8 +3,11 @@
 
 use std::collections::BTreeMap;
 
-/// The processes measured: the workers, and the broker's Erlang VM.
-pub const MEASURED: [&str; 4] = ["order-worker", "payment-worker", "stock-worker", "beam.smp"];
+/// The broker's Erlang VM.
+pub const BROKER: &str = "beam.smp";
+
+/// The processes measured: the workers, and the broker.
+pub const MEASURED: [&str; 4] = ["order-worker", "payment-worker", "stock-worker", BROKER];
 
 /// A process's memory and CPU time at one moment.
 #[derive(Debug, Clone, Copy, Default)]
@@ -41,14 +44,15 @@ pub fn sample() -> BTreeMap<String, Sample> {
         let status = std::fs::read_to_string(path.join("status")).unwrap_or_default();
         let stat = std::fs::read_to_string(path.join("stat")).unwrap_or_default();
         let started = stat_field(&stat, STARTTIME);
-        let keep_oldest = name == "beam.smp";
-        if found.get(name).is_some_and(|(other, _)| {
-            if keep_oldest {
+        // The one already found stays if it is the older broker or the newer worker.
+        let keep_found = |(other, _): &(f64, Sample)| {
+            if name == BROKER {
                 *other < started
             } else {
                 *other > started
             }
-        }) {
+        };
+        if found.get(name).is_some_and(keep_found) {
             continue;
         }
         let sample = Sample {

@@ -20,6 +20,19 @@ fn queue(name: &str, policy: RetryPolicy) -> QueueSpec {
         .with_retry(policy)
 }
 
+/// A running runtime with one consumer of queue `name` whose handler fails each event
+/// `fail_times` times, recording every call in `recorder`.
+async fn start_flaky(url: &str, name: &str, policy: RetryPolicy, recorder: &Recorder) -> Running {
+    let runtime = Runtime::new(config(url))
+        .unwrap()
+        .with_topology(topology())
+        .with_consumer(ConsumerSpec::new(
+            queue(name, policy),
+            flaky_handler(recorder.clone(), Duration::ZERO),
+        ));
+    Running::start(runtime).await
+}
+
 #[tokio::test]
 async fn transient_failures_come_back_after_each_tier_delay() {
     let vhost = TestVhost::new().await;
@@ -28,14 +41,7 @@ async fn transient_failures_come_back_after_each_tier_delay() {
         .with_max_retries(3)
         .with_initial_delay(Duration::from_millis(500))
         .with_multiplier(2.0);
-    let runtime = Runtime::new(config(&vhost.url))
-        .unwrap()
-        .with_topology(topology())
-        .with_consumer(ConsumerSpec::new(
-            queue("svc.flaky", policy.clone()),
-            flaky_handler(recorder.clone(), Duration::ZERO),
-        ));
-    let running = Running::start(runtime).await;
+    let running = start_flaky(&vhost.url, "svc.flaky", policy.clone(), &recorder).await;
     running
         .publisher
         .publish_event(&TestEvent {
@@ -144,14 +150,7 @@ async fn always_failing_ends_in_the_dlq_with_every_header_and_the_original_body(
         .with_max_retries(3)
         .with_initial_delay(Duration::from_millis(100))
         .with_multiplier(2.0);
-    let runtime = Runtime::new(config(&vhost.url))
-        .unwrap()
-        .with_topology(topology())
-        .with_consumer(ConsumerSpec::new(
-            queue("svc.doomed", policy),
-            flaky_handler(recorder.clone(), Duration::ZERO),
-        ));
-    let running = Running::start(runtime).await;
+    let running = start_flaky(&vhost.url, "svc.doomed", policy, &recorder).await;
     // Odd spacing proves the dead letter is the original bytes, not a re-serialization.
     let body = br#"{ "id": 9,   "fail_times": 1000 }"#.to_vec();
     let mut message = broker::Outgoing::event(
@@ -245,14 +244,7 @@ async fn a_body_larger_than_a_frame_is_retried_and_dead_lettered_intact() {
     let policy = RetryPolicy::default()
         .with_max_retries(1)
         .with_initial_delay(Duration::from_millis(100));
-    let runtime = Runtime::new(config(&vhost.url))
-        .unwrap()
-        .with_topology(topology())
-        .with_consumer(ConsumerSpec::new(
-            queue("svc.big", policy),
-            flaky_handler(recorder.clone(), Duration::ZERO),
-        ));
-    let running = Running::start(runtime).await;
+    let running = start_flaky(&vhost.url, "svc.big", policy, &recorder).await;
     // Four frames' worth: the publish, the retry copy and the dead letter are each split.
     let padding = "x".repeat(4 * broker::connection::DEFAULT_FRAME_MAX as usize);
     let body = format!(r#"{{"id": 5, "fail_times": 1000, "padding": "{padding}"}}"#).into_bytes();
