@@ -1,6 +1,7 @@
 //! The consumer runtime for one queue: bounded concurrency, decoding, the handler call in a span,
 //! the retry decision and settlement.
 
+use crate::acks::Acks;
 use crate::handler::{Handler, HandlerError};
 use crate::headers;
 use crate::message::{Message, Meta};
@@ -154,6 +155,7 @@ pub(crate) async fn consume(
         Err(err) => return Ended::Failed(format!("basic.consume on '{queue}': {err}")),
     };
     let tag = deliveries.tag();
+    let acks = Arc::new(Acks::new(channel.clone()));
     let slots = Arc::new(Semaphore::new(spec.concurrency));
     tracing::info!(queue = %queue, prefetch = spec.prefetch, concurrency = spec.concurrency, "consuming");
     let ended = loop {
@@ -167,13 +169,15 @@ pub(crate) async fn consume(
         };
         match next {
             Some(Ok(delivery)) => {
+                acks.received(delivery.delivery_tag);
                 let spec = Arc::clone(&spec);
                 let publisher = publisher.clone();
+                let acks = Arc::clone(&acks);
                 // The channel closes when its last handle drops: each handler keeps it open
                 // until its delivery is settled.
                 let channel = channel.clone();
                 tracker.spawn(async move {
-                    process(&spec, &publisher, delivery).await;
+                    process(&spec, &publisher, &acks, delivery).await;
                     drop((slot, channel));
                 });
             }
@@ -196,7 +200,7 @@ pub(crate) async fn consume(
 }
 
 /// Handles one delivery and settles it.
-async fn process(spec: &ConsumerSpec, publisher: &Publisher, delivery: Delivery) {
+async fn process(spec: &ConsumerSpec, publisher: &Publisher, acks: &Acks, delivery: Delivery) {
     let queue = spec.queue.name.as_str();
     let props = &delivery.properties;
     let meta = Meta {
@@ -245,6 +249,7 @@ async fn process(spec: &ConsumerSpec, publisher: &Publisher, delivery: Delivery)
         }
         settle(
             publisher,
+            acks,
             &delivery,
             queue,
             decision,

@@ -20,6 +20,7 @@
 //! copy is confirmed; if the copy cannot be stored, the original is nacked with requeue.
 //! Retries never sleep in the consumer, and never pass through the original exchange.
 
+mod acks;
 pub mod connection;
 pub mod consumer;
 pub mod error;

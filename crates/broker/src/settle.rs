@@ -1,20 +1,21 @@
 //! Settling a delivery: publish its retry or dead-letter copy, wait for the confirm, then ack;
 //! nack with requeue when the copy could not be stored.
 
+use crate::acks::Acks;
 use crate::headers::{self, DeadLetterReason};
 use crate::message::Outgoing;
 use crate::publisher::Publisher;
 use crate::retry::Decision;
 use crate::topology::{DEAD_LETTER_EXCHANGE, retry_queue};
 use lapin::message::Delivery;
-use lapin::options::{BasicAckOptions, BasicNackOptions};
 use lapin::types::FieldTable;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-/// Carries out `decision` for `delivery` from consumer queue `queue`.
+/// Carries out `decision` for `delivery` from consumer queue `queue`; its ack goes through `acks`.
 pub(crate) async fn settle(
     publisher: &Publisher,
+    acks: &Acks,
     delivery: &Delivery,
     queue: &str,
     decision: Decision,
@@ -29,20 +30,10 @@ pub(crate) async fn settle(
         && let Err(err) = publisher.publish(&copy).await
     {
         tracing::error!(error = %err, target_queue = %copy.routing_key, "could not store the retry or dead-letter copy; requeueing the original");
-        let requeue = BasicNackOptions {
-            requeue: true,
-            ..BasicNackOptions::default()
-        };
-        if !matches!(delivery.acker.nack(requeue).await, Ok(true)) {
-            tracing::warn!("nack failed; the broker requeues on channel close");
-        }
+        acks.nack_requeue(delivery.delivery_tag).await;
         return;
     }
-    match delivery.acker.ack(BasicAckOptions::default()).await {
-        Ok(true) => {}
-        Ok(false) => tracing::warn!("channel already closed; the message will be redelivered"),
-        Err(err) => tracing::warn!(error = %err, "ack failed; the message will be redelivered"),
-    }
+    acks.ack(delivery.delivery_tag).await;
 }
 
 /// The copy that waits in retry tier `tier` and then returns to `queue`.

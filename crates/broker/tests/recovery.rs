@@ -297,3 +297,64 @@ async fn a_consumer_cancelled_by_the_broker_is_restarted() {
     running.wait_ready().await;
     running.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_slow_delivery_does_not_hold_back_the_acks_of_later_ones() {
+    const PREFETCH: u16 = 20;
+    const SENT: u32 = 200;
+    let vhost = TestVhost::new().await;
+    let recorder = Recorder::default();
+    let release = Arc::new(tokio::sync::Notify::new());
+    let handler = {
+        let (recorder, release) = (recorder.clone(), Arc::clone(&release));
+        move |msg: broker::Message<TestEvent>| {
+            let (recorder, release) = (recorder.clone(), Arc::clone(&release));
+            async move {
+                if msg.event.id == 0 {
+                    release.notified().await;
+                }
+                recorder.record(common::Call {
+                    id: msg.event.id,
+                    retry_count: msg.meta.retry_count,
+                    at: std::time::Instant::now(),
+                    succeeded: true,
+                });
+                Ok(())
+            }
+        }
+    };
+    let runtime = Runtime::new(config(&vhost.url))
+        .unwrap()
+        .with_topology(Topology::default().exchange(common::EXCHANGE, ExchangeType::Direct))
+        .with_consumer(
+            ConsumerSpec::new(
+                QueueSpec::new("svc.acks").bind(common::EXCHANGE, common::ROUTING_KEY),
+                handler,
+            )
+            .with_prefetch(PREFETCH)
+            .with_concurrency(usize::from(PREFETCH)),
+        );
+    let running = Running::start(runtime).await;
+    for id in 0..SENT {
+        running
+            .publisher
+            .publish_event(&TestEvent { id, fail_times: 0 })
+            .await
+            .unwrap();
+    }
+    // Id 0 holds the oldest delivery tag. Were the later ones acked only behind it, the broker
+    // would stop at the prefetch window and fewer than PREFETCH would ever be handled.
+    all_succeeded(&recorder, 1..SENT, Duration::from_secs(30)).await;
+    release.notify_one();
+    all_succeeded(&recorder, 0..SENT, Duration::from_secs(30)).await;
+    running.shutdown().await.unwrap();
+
+    let mut inspector = Inspector::connect(&vhost.url).await.unwrap();
+    assert_eq!(inspector.count("svc.acks").await.unwrap(), 0, "all acked");
+    let calls = recorder.calls();
+    assert_eq!(
+        calls.len(),
+        SENT as usize,
+        "each handled once: an ack the broker refused would close the channel and redeliver"
+    );
+}

@@ -1,0 +1,215 @@
+//! Coalescing one channel's acks: an ack waits one scheduler turn for the deliveries settled
+//! beside it, then a single `basic.ack` with `multiple` covers the run of settled delivery tags
+//! that starts at the oldest open one; a settled tag past an open one is acked on its own.
+//! Nothing is acked before its handler settled it, and a nack is written before any `multiple`
+//! ack can pass its tag.
+
+use lapin::Channel;
+use lapin::options::{BasicAckOptions, BasicNackOptions};
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use tokio::sync::oneshot;
+
+/// A delivery tag's state between its arrival and its ack.
+enum Mark {
+    /// Received, its handler not done.
+    Open,
+    /// Its handler is done: ack it, and report whether the ack was written.
+    Ready(oneshot::Sender<bool>),
+}
+
+/// The unsettled deliveries of one consumer channel and their coalesced acks.
+pub(crate) struct Acks {
+    channel: Channel,
+    marks: Mutex<BTreeMap<u64, Mark>>,
+    writing: tokio::sync::Mutex<()>,
+}
+
+/// Tags taken for one flush: the leading run (acked with one `multiple` ack) and the rest.
+struct Flush {
+    run: Vec<(u64, oneshot::Sender<bool>)>,
+    singles: Vec<(u64, oneshot::Sender<bool>)>,
+}
+
+impl Acks {
+    /// Acks for the deliveries of `channel`.
+    pub(crate) fn new(channel: Channel) -> Self {
+        Self {
+            channel,
+            marks: Mutex::new(BTreeMap::new()),
+            writing: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// Records a delivery; it must be settled with [`Acks::ack`] or [`Acks::nack_requeue`].
+    /// Tags must be recorded in the order they arrive.
+    pub(crate) fn received(&self, tag: u64) {
+        self.lock().insert(tag, Mark::Open);
+    }
+
+    /// Acks `tag`, together with the deliveries settled in the same turn; true once the ack is
+    /// written to the connection, false when the channel is gone (the broker redelivers).
+    pub(crate) async fn ack(&self, tag: u64) -> bool {
+        let (written, outcome) = oneshot::channel();
+        self.lock().insert(tag, Mark::Ready(written));
+        // Let the handlers woken by the same commit or confirm settle theirs first.
+        tokio::task::yield_now().await;
+        {
+            // One flush at a time, taken and written in order: a `multiple` ack never reaches
+            // the broker before a single ack of a tag below it (the broker would refuse that
+            // one as an unknown tag and close the channel).
+            let _turn = self.writing.lock().await;
+            let flush = {
+                let mut marks = self.lock();
+                matches!(marks.get(&tag), Some(Mark::Ready(_))).then(|| take_ready(&mut marks))
+            };
+            if let Some(flush) = flush {
+                self.write(flush).await;
+            }
+        }
+        outcome.await.unwrap_or(false)
+    }
+
+    /// Nacks `tag` with requeue; true once written. Its mark stays open until then, so no
+    /// `multiple` ack covers it first.
+    pub(crate) async fn nack_requeue(&self, tag: u64) -> bool {
+        let options = BasicNackOptions {
+            requeue: true,
+            ..BasicNackOptions::default()
+        };
+        let written = self.channel.basic_nack(tag, options).await;
+        self.lock().remove(&tag);
+        if let Err(err) = &written {
+            tracing::warn!(error = %err, "nack failed; the broker requeues on channel close");
+        }
+        written.is_ok()
+    }
+
+    /// Writes one flush: the run's ack first, then the singles (the first poll of the joined
+    /// futures queues every frame, in that order), and reports each outcome.
+    async fn write(&self, flush: Flush) {
+        let run = flush.run.last().map(|&(last, _)| {
+            let options = BasicAckOptions {
+                multiple: flush.run.len() > 1,
+            };
+            self.channel.basic_ack(last, options)
+        });
+        let singles = flush
+            .singles
+            .iter()
+            .map(|&(tag, _)| self.channel.basic_ack(tag, BasicAckOptions::default()));
+        let (run_written, singles_written) = futures_util::join!(
+            futures_util::future::OptionFuture::from(run),
+            futures_util::future::join_all(singles)
+        );
+        if let Some(written) = run_written {
+            report(&written, flush.run.len());
+            for (_, done) in flush.run {
+                let _ = done.send(written.is_ok());
+            }
+        }
+        for ((_, done), written) in flush.singles.into_iter().zip(singles_written) {
+            report(&written, 1);
+            let _ = done.send(written.is_ok());
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<u64, Mark>> {
+        self.marks
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+fn report(written: &Result<(), lapin::Error>, acked: usize) {
+    match written {
+        Ok(()) => metrics::histogram!("orderflow_acks_per_frame").record(acked as f64),
+        Err(err) => {
+            tracing::warn!(error = %err, acked, "ack failed; the broker will redeliver");
+        }
+    }
+}
+
+/// Takes every ready mark out of `marks`: the run of ready tags from the oldest mark, then any
+/// ready tag past an open one.
+fn take_ready(marks: &mut BTreeMap<u64, Mark>) -> Flush {
+    let ready: Vec<u64> = marks
+        .iter()
+        .filter(|(_, mark)| matches!(mark, Mark::Ready(_)))
+        .map(|(tag, _)| *tag)
+        .collect();
+    let first_open = marks
+        .iter()
+        .find(|(_, mark)| matches!(mark, Mark::Open))
+        .map(|(tag, _)| *tag);
+    let mut flush = Flush {
+        run: Vec::new(),
+        singles: Vec::new(),
+    };
+    for tag in ready {
+        let Some(Mark::Ready(done)) = marks.remove(&tag) else {
+            continue;
+        };
+        if first_open.is_none_or(|open| tag < open) {
+            flush.run.push((tag, done));
+        } else {
+            flush.singles.push((tag, done));
+        }
+    }
+    flush
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn marks(states: &[(u64, bool)]) -> BTreeMap<u64, Mark> {
+        states
+            .iter()
+            .map(|&(tag, ready)| {
+                let mark = if ready {
+                    Mark::Ready(oneshot::channel().0)
+                } else {
+                    Mark::Open
+                };
+                (tag, mark)
+            })
+            .collect()
+    }
+
+    fn tags(flush: &Flush) -> (Vec<u64>, Vec<u64>) {
+        let of = |v: &[(u64, oneshot::Sender<bool>)]| v.iter().map(|(t, _)| *t).collect();
+        (of(&flush.run), of(&flush.singles))
+    }
+
+    #[test]
+    fn settled_tags_before_the_first_open_one_form_one_run() {
+        let mut m = marks(&[
+            (3, true),
+            (4, true),
+            (5, true),
+            (6, false),
+            (7, true),
+            (9, true),
+        ]);
+        let flush = take_ready(&mut m);
+        assert_eq!(tags(&flush), (vec![3, 4, 5], vec![7, 9]));
+        assert_eq!(m.keys().copied().collect::<Vec<_>>(), vec![6]);
+    }
+
+    #[test]
+    fn an_open_oldest_tag_leaves_no_run() {
+        let mut m = marks(&[(1, false), (2, true)]);
+        let flush = take_ready(&mut m);
+        assert_eq!(tags(&flush), (vec![], vec![2]));
+        assert_eq!(m.keys().copied().collect::<Vec<_>>(), vec![1]);
+    }
+
+    #[test]
+    fn all_settled_is_one_run() {
+        let mut m = marks(&[(10, true), (12, true)]);
+        let flush = take_ready(&mut m);
+        assert_eq!(tags(&flush), (vec![10, 12], vec![]));
+        assert!(m.is_empty());
+    }
+}
