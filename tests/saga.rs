@@ -350,3 +350,60 @@ async fn an_order_published_straight_to_the_exchange_is_adopted_and_compensated(
     .unwrap();
     publisher.close().await;
 }
+
+#[tokio::test]
+async fn a_fact_that_arrives_before_its_order_is_applied_once_the_order_shows_up() {
+    let system = System::start(Options::default()).await;
+    let id = uuid::Uuid::new_v4();
+    let publisher =
+        broker::Publisher::new(&broker::BrokerConfig::new(&system.vhost.url, "e2e")).unwrap();
+    // The stock worker's own `stock.reserved` for this order will carry the same message_id.
+    let early = contracts::StockReserved {
+        order_id: id,
+        reserved_at: time::OffsetDateTime::now_utc(),
+    };
+    contracts::publish(&publisher, &early).await.unwrap();
+    eventually("the early fact retried", WAIT, || async {
+        let text = reqwest::get(system.order.url("/metrics"))
+            .await
+            .ok()?
+            .text()
+            .await
+            .ok()?;
+        let retried = metrics::sample(
+            &text,
+            "orderflow_deliveries_total",
+            &[("queue", "order.stock-reserved"), ("outcome", "retryable")],
+        );
+        (retried >= Some(1.0)).then_some(())
+    })
+    .await
+    .unwrap();
+
+    let order = contracts::OrderCreated {
+        order_id: id,
+        customer_id: "c-9".into(),
+        items: vec![contracts::LineItem {
+            sku: "SKU-1".into(),
+            quantity: 1,
+            unit_price_cents: 700,
+        }],
+        total_cents: 700,
+        currency: "EUR".into(),
+        payment_token: Some("tok_visa".into()),
+        created_at: time::OffsetDateTime::now_utc(),
+    };
+    contracts::publish(&publisher, &order).await.unwrap();
+    // Had the unknown order's attempt kept its inbox claim, every later `stock.reserved` would
+    // count as a duplicate and the order would never complete.
+    assert_eq!(
+        system.wait_terminal(&[id], WAIT).await[&id]["status"],
+        "completed"
+    );
+    let mut inspector = Inspector::connect(&system.vhost.url).await.unwrap();
+    assert_eq!(
+        inspector.count("order.stock-reserved.dlq").await.unwrap(),
+        0
+    );
+    publisher.close().await;
+}

@@ -5,7 +5,8 @@
 //! - [`connection`]: connecting, reconnect backoff, the readiness flag.
 //! - [`topology`]: exchanges, consumer queues, retry tiers and DLQs, declared idempotently.
 //! - [`publisher`]: persistent, mandatory publishes with pipelined confirms.
-//! - [`consumer`]: the per-queue runtime (prefetch, concurrency, decode, handle, settle).
+//! - [`consumer`]: the per-queue runtime (prefetch, concurrency, decode, handle, settle); acks
+//!   are coalesced per channel (`acks`): one `multiple` ack covers the deliveries settled together.
 //! - [`runtime`]: the supervisor that reconnects, redeclares and resumes consumers.
 //! - [`retry`]: the backoff policy and the pure retry decision.
 //! - [`headers`]: the header names the library owns and their readers.

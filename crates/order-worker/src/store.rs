@@ -333,7 +333,9 @@ impl OrderStore {
     }
 }
 
-/// Applies `change` to `order_id` on `conn` (inside a transaction), once per `message_id`.
+/// Applies `change` to `order_id` on `conn` (inside a transaction), once per `message_id`. The
+/// common path is two statements, the claim and the update; an update that finds no order takes
+/// the claim back.
 async fn apply_in(
     conn: &mut AnyConnection,
     order_id: Uuid,
@@ -342,18 +344,9 @@ async fn apply_in(
 ) -> Result<Applied, sqlx::Error> {
     let now = clock::now();
     let id = order_id.to_string();
-    let known = sqlx::query("SELECT 1 FROM orders WHERE order_id = $1")
-        .bind(&id)
-        .fetch_optional(&mut *conn)
-        .await?
-        .is_some();
-    if !known {
-        return Ok(Applied::UnknownOrder);
-    }
     if !inbox::claim(conn, claim, &now).await? {
         return Ok(Applied::Done);
     }
-    let mut applied = Applied::Done;
     let statement = match change {
         Change::StockReserved => {
             "UPDATE orders SET stock_reserved = 1, updated_at = $2, status = CASE \
@@ -364,36 +357,56 @@ async fn apply_in(
              WHEN status = 'pending' AND stock_reserved = 1 THEN 'completed' ELSE status END WHERE order_id = $1"
         }
         Change::Refunded => "UPDATE orders SET refunded = 1, updated_at = $2 WHERE order_id = $1",
-        Change::Cancel(reason) => {
-            let cancelled = sqlx::query(
-                "UPDATE orders SET status = 'cancelled', reason = $3, updated_at = $2 \
-                 WHERE order_id = $1 AND status = 'pending'",
-            )
-            .bind(&id)
-            .bind(&now)
-            .bind(reason)
-            .execute(&mut *conn)
-            .await?;
-            if cancelled.rows_affected() == 1 {
-                let event = contracts::OrderCancelled {
-                    order_id,
-                    reason: reason.clone(),
-                    cancelled_at: time::OffsetDateTime::now_utc(),
-                };
-                enqueue(conn, &event, &now).await?;
-                applied = Applied::DoneWithEvent;
-            }
-            ""
-        }
+        Change::Cancel(reason) => return cancel(conn, order_id, reason, claim, &now).await,
     };
-    if !statement.is_empty() {
-        sqlx::query(statement)
-            .bind(&id)
-            .bind(&now)
-            .execute(conn)
-            .await?;
+    let updated = sqlx::query(statement)
+        .bind(&id)
+        .bind(&now)
+        .execute(&mut *conn)
+        .await?;
+    if updated.rows_affected() == 0 {
+        inbox::release(conn, claim).await?;
+        return Ok(Applied::UnknownOrder);
     }
-    Ok(applied)
+    Ok(Applied::Done)
+}
+
+/// Cancels a pending order and queues its `order.cancelled`; an order already terminal stays
+/// as it is.
+async fn cancel(
+    conn: &mut AnyConnection,
+    order_id: Uuid,
+    reason: &str,
+    claim: &Claim,
+    now: &str,
+) -> Result<Applied, sqlx::Error> {
+    let id = order_id.to_string();
+    let status = sqlx::query("SELECT status FROM orders WHERE order_id = $1")
+        .bind(&id)
+        .fetch_optional(&mut *conn)
+        .await?;
+    let Some(status) = status else {
+        inbox::release(conn, claim).await?;
+        return Ok(Applied::UnknownOrder);
+    };
+    if status.get::<String, _>("status") != "pending" {
+        return Ok(Applied::Done);
+    }
+    sqlx::query(
+        "UPDATE orders SET status = 'cancelled', reason = $3, updated_at = $2 WHERE order_id = $1",
+    )
+    .bind(&id)
+    .bind(now)
+    .bind(reason)
+    .execute(&mut *conn)
+    .await?;
+    let event = contracts::OrderCancelled {
+        order_id,
+        reason: reason.to_owned(),
+        cancelled_at: time::OffsetDateTime::now_utc(),
+    };
+    enqueue(conn, &event, now).await?;
+    Ok(Applied::DoneWithEvent)
 }
 
 /// Stores the order `event` describes as `pending` unless it is known; returns the rows added.

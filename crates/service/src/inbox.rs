@@ -47,3 +47,19 @@ pub async fn claim(
     .await?;
     Ok(inserted.rows_affected() == 1)
 }
+
+/// Takes back `claim` recorded earlier in the same transaction, when the change it guarded turned
+/// out not to apply (its order is not known yet): the redelivery must not look like a duplicate.
+///
+/// # Errors
+/// When the store fails.
+pub async fn release(conn: &mut AnyConnection, claim: &Claim) -> Result<(), sqlx::Error> {
+    if let Some(message_id) = &claim.message_id {
+        sqlx::query("DELETE FROM inbox WHERE message_id = $1 AND queue = $2")
+            .bind(message_id)
+            .bind(&claim.queue)
+            .execute(conn)
+            .await?;
+    }
+    Ok(())
+}
