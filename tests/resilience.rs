@@ -18,14 +18,9 @@ async fn a_payment_worker_killed_mid_run_charges_every_order_exactly_once() {
     system.payments[0].kill();
     let ids = system.create_orders(500, Some("tok_visa"), "SKU-A").await;
     system.payments[0].restart();
-    let metrics_url = system.payments[0].url("/metrics");
     let handled_at_kill = eventually("payment worker busy", WAIT, || async {
-        let text = reqwest::get(&metrics_url).await.ok()?.text().await.ok()?;
-        let handled = metrics::sample(
-            &text,
-            "orderflow_deliveries_total",
-            &[("queue", "payment.order-created"), ("outcome", "handled")],
-        )?;
+        let handled =
+            metrics::deliveries(&system.payments[0], "payment.order-created", "handled").await?;
         (handled >= 50.0).then_some(handled)
     })
     .await

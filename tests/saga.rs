@@ -110,27 +110,15 @@ async fn transient_failures_are_retried_until_the_order_completes() {
         .await;
     let order = &system.wait_terminal(&[id], WAIT).await[&id];
     assert_eq!(order["status"], "completed");
-    let text = reqwest::get(system.payments[0].url("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let retried = metrics::sample(
-        &text,
-        "orderflow_deliveries_total",
-        &[("queue", "payment.order-created"), ("outcome", "retryable")],
-    );
+    let retried =
+        metrics::deliveries(&system.payments[0], "payment.order-created", "retryable").await;
     assert_eq!(
         retried,
         Some(2.0),
         "two retries, visible in the worker's metrics"
     );
-    let handled = metrics::sample(
-        &text,
-        "orderflow_deliveries_total",
-        &[("queue", "payment.order-created"), ("outcome", "handled")],
-    );
+    let handled =
+        metrics::deliveries(&system.payments[0], "payment.order-created", "handled").await;
     assert_eq!(handled, Some(1.0));
     // The redelivered messages carried retry-count 1 and 2: the worker's delivery spans say so.
     let log = system.payments[0].log();
@@ -231,17 +219,7 @@ async fn the_same_event_twice_has_one_effect() {
         (&system.stocks[0], "stock.order-created"),
     ] {
         eventually("duplicate handled", WAIT, || async {
-            let text = reqwest::get(worker.url("/metrics"))
-                .await
-                .ok()?
-                .text()
-                .await
-                .ok()?;
-            let handled = metrics::sample(
-                &text,
-                "orderflow_deliveries_total",
-                &[("queue", queue), ("outcome", "handled")],
-            );
+            let handled = metrics::deliveries(worker, queue, "handled").await;
             (handled == Some(2.0)).then_some(())
         })
         .await
@@ -364,17 +342,7 @@ async fn a_fact_that_arrives_before_its_order_is_applied_once_the_order_shows_up
     };
     contracts::publish(&publisher, &early).await.unwrap();
     eventually("the early fact retried", WAIT, || async {
-        let text = reqwest::get(system.order.url("/metrics"))
-            .await
-            .ok()?
-            .text()
-            .await
-            .ok()?;
-        let retried = metrics::sample(
-            &text,
-            "orderflow_deliveries_total",
-            &[("queue", "order.stock-reserved"), ("outcome", "retryable")],
-        );
+        let retried = metrics::deliveries(&system.order, "order.stock-reserved", "retryable").await;
         (retried >= Some(1.0)).then_some(())
     })
     .await
@@ -396,10 +364,13 @@ async fn a_fact_that_arrives_before_its_order_is_applied_once_the_order_shows_up
     contracts::publish(&publisher, &order).await.unwrap();
     // Had the unknown order's attempt kept its inbox claim, every later `stock.reserved` would
     // count as a duplicate and the order would never complete.
-    assert_eq!(
-        system.wait_terminal(&[id], WAIT).await[&id]["status"],
-        "completed"
-    );
+    let order = eventually("adopted and decided", WAIT, || async {
+        let order = system.get(&system.order, &format!("/orders/{id}")).await?;
+        (order["status"] != "pending").then_some(order)
+    })
+    .await
+    .unwrap_or_else(|err| panic!("{err}: logs in {}", system.dir.display()));
+    assert_eq!(order["status"], "completed");
     let mut inspector = Inspector::connect(&system.vhost.url).await.unwrap();
     assert_eq!(
         inspector.count("order.stock-reserved.dlq").await.unwrap(),

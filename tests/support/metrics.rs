@@ -14,6 +14,26 @@ pub fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
         .and_then(|value| value.parse().ok())
 }
 
+/// A worker's `orderflow_deliveries_total` for `queue` and `outcome`; `None` while its
+/// `/metrics` cannot be read or has no such sample yet.
+pub async fn deliveries(
+    worker: &crate::process::Worker,
+    queue: &str,
+    outcome: &str,
+) -> Option<f64> {
+    let text = reqwest::get(worker.url("/metrics"))
+        .await
+        .ok()?
+        .text()
+        .await
+        .ok()?;
+    sample(
+        &text,
+        "orderflow_deliveries_total",
+        &[("queue", queue), ("outcome", outcome)],
+    )
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
