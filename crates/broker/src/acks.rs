@@ -14,8 +14,8 @@ use tokio::sync::oneshot;
 enum Mark {
     /// Received, its handler not done.
     Open,
-    /// Its handler is done: ack it, and report whether the ack was written.
-    Ready(oneshot::Sender<bool>),
+    /// Its handler is done: ack it, and say when the ack is written (or has failed).
+    Ready(oneshot::Sender<()>),
 }
 
 /// The unsettled deliveries of one consumer channel and their coalesced acks.
@@ -25,10 +25,11 @@ pub(crate) struct Acks {
     writing: tokio::sync::Mutex<()>,
 }
 
-/// Tags taken for one flush: the leading run (acked with one `multiple` ack) and the rest.
+/// Tags taken for one flush: the leading run (acked with one ack, `multiple` when it holds more
+/// than one tag) and the rest, each acked on its own.
 struct Flush {
-    run: Vec<(u64, oneshot::Sender<bool>)>,
-    singles: Vec<(u64, oneshot::Sender<bool>)>,
+    run: Vec<(u64, oneshot::Sender<()>)>,
+    singles: Vec<(u64, oneshot::Sender<()>)>,
 }
 
 impl Acks {
@@ -47,9 +48,11 @@ impl Acks {
         self.lock().insert(tag, Mark::Open);
     }
 
-    /// Acks `tag`, together with the deliveries settled in the same turn; true once the ack is
-    /// written to the connection, false when the channel is gone (the broker redelivers).
-    pub(crate) async fn ack(&self, tag: u64) -> bool {
+    /// Acks `tag`, together with the deliveries settled in the same turn; returns once the ack is
+    /// written to the connection, or has failed because the channel is gone (the broker then
+    /// redelivers; the failure is logged). A delivery whose task never settles it (a panic
+    /// outside the handler) keeps later acks on this channel single, never wrong.
+    pub(crate) async fn ack(&self, tag: u64) {
         let (written, outcome) = oneshot::channel();
         self.lock().insert(tag, Mark::Ready(written));
         // Let the handlers woken by the same commit or confirm settle theirs first.
@@ -67,12 +70,12 @@ impl Acks {
                 self.write(flush).await;
             }
         }
-        outcome.await.unwrap_or(false)
+        let _ = outcome.await;
     }
 
-    /// Nacks `tag` with requeue; true once written. Its mark stays open until then, so no
-    /// `multiple` ack covers it first.
-    pub(crate) async fn nack_requeue(&self, tag: u64) -> bool {
+    /// Nacks `tag` with requeue and returns once it is written (or has failed, logged). Its mark
+    /// stays open until then, so no `multiple` ack covers it first.
+    pub(crate) async fn nack_requeue(&self, tag: u64) {
         let options = BasicNackOptions {
             requeue: true,
             ..BasicNackOptions::default()
@@ -82,11 +85,11 @@ impl Acks {
         if let Err(err) = &written {
             tracing::warn!(error = %err, "nack failed; the broker requeues on channel close");
         }
-        written.is_ok()
     }
 
-    /// Writes one flush: the run's ack first, then the singles (the first poll of the joined
-    /// futures queues every frame, in that order), and reports each outcome.
+    /// Writes one flush (the run's ack, then the singles) and reports each outcome. The caller
+    /// holds the `writing` turn until every frame is written, so flushes reach the broker in the
+    /// order they were taken.
     async fn write(&self, flush: Flush) {
         let run = flush.run.last().map(|&(last, _)| {
             let options = BasicAckOptions {
@@ -105,12 +108,12 @@ impl Acks {
         if let Some(written) = run_written {
             report(&written, flush.run.len());
             for (_, done) in flush.run {
-                let _ = done.send(written.is_ok());
+                let _ = done.send(());
             }
         }
         for ((_, done), written) in flush.singles.into_iter().zip(singles_written) {
             report(&written, 1);
-            let _ = done.send(written.is_ok());
+            let _ = done.send(());
         }
     }
 
@@ -178,7 +181,7 @@ mod tests {
     }
 
     fn tags(flush: &Flush) -> (Vec<u64>, Vec<u64>) {
-        let of = |v: &[(u64, oneshot::Sender<bool>)]| v.iter().map(|(t, _)| *t).collect();
+        let of = |v: &[(u64, oneshot::Sender<()>)]| v.iter().map(|(t, _)| *t).collect();
         (of(&flush.run), of(&flush.singles))
     }
 

@@ -372,7 +372,9 @@ async fn apply_in(
 }
 
 /// Cancels a pending order and queues its `order.cancelled`; an order already terminal stays
-/// as it is.
+/// as it is. The update itself checks `pending`, so on PostgreSQL two concurrent cancels (say
+/// `stock.rejected` and `payment.failed`) cannot both win: the second waits for the first's row
+/// lock and then finds the order no longer pending.
 async fn cancel(
     conn: &mut AnyConnection,
     order_id: Uuid,
@@ -381,25 +383,27 @@ async fn cancel(
     now: &str,
 ) -> Result<Applied, sqlx::Error> {
     let id = order_id.to_string();
-    let status = sqlx::query("SELECT status FROM orders WHERE order_id = $1")
-        .bind(&id)
-        .fetch_optional(&mut *conn)
-        .await?;
-    let Some(status) = status else {
-        inbox::release(conn, claim).await?;
-        return Ok(Applied::UnknownOrder);
-    };
-    if status.get::<String, _>("status") != "pending" {
-        return Ok(Applied::Done);
-    }
-    sqlx::query(
-        "UPDATE orders SET status = 'cancelled', reason = $3, updated_at = $2 WHERE order_id = $1",
+    let cancelled = sqlx::query(
+        "UPDATE orders SET status = 'cancelled', reason = $3, updated_at = $2 \
+         WHERE order_id = $1 AND status = 'pending'",
     )
     .bind(&id)
     .bind(now)
     .bind(reason)
     .execute(&mut *conn)
     .await?;
+    if cancelled.rows_affected() == 0 {
+        let known = sqlx::query("SELECT 1 FROM orders WHERE order_id = $1")
+            .bind(&id)
+            .fetch_optional(&mut *conn)
+            .await?
+            .is_some();
+        if known {
+            return Ok(Applied::Done);
+        }
+        inbox::release(conn, claim).await?;
+        return Ok(Applied::UnknownOrder);
+    }
     let event = contracts::OrderCancelled {
         order_id,
         reason: reason.to_owned(),
