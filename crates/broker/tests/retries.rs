@@ -516,3 +516,67 @@ async fn events_published_by_a_handler_continue_the_delivery_trace() {
     assert_ne!(outgoing, incoming, "a new span");
     running.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_retry_copy_that_cannot_be_stored_requeues_the_original_and_loses_nothing() {
+    let vhost = TestVhost::new().await;
+    let recorder = Recorder::default();
+    let running = start_flaky(
+        &vhost.url,
+        "svc.unstorable",
+        RetryPolicy::default(),
+        &recorder,
+    )
+    .await;
+    let inspector = Inspector::connect(&vhost.url).await.unwrap();
+    // Without its tier a retry copy is unroutable: the original must go back, not be acked.
+    inspector
+        .channel()
+        .queue_delete(
+            "svc.unstorable.retry.1".into(),
+            broker::lapin::options::QueueDeleteOptions::default(),
+        )
+        .await
+        .unwrap();
+    // Id 0 fails; the others succeed around it, their acks coalesced past its open tag.
+    for id in 0..50 {
+        let fail_times = u32::from(id == 0);
+        running
+            .publisher
+            .publish_event(&TestEvent { id, fail_times })
+            .await
+            .unwrap();
+    }
+    all_succeeded(&recorder, 1..50, Duration::from_secs(30)).await;
+    // Requeued on every failed copy, id 0 returns until the queue's delivery limit makes the
+    // broker dead-letter it.
+    let dead = eventually(
+        "dead-lettered by the broker",
+        Duration::from_secs(30),
+        || {
+            let inspector = &inspector;
+            async move {
+                let taken = inspector.take_all("svc.unstorable.dlq").await.ok()?;
+                (!taken.is_empty()).then_some(taken)
+            }
+        },
+    )
+    .await
+    .unwrap();
+    running.shutdown().await.unwrap();
+
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].death_reason().as_deref(), Some("delivery_limit"));
+    let failing = recorder.calls_for(0);
+    assert!(failing.len() > 1, "requeued, not acked: {failing:?}");
+    assert!(
+        failing
+            .iter()
+            .all(|call| call.retry_count == 0 && !call.succeeded)
+    );
+    for id in 1..50 {
+        assert_eq!(recorder.calls_for(id).len(), 1, "id {id} handled once");
+    }
+    let mut inspector = inspector;
+    assert_eq!(inspector.count("svc.unstorable").await.unwrap(), 0);
+}
