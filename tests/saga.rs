@@ -297,19 +297,7 @@ async fn an_order_published_straight_to_the_exchange_is_adopted_and_compensated(
     })
     .await;
     let id = uuid::Uuid::new_v4();
-    let event = contracts::OrderCreated {
-        order_id: id,
-        customer_id: "c-7".into(),
-        items: vec![contracts::LineItem {
-            sku: "SKU-A".into(),
-            quantity: 2,
-            unit_price_cents: 500,
-        }],
-        total_cents: 1000,
-        currency: "EUR".into(),
-        payment_token: Some("tok_declined".into()),
-        created_at: time::OffsetDateTime::now_utc(),
-    };
+    let event = e2e::order_created(id, "SKU-A", 2, 500, "tok_declined");
     let publisher =
         broker::Publisher::new(&broker::BrokerConfig::new(&system.vhost.url, "e2e")).unwrap();
     contracts::publish(&publisher, &event).await.unwrap();
@@ -348,19 +336,7 @@ async fn a_fact_that_arrives_before_its_order_is_applied_once_the_order_shows_up
     .await
     .unwrap();
 
-    let order = contracts::OrderCreated {
-        order_id: id,
-        customer_id: "c-9".into(),
-        items: vec![contracts::LineItem {
-            sku: "SKU-1".into(),
-            quantity: 1,
-            unit_price_cents: 700,
-        }],
-        total_cents: 700,
-        currency: "EUR".into(),
-        payment_token: Some("tok_visa".into()),
-        created_at: time::OffsetDateTime::now_utc(),
-    };
+    let order = e2e::order_created(id, "SKU-1", 1, 700, "tok_visa");
     contracts::publish(&publisher, &order).await.unwrap();
     // Had the unknown order's attempt kept its inbox claim, every later `stock.reserved` would
     // count as a duplicate and the order would never complete.

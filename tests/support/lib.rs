@@ -304,6 +304,29 @@ impl Drop for System {
     }
 }
 
+/// An `order.created` of one line for order `order_id`, as a system outside the API publishes it.
+pub fn order_created(
+    order_id: Uuid,
+    sku: &str,
+    quantity: u32,
+    unit_price_cents: u64,
+    payment_token: &str,
+) -> contracts::OrderCreated {
+    contracts::OrderCreated {
+        order_id,
+        customer_id: "c-outside".into(),
+        items: vec![contracts::LineItem {
+            sku: sku.into(),
+            quantity,
+            unit_price_cents,
+        }],
+        total_cents: u64::from(quantity) * unit_price_cents,
+        currency: "EUR".into(),
+        payment_token: Some(payment_token.into()),
+        created_at: time::OffsetDateTime::now_utc(),
+    }
+}
+
 /// Fresh PostgreSQL databases for tests that share a store between replicas.
 pub mod postgres {
     use super::*;
