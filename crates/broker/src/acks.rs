@@ -57,14 +57,15 @@ impl Acks {
         self.lock().insert(tag, Mark::Ready(written));
         // Let the handlers woken by the same commit or confirm settle theirs first.
         tokio::task::yield_now().await;
-        {
+        // Taken by a flush already (the usual case in a batch): only wait for it.
+        if self.is_ready(tag) {
             // One flush at a time, taken and written in order: a `multiple` ack never reaches
             // the broker before a single ack of a tag below it (the broker would refuse that
             // one as an unknown tag and close the channel).
             let _turn = self.writing.lock().await;
             let flush = {
                 let mut marks = self.lock();
-                matches!(marks.get(&tag), Some(Mark::Ready(_))).then(|| take_ready(&mut marks))
+                Self::ready_in(&marks, tag).then(|| take_ready(&mut marks))
             };
             if let Some(flush) = flush {
                 self.write(flush).await;
@@ -117,6 +118,15 @@ impl Acks {
         }
     }
 
+    /// True while `tag` is settled and waiting for a flush to take it.
+    fn is_ready(&self, tag: u64) -> bool {
+        Self::ready_in(&self.lock(), tag)
+    }
+
+    fn ready_in(marks: &BTreeMap<u64, Mark>, tag: u64) -> bool {
+        matches!(marks.get(&tag), Some(Mark::Ready(_)))
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<u64, Mark>> {
         self.marks
             .lock()
@@ -133,30 +143,22 @@ fn report(written: &Result<(), lapin::Error>, acked: usize) {
     }
 }
 
-/// Takes every ready mark out of `marks`: the run of ready tags from the oldest mark, then any
-/// ready tag past an open one.
+/// Takes every ready mark out of `marks`, in one pass in tag order: the ready tags before the
+/// first open one form the run, ready tags after it are singles; open marks stay.
 fn take_ready(marks: &mut BTreeMap<u64, Mark>) -> Flush {
-    let ready: Vec<u64> = marks
-        .iter()
-        .filter(|(_, mark)| matches!(mark, Mark::Ready(_)))
-        .map(|(tag, _)| *tag)
-        .collect();
-    let first_open = marks
-        .iter()
-        .find(|(_, mark)| matches!(mark, Mark::Open))
-        .map(|(tag, _)| *tag);
     let mut flush = Flush {
         run: Vec::new(),
         singles: Vec::new(),
     };
-    for tag in ready {
-        let Some(Mark::Ready(done)) = marks.remove(&tag) else {
-            continue;
-        };
-        if first_open.is_none_or(|open| tag < open) {
-            flush.run.push((tag, done));
-        } else {
-            flush.singles.push((tag, done));
+    let mut past_open = false;
+    for (tag, mark) in std::mem::take(marks) {
+        match mark {
+            Mark::Open => {
+                past_open = true;
+                marks.insert(tag, Mark::Open);
+            }
+            Mark::Ready(done) if past_open => flush.singles.push((tag, done)),
+            Mark::Ready(done) => flush.run.push((tag, done)),
         }
     }
     flush

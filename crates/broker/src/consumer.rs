@@ -172,13 +172,12 @@ pub(crate) async fn consume(
                 acks.received(delivery.delivery_tag);
                 let spec = Arc::clone(&spec);
                 let publisher = publisher.clone();
+                // The channel closes when its last handle drops: each handler keeps it open,
+                // through `acks`, until its delivery is settled.
                 let acks = Arc::clone(&acks);
-                // The channel closes when its last handle drops: each handler keeps it open
-                // until its delivery is settled.
-                let channel = channel.clone();
                 tracker.spawn(async move {
                     process(&spec, &publisher, &acks, delivery).await;
-                    drop((slot, channel));
+                    drop((slot, acks));
                 });
             }
             Some(Err(err)) => break Ended::Failed(format!("consumer on '{queue}' failed: {err}")),
