@@ -69,6 +69,11 @@ impl ConsumerSpec {
                         outcome: Outcome::Retryable,
                         error: Some(err.to_string()),
                     },
+                    // Until the runtime holds deliveries through outages, an outage is retried.
+                    Ok(Err(err @ HandlerError::Unavailable(_))) => Attempt {
+                        outcome: Outcome::Retryable,
+                        error: Some(err.to_string()),
+                    },
                     Ok(Err(err @ HandlerError::Reject(_))) => Attempt {
                         outcome: Outcome::Rejected,
                         error: Some(err.to_string()),

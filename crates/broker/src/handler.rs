@@ -13,6 +13,10 @@ pub enum HandlerError {
     Retry(BoxError),
     /// Can never succeed: the message goes straight to the DLQ.
     Reject(BoxError),
+    /// A dependency (a store, a provider) is down: the message did not fail. The runtime holds
+    /// the delivery, pauses its consumer and runs the handler again once the dependency answers,
+    /// burning neither a retry nor a delivery count.
+    Unavailable(BoxError),
 }
 
 impl HandlerError {
@@ -26,6 +30,11 @@ impl HandlerError {
         Self::Reject(error.into())
     }
 
+    /// A dependency outage (see [`HandlerError::Unavailable`]).
+    pub fn unavailable(error: impl Into<BoxError>) -> Self {
+        Self::Unavailable(error.into())
+    }
+
     /// True for [`HandlerError::Retry`].
     #[must_use]
     pub fn is_retryable(&self) -> bool {
@@ -36,7 +45,7 @@ impl HandlerError {
 impl std::fmt::Display for HandlerError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Self::Retry(err) | Self::Reject(err) => write!(f, "{err}"),
+            Self::Retry(err) | Self::Reject(err) | Self::Unavailable(err) => write!(f, "{err}"),
         }
     }
 }
