@@ -5,7 +5,7 @@
 //! ack can pass its tag.
 
 use lapin::Channel;
-use lapin::options::{BasicAckOptions, BasicNackOptions};
+use lapin::options::{BasicAckOptions, BasicNackOptions, BasicRejectOptions};
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 use tokio::sync::oneshot;
@@ -42,7 +42,8 @@ impl Acks {
         }
     }
 
-    /// Records a delivery; it must be settled with [`Acks::ack`] or [`Acks::nack_requeue`].
+    /// Records a delivery; it must be settled with [`Acks::ack`], [`Acks::reject_requeue`] or
+    /// [`Acks::give_back`].
     /// Tags must be recorded in the order they arrive.
     pub(crate) fn received(&self, tag: u64) {
         self.lock().insert(tag, Mark::Open);
@@ -74,17 +75,35 @@ impl Acks {
         let _ = outcome.await;
     }
 
-    /// Nacks `tag` with requeue and returns once it is written (or has failed, logged). Its mark
-    /// stays open until then, so no `multiple` ack covers it first.
-    pub(crate) async fn nack_requeue(&self, tag: u64) {
+    /// Returns a failed delivery to its queue with `basic.reject`, the one return that counts
+    /// towards a quorum queue's delivery limit on every RabbitMQ version (since 4.3 a nack does
+    /// not), so a delivery that keeps failing ends in the DLQ instead of looping for ever.
+    /// Returns once written (or failed, logged); its mark stays open until then, so no
+    /// `multiple` ack covers it first.
+    pub(crate) async fn reject_requeue(&self, tag: u64) {
+        let written = self
+            .channel
+            .basic_reject(tag, BasicRejectOptions { requeue: true })
+            .await;
+        self.settled_singly(tag, written, "reject");
+    }
+
+    /// Returns a delivery that did not fail (its dependency was down too long) with
+    /// `basic.nack`: since RabbitMQ 4.3 that spends no delivery count. Written like
+    /// [`Acks::reject_requeue`].
+    pub(crate) async fn give_back(&self, tag: u64) {
         let options = BasicNackOptions {
             requeue: true,
             ..BasicNackOptions::default()
         };
         let written = self.channel.basic_nack(tag, options).await;
+        self.settled_singly(tag, written, "nack");
+    }
+
+    fn settled_singly(&self, tag: u64, written: Result<(), lapin::Error>, what: &str) {
         self.lock().remove(&tag);
         if let Err(err) = &written {
-            tracing::warn!(error = %err, "nack failed; the broker requeues on channel close");
+            tracing::warn!(error = %err, what, "return failed; the broker requeues on channel close");
         }
     }
 

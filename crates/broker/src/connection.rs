@@ -36,10 +36,14 @@ pub struct BrokerConfig {
     pub publish_retry_for: Duration,
     /// How long to wait for one publisher confirm.
     pub confirm_timeout: Duration,
+    /// Confirm channels the publisher opens at most: publishes in flight at once (each channel
+    /// carries one, so a returned message is always told apart).
+    pub publish_channels: usize,
 }
 
 impl BrokerConfig {
-    /// Defaults: 30 s shutdown timeout, 30 s publish retry window, 10 s confirm timeout.
+    /// Defaults: 30 s shutdown timeout, 30 s publish retry window, 10 s confirm timeout, 64
+    /// publish channels.
     #[must_use]
     pub fn new(url: impl Into<String>, app_id: impl Into<String>) -> Self {
         Self {
@@ -48,6 +52,7 @@ impl BrokerConfig {
             shutdown_timeout: Duration::from_secs(30),
             publish_retry_for: Duration::from_secs(30),
             confirm_timeout: Duration::from_secs(10),
+            publish_channels: 64,
         }
     }
 
@@ -55,6 +60,13 @@ impl BrokerConfig {
     #[must_use]
     pub fn with_shutdown_timeout(mut self, timeout: Duration) -> Self {
         self.shutdown_timeout = timeout;
+        self
+    }
+
+    /// Sets how many publishes may be in flight at once (one per confirm channel).
+    #[must_use]
+    pub fn with_publish_channels(mut self, channels: usize) -> Self {
+        self.publish_channels = channels.max(1);
         self
     }
 

@@ -1,8 +1,9 @@
-//! The consumer runtime for one queue: bounded concurrency, decoding, the handler call in a span,
-//! the retry decision and settlement.
+//! The consumer runtime for one queue: bounded concurrency, decoding, the handler call in a span
+//! (panics caught, time bounded), holding deliveries through a dependency outage, the retry
+//! decision and settlement.
 
 use crate::acks::Acks;
-use crate::handler::{Handler, HandlerError};
+use crate::handler::{BoxError, Handler, HandlerError};
 use crate::headers;
 use crate::message::{Message, Meta};
 use crate::publisher::Publisher;
@@ -10,6 +11,7 @@ use crate::retry::{Outcome, decide};
 use crate::settle::settle;
 use crate::topology::QueueSpec;
 use crate::trace::TraceParent;
+use backon::{BackoffBuilder, ExponentialBuilder};
 use futures_util::future::BoxFuture;
 use futures_util::{FutureExt, StreamExt};
 use lapin::Channel;
@@ -19,17 +21,24 @@ use lapin::types::FieldTable;
 use serde::de::DeserializeOwned;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
-use std::time::Instant;
-use tokio::sync::Semaphore;
+use std::time::{Duration, Instant};
+use tokio::sync::{Semaphore, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
+
+/// Tells whether an error a handler returned means a dependency is down (see
+/// [`ConsumerSpec::with_outage_check`]).
+pub type OutageCheck = fn(&(dyn std::error::Error + 'static)) -> bool;
 
 /// One consumer: a queue (with its retry policy), prefetch, concurrency and a handler.
 pub struct ConsumerSpec {
     pub(crate) queue: QueueSpec,
     pub(crate) prefetch: u16,
     pub(crate) concurrency: usize,
+    pub(crate) handler_timeout: Duration,
+    pub(crate) max_hold: Duration,
+    pub(crate) outage_check: Option<OutageCheck>,
     pub(crate) handle: ErasedHandler,
 }
 
@@ -39,13 +48,18 @@ pub(crate) struct Attempt {
     error: Option<String>,
 }
 
-/// Decodes a body and, if it decodes, returns the handler's future.
-pub(crate) type ErasedHandler =
-    Arc<dyn Fn(&[u8], Meta) -> Result<BoxFuture<'static, Attempt>, String> + Send + Sync>;
+/// Decodes a body and, if it decodes, returns the handler's future; a panic in either is the
+/// caller's to catch.
+pub(crate) type ErasedHandler = Arc<
+    dyn Fn(&[u8], Meta) -> Result<BoxFuture<'static, Result<(), HandlerError>>, String>
+        + Send
+        + Sync,
+>;
 
 impl ConsumerSpec {
     /// Consumes `queue`, decoding each body as `E` and passing it to `handler`.
-    /// Defaults: prefetch 32, concurrency 8.
+    /// Defaults: prefetch 32, concurrency 8, a 60 s handler timeout, deliveries held through an
+    /// outage for up to 10 min.
     pub fn new<E, H>(queue: QueueSpec, handler: H) -> Self
     where
         E: DeserializeOwned + Send + 'static,
@@ -56,40 +70,17 @@ impl ConsumerSpec {
             let event = serde_json::from_slice::<E>(body)
                 .map_err(|err| format!("cannot decode body: {err}"))?;
             let handler = Arc::clone(&handler);
-            Ok(async move {
-                let result = AssertUnwindSafe(handler.handle(Message { event, meta }))
-                    .catch_unwind()
-                    .await;
-                match result {
-                    Ok(Ok(())) => Attempt {
-                        outcome: Outcome::Handled,
-                        error: None,
-                    },
-                    Ok(Err(err @ HandlerError::Retry(_))) => Attempt {
-                        outcome: Outcome::Retryable,
-                        error: Some(err.to_string()),
-                    },
-                    // Until the runtime holds deliveries through outages, an outage is retried.
-                    Ok(Err(err @ HandlerError::Unavailable(_))) => Attempt {
-                        outcome: Outcome::Retryable,
-                        error: Some(err.to_string()),
-                    },
-                    Ok(Err(err @ HandlerError::Reject(_))) => Attempt {
-                        outcome: Outcome::Rejected,
-                        error: Some(err.to_string()),
-                    },
-                    Err(panic) => Attempt {
-                        outcome: Outcome::Retryable,
-                        error: Some(format!("handler panicked: {}", panic_text(&*panic))),
-                    },
-                }
-            }
-            .boxed())
+            // `handle` runs inside the future, so a panic in its synchronous part is caught with
+            // the rest.
+            Ok(async move { handler.handle(Message { event, meta }).await }.boxed())
         });
         Self {
             queue,
             prefetch: 32,
             concurrency: 8,
+            handler_timeout: Duration::from_secs(60),
+            max_hold: Duration::from_secs(600),
+            outage_check: None,
             handle,
         }
     }
@@ -108,10 +99,91 @@ impl ConsumerSpec {
         self
     }
 
+    /// Sets how long one handler call may take before it counts as a retryable failure. Keep it
+    /// well below the broker's `consumer_timeout` (30 min by default), which would otherwise close
+    /// the channel and redeliver everything on it.
+    #[must_use]
+    pub fn with_handler_timeout(mut self, timeout: Duration) -> Self {
+        self.handler_timeout = timeout;
+        self
+    }
+
+    /// Sets how long a delivery is held while its dependency is down before it is given back to
+    /// the queue (below the broker's `consumer_timeout`).
+    #[must_use]
+    pub fn with_max_hold(mut self, hold: Duration) -> Self {
+        self.max_hold = hold;
+        self
+    }
+
+    /// Classifies ordinary (retryable) handler errors: those for which `check` is true (e.g. a
+    /// store's connection error) are outages, handled like [`HandlerError::Unavailable`].
+    #[must_use]
+    pub fn with_outage_check(mut self, check: OutageCheck) -> Self {
+        self.outage_check = Some(check);
+        self
+    }
+
     /// The queue consumed.
     #[must_use]
     pub fn queue(&self) -> &QueueSpec {
         &self.queue
+    }
+
+    /// Runs the handler once on `body`: decoding, panics and the timeout included.
+    async fn attempt(&self, body: &[u8], meta: Meta) -> Attempt {
+        let started = std::panic::catch_unwind(AssertUnwindSafe(|| (self.handle)(body, meta)));
+        let handling = match started {
+            Ok(Ok(handling)) => handling,
+            Ok(Err(error)) => return Attempt::failed(Outcome::Malformed, error),
+            Err(panic) => return Attempt::panicked(&*panic),
+        };
+        let finished = tokio::time::timeout(
+            self.handler_timeout,
+            AssertUnwindSafe(handling).catch_unwind(),
+        )
+        .await;
+        match finished {
+            Err(_) => Attempt::failed(
+                Outcome::Retryable,
+                format!("handler timed out after {:?}", self.handler_timeout),
+            ),
+            Ok(Err(panic)) => Attempt::panicked(&*panic),
+            Ok(Ok(Ok(()))) => Attempt {
+                outcome: Outcome::Handled,
+                error: None,
+            },
+            Ok(Ok(Err(err))) => {
+                let outcome = match &err {
+                    HandlerError::Reject(_) => Outcome::Rejected,
+                    HandlerError::Unavailable(_) => Outcome::Unavailable,
+                    HandlerError::Retry(cause) if self.is_outage(cause) => Outcome::Unavailable,
+                    HandlerError::Retry(_) => Outcome::Retryable,
+                };
+                Attempt::failed(outcome, err.to_string())
+            }
+        }
+    }
+
+    fn is_outage(&self, error: &BoxError) -> bool {
+        self.outage_check.is_some_and(|check| check(&**error))
+    }
+}
+
+impl Attempt {
+    fn failed(outcome: Outcome, error: String) -> Self {
+        Self {
+            outcome,
+            error: Some(error),
+        }
+    }
+
+    /// Any panic on a delivery's path is a retryable failure.
+    fn panicked(panic: &(dyn std::any::Any + Send)) -> Self {
+        Self::failed(
+            Outcome::Retryable,
+            format!("handler panicked: {}", panic_text(panic)),
+        )
     }
 }
 
@@ -132,14 +204,23 @@ pub(crate) enum Ended {
     Failed(String),
 }
 
+/// How one session's consumers are stopped: `stop` ends consuming (in-flight handlers finish),
+/// `cancel` also drops every running handler, leaving its delivery to the broker.
+#[derive(Clone)]
+pub(crate) struct Stopping {
+    pub(crate) stop: CancellationToken,
+    pub(crate) cancel: CancellationToken,
+}
+
 /// Consumes until `stop` fires or the stream fails; handlers run as tasks on `tracker`.
 pub(crate) async fn consume(
     channel: Channel,
     spec: Arc<ConsumerSpec>,
     publisher: Publisher,
     tracker: TaskTracker,
-    stop: CancellationToken,
+    stopping: Stopping,
 ) -> Ended {
+    let stop = &stopping.stop;
     let queue = spec.queue.name.clone();
     if let Err(err) = channel
         .basic_qos(spec.prefetch, BasicQosOptions::default())
@@ -162,8 +243,14 @@ pub(crate) async fn consume(
     let tag = deliveries.tag();
     let acks = Arc::new(Acks::new(channel.clone()));
     let slots = Arc::new(Semaphore::new(spec.concurrency));
+    let pause = Pause::new(&queue);
     tracing::info!(queue = %queue, prefetch = spec.prefetch, concurrency = spec.concurrency, "consuming");
     let ended = loop {
+        // While a delivery is held through an outage, take no new ones.
+        tokio::select! {
+            () = stop.cancelled() => break Ended::Stopped,
+            () = pause.resumed() => {}
+        }
         let slot = tokio::select! {
             () = stop.cancelled() => break Ended::Stopped,
             slot = Arc::clone(&slots).acquire_owned() => slot.expect("semaphore is never closed"),
@@ -180,8 +267,10 @@ pub(crate) async fn consume(
                 // The channel closes when its last handle drops: each handler keeps it open,
                 // through `acks`, until its delivery is settled.
                 let acks = Arc::clone(&acks);
+                let pause = pause.clone();
+                let stopping = stopping.clone();
                 tracker.spawn(async move {
-                    process(&spec, &publisher, &acks, delivery).await;
+                    process(&spec, &publisher, &acks, &pause, &stopping, delivery).await;
                     drop((slot, acks));
                 });
             }
@@ -203,8 +292,16 @@ pub(crate) async fn consume(
     ended
 }
 
-/// Handles one delivery and settles it.
-async fn process(spec: &ConsumerSpec, publisher: &Publisher, acks: &Acks, delivery: Delivery) {
+/// Handles one delivery and settles it. Cancelled (`stopping.cancel`), it returns at once and
+/// leaves the delivery unsettled, so no copy of a message runs on after its session is gone.
+async fn process(
+    spec: &ConsumerSpec,
+    publisher: &Publisher,
+    acks: &Acks,
+    pause: &Pause,
+    stopping: &Stopping,
+    delivery: Delivery,
+) {
     let queue = spec.queue.name.as_str();
     let props = &delivery.properties;
     let meta = Meta {
@@ -230,12 +327,10 @@ async fn process(spec: &ConsumerSpec, publisher: &Publisher, acks: &Acks, delive
     let handled = async {
         let retry_count = meta.retry_count;
         let started = Instant::now();
-        let attempt = match (spec.handle)(&delivery.data, meta) {
-            Ok(handling) => handling.await,
-            Err(error) => Attempt {
-                outcome: Outcome::Malformed,
-                error: Some(error),
-            },
+        let Some(attempt) =
+            attempt_through_outages(spec, &delivery.data, &meta, pause, stopping).await
+        else {
+            return;
         };
         let elapsed = started.elapsed();
         let decision = decide(&spec.queue.retry, retry_count, attempt.outcome);
@@ -258,12 +353,106 @@ async fn process(spec: &ConsumerSpec, publisher: &Publisher, acks: &Acks, delive
             queue,
             decision,
             attempt.error.as_deref(),
+            &stopping.cancel,
         )
         .await;
     }
     .instrument(span);
     // Events the handler publishes continue this delivery's trace.
-    trace.scope(handled).await;
+    tokio::select! {
+        () = stopping.cancel.cancelled() => {}
+        () = trace.scope(handled) => {}
+    }
+}
+
+/// Runs the handler; while it reports an outage, holds the delivery with the consumer paused and
+/// runs it again with backoff, up to the spec's hold limit. `None` when stopped meanwhile (the
+/// delivery stays unsettled).
+async fn attempt_through_outages(
+    spec: &ConsumerSpec,
+    body: &[u8],
+    meta: &Meta,
+    pause: &Pause,
+    stopping: &Stopping,
+) -> Option<Attempt> {
+    let mut held: Option<(Hold, Instant)> = None;
+    let mut delays = ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(100))
+        .with_max_delay(Duration::from_secs(5))
+        .with_jitter()
+        .without_max_times()
+        .build();
+    loop {
+        let attempt = spec.attempt(body, meta.clone()).await;
+        if attempt.outcome != Outcome::Unavailable {
+            return Some(attempt);
+        }
+        let (_, since) = held.get_or_insert_with(|| (pause.hold(), Instant::now()));
+        if since.elapsed() >= spec.max_hold {
+            return Some(attempt);
+        }
+        let delay = delays.next().unwrap_or(Duration::from_secs(5));
+        tracing::warn!(
+            error = attempt.error.as_deref().unwrap_or(""),
+            ?delay,
+            "dependency unavailable; holding the delivery"
+        );
+        tokio::select! {
+            () = stopping.stop.cancelled() => return None,
+            () = tokio::time::sleep(delay) => {}
+        }
+    }
+}
+
+/// Pauses one consumer while any of its deliveries is held through an outage.
+#[derive(Clone)]
+struct Pause {
+    held: Arc<watch::Sender<usize>>,
+    queue: Arc<str>,
+}
+
+/// One held delivery; dropping it releases the pause.
+struct Hold(Pause);
+
+impl Pause {
+    fn new(queue: &str) -> Self {
+        Self {
+            held: Arc::new(watch::Sender::new(0)),
+            queue: queue.into(),
+        }
+    }
+
+    fn hold(&self) -> Hold {
+        self.held.send_modify(|held| {
+            *held += 1;
+            if *held == 1 {
+                tracing::warn!(queue = %self.queue, "a dependency is down; pausing the consumer");
+                metrics::gauge!("orderflow_consumer_paused", "queue" => self.queue.to_string())
+                    .set(1.0);
+            }
+        });
+        Hold(self.clone())
+    }
+
+    /// Returns once no delivery is held.
+    async fn resumed(&self) {
+        let mut held = self.held.subscribe();
+        let _ = held.wait_for(|held| *held == 0).await;
+    }
+}
+
+impl Drop for Hold {
+    fn drop(&mut self) {
+        let pause = &self.0;
+        pause.held.send_modify(|held| {
+            *held -= 1;
+            if *held == 0 {
+                tracing::info!(queue = %pause.queue, "dependency answers again; resuming the consumer");
+                metrics::gauge!("orderflow_consumer_paused", "queue" => pause.queue.to_string())
+                    .set(0.0);
+            }
+        });
+    }
 }
 
 fn outcome_label(outcome: Outcome) -> &'static str {
@@ -272,5 +461,6 @@ fn outcome_label(outcome: Outcome) -> &'static str {
         Outcome::Retryable => "retryable",
         Outcome::Rejected => "rejected",
         Outcome::Malformed => "malformed",
+        Outcome::Unavailable => "unavailable",
     }
 }

@@ -19,6 +19,8 @@ pub const ORIGINAL_EXCHANGE: &str = "original-exchange";
 pub const ORIGINAL_ROUTING_KEY: &str = "original-routing-key";
 /// How many times an operator has replayed the message from its dead-letter queue (absent = 0).
 pub const REPLAY_COUNT: &str = "replay-count";
+/// The broker's count of earlier deliveries of a quorum queue message (read, never written).
+pub const DELIVERY_COUNT: &str = "x-delivery-count";
 /// W3C trace context, carried from publisher to consumer.
 pub const TRACEPARENT: &str = "traceparent";
 

@@ -35,6 +35,7 @@ pub mod runtime;
 mod settle;
 pub mod topology;
 pub mod trace;
+pub mod version;
 
 pub use connection::{BrokerConfig, Readiness};
 pub use consumer::ConsumerSpec;
@@ -49,3 +50,4 @@ pub use retry::{Decision, Outcome, RetryPolicy, decide};
 pub use runtime::Runtime;
 pub use topology::{ExchangeType, QueueSpec, QueueType, Topology};
 pub use trace::TraceParent;
+pub use version::BrokerVersion;

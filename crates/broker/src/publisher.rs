@@ -1,5 +1,12 @@
-//! Publishing with confirms: persistent, mandatory, pipelined on one confirm channel, retried
-//! through connection failures; unroutable and nacked publishes are errors.
+//! Publishing with confirms: persistent, mandatory, retried through connection failures;
+//! unroutable and nacked publishes are errors.
+//!
+//! Publishes go out on a pool of confirm channels ("lanes"), each carrying one publish at a
+//! time, so a `basic.return` can only belong to the one publish in flight on its channel. On a
+//! single pipelined channel it cannot be told apart: lapin hands a waiting return to whichever
+//! confirm completes next, and a broker's `multiple` ack completes several at once, so an
+//! unroutable copy could be reported confirmed (and its original acked: a lost message) while a
+//! routable publish was reported unroutable.
 
 use crate::connection::{BrokerConfig, properties, with_frame_max};
 use crate::error::BrokerError;
@@ -12,7 +19,7 @@ use lapin::{Channel, Confirmation};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
-use tokio::sync::Mutex;
+use tokio::sync::{Mutex, Semaphore};
 
 /// Publishes messages and waits for the broker's confirm; cheap to clone and share.
 #[derive(Clone)]
@@ -26,14 +33,23 @@ struct Inner {
     confirm_timeout: Duration,
     retry_for: Duration,
     link: Mutex<Option<Link>>,
+    /// Confirm channels with nothing in flight.
+    idle: std::sync::Mutex<Vec<Lane>>,
+    /// One permit per lane: publishes in flight at once.
+    lanes: Semaphore,
     generations: AtomicU64,
 }
 
-/// The pooled connection and the confirm channel opened on it.
+/// The pooled connection the lanes are opened on.
 struct Link {
-    channel: Channel,
     generation: u64,
     connection: deadpool_lapin::Object,
+}
+
+/// A confirm channel that carries one publish at a time.
+struct Lane {
+    channel: Channel,
+    generation: u64,
 }
 
 impl std::fmt::Debug for Publisher {
@@ -69,6 +85,8 @@ impl Publisher {
                 confirm_timeout: config.confirm_timeout,
                 retry_for: config.publish_retry_for,
                 link: Mutex::new(None),
+                idle: std::sync::Mutex::new(Vec::new()),
+                lanes: Semaphore::new(config.publish_channels.max(1)),
                 generations: AtomicU64::new(0),
             }),
         })
@@ -130,7 +148,34 @@ impl Publisher {
     }
 
     async fn publish_once(&self, message: &Outgoing) -> Result<(), BrokerError> {
-        let (channel, generation) = self.channel().await?;
+        let _in_flight = self
+            .inner
+            .lanes
+            .acquire()
+            .await
+            .map_err(|_| BrokerError::Closed)?;
+        let lane = self.lane().await?;
+        match self.publish_on(&lane.channel, message).await {
+            Ok(outcome) => {
+                // A return or a nack leaves the channel usable, with nothing left in flight.
+                self.idle().push(lane);
+                outcome
+            }
+            Err(err) => {
+                // Its confirm may still arrive: the channel is never used again.
+                self.discard(lane, &err).await;
+                Err(err)
+            }
+        }
+    }
+
+    /// Publishes on `channel` and waits for the confirm. The outer error means the channel is
+    /// spoiled (failed, or a confirm still outstanding); the inner one is the broker's verdict.
+    async fn publish_on(
+        &self,
+        channel: &Channel,
+        message: &Outgoing,
+    ) -> Result<Result<(), BrokerError>, BrokerError> {
         let properties = message.properties.clone().with_delivery_mode(2);
         let options = BasicPublishOptions {
             mandatory: true,
@@ -144,20 +189,11 @@ impl Publisher {
                 &message.body,
                 properties,
             )
-            .await;
-        let pending = match pending {
-            Ok(pending) => pending,
-            Err(err) => return Err(self.discard(generation, err.into()).await),
-        };
-        let confirmation = match tokio::time::timeout(self.inner.confirm_timeout, pending).await {
-            Ok(Ok(confirmation)) => confirmation,
-            Ok(Err(err)) => return Err(self.discard(generation, err.into()).await),
-            Err(_) => {
-                let err = BrokerError::ConfirmTimeout(self.inner.confirm_timeout);
-                return Err(self.discard(generation, err).await);
-            }
-        };
-        match confirmation {
+            .await?;
+        let confirmation = tokio::time::timeout(self.inner.confirm_timeout, pending)
+            .await
+            .map_err(|_| BrokerError::ConfirmTimeout(self.inner.confirm_timeout))??;
+        Ok(match confirmation {
             Confirmation::Ack(None) => Ok(()),
             Confirmation::Ack(Some(returned)) => Err(BrokerError::Unroutable {
                 exchange: message.exchange.clone(),
@@ -168,64 +204,91 @@ impl Publisher {
                 exchange: message.exchange.clone(),
                 routing_key: message.routing_key.clone(),
             }),
-        }
+        })
     }
 
-    /// The shared confirm channel, opened on demand.
-    async fn channel(&self) -> Result<(Channel, u64), BrokerError> {
-        let mut link = self.inner.link.lock().await;
-        if let Some(current) = link.as_ref()
-            && current.channel.status().connected()
-        {
-            return Ok((current.channel.clone(), current.generation));
+    fn idle(&self) -> std::sync::MutexGuard<'_, Vec<Lane>> {
+        self.inner
+            .idle
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// An idle lane on the current connection, or a new one.
+    async fn lane(&self) -> Result<Lane, BrokerError> {
+        let current = self.inner.generations.load(Ordering::Acquire);
+        loop {
+            let Some(lane) = self.idle().pop() else { break };
+            if lane.generation == current && lane.channel.status().connected() {
+                return Ok(lane);
+            }
         }
-        let generation = self.inner.generations.fetch_add(1, Ordering::Relaxed);
-        *link = None;
-        let connection = self.inner.pool.get().await.map_err(|err| match err {
-            deadpool_lapin::PoolError::Closed => BrokerError::Closed,
-            err => BrokerError::Pool(err.to_string()),
-        })?;
-        let channel = connection.create_channel().await?;
+        let mut link = self.inner.link.lock().await;
+        if link
+            .as_ref()
+            .is_none_or(|l| !l.connection.status().connected())
+        {
+            *link = None;
+            let connection = self.inner.pool.get().await.map_err(|err| match err {
+                deadpool_lapin::PoolError::Closed => BrokerError::Closed,
+                err => BrokerError::Pool(err.to_string()),
+            })?;
+            let generation = self.inner.generations.fetch_add(1, Ordering::AcqRel) + 1;
+            *link = Some(Link {
+                generation,
+                connection,
+            });
+        }
+        let link = link.as_ref().expect("set above");
+        let channel = link.connection.create_channel().await?;
         channel
             .confirm_select(ConfirmSelectOptions::default())
             .await?;
-        *link = Some(Link {
-            channel: channel.clone(),
-            generation,
-            connection,
-        });
-        Ok((channel, generation))
+        Ok(Lane {
+            channel,
+            generation: link.generation,
+        })
     }
 
-    /// Drops the channel of `generation` (if still current) so the next publish opens a new one.
-    async fn discard(&self, generation: u64, err: BrokerError) -> BrokerError {
-        let stale = {
+    /// Closes a spoiled lane; a connection-level failure also drops the connection (if still
+    /// current) so the next publish connects afresh.
+    async fn discard(&self, lane: Lane, err: &BrokerError) {
+        if err.is_recoverable() {
             let mut link = self.inner.link.lock().await;
-            if link.as_ref().is_some_and(|l| l.generation == generation) {
-                link.take()
-            } else {
-                None
+            if link
+                .as_ref()
+                .is_some_and(|l| l.generation == lane.generation)
+                && !lane.channel.status().connected()
+            {
+                *link = None;
+            }
+        }
+        let _ = tokio::time::timeout(
+            crate::connection::CLOSE_TIMEOUT,
+            lane.channel.close(200, "publish failed".into()),
+        )
+        .await;
+    }
+
+    /// Closes the lanes and the pooled connections; later publishes fail with
+    /// [`BrokerError::Closed`].
+    pub async fn close(&self) {
+        self.inner.lanes.close();
+        let lanes: Vec<Lane> = std::mem::take(&mut *self.idle());
+        let link = self.inner.link.lock().await.take();
+        let closing = async {
+            for lane in lanes {
+                let _ = lane.channel.close(200, "shutdown".into()).await;
+            }
+            if let Some(link) = link {
+                let _ = link.connection.close(200, "shutdown".into()).await;
             }
         };
-        if let Some(stale) = stale {
-            let _ = stale.channel.close(200, "publish failed".into()).await;
-        }
-        err
-    }
-
-    /// Closes the channel and the pooled connections.
-    pub async fn close(&self) {
-        if let Some(link) = self.inner.link.lock().await.take() {
-            let closing = async {
-                let _ = link.channel.close(200, "shutdown".into()).await;
-                let _ = link.connection.close(200, "shutdown".into()).await;
-            };
-            if tokio::time::timeout(crate::connection::CLOSE_TIMEOUT, closing)
-                .await
-                .is_err()
-            {
-                tracing::warn!("the broker did not confirm closing the publisher; leaving it");
-            }
+        if tokio::time::timeout(crate::connection::CLOSE_TIMEOUT, closing)
+            .await
+            .is_err()
+        {
+            tracing::warn!("the broker did not confirm closing the publisher; leaving it");
         }
         self.inner.pool.close();
     }

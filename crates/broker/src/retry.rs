@@ -89,6 +89,9 @@ pub enum Outcome {
     Rejected,
     /// The body did not decode.
     Malformed,
+    /// A dependency was down for longer than the consumer holds a delivery: the message did not
+    /// fail, it goes back to its queue as it is.
+    Unavailable,
 }
 
 /// What the runtime does with a delivery.
@@ -103,6 +106,9 @@ pub enum Decision {
     },
     /// Publish a copy to the dead-letter queue, then ack.
     DeadLetter(DeadLetterReason),
+    /// Return the delivery to its queue unchanged (`basic.nack` with requeue): not a failure,
+    /// so no retry is spent (and since RabbitMQ 4.3 no delivery count either).
+    GiveBack,
 }
 
 /// Decides what happens to a delivery that has been retried `retry_count` times.
@@ -110,6 +116,7 @@ pub enum Decision {
 pub fn decide(policy: &RetryPolicy, retry_count: u32, outcome: Outcome) -> Decision {
     match outcome {
         Outcome::Handled => Decision::Ack,
+        Outcome::Unavailable => Decision::GiveBack,
         Outcome::Malformed => Decision::DeadLetter(DeadLetterReason::Malformed),
         Outcome::Rejected => Decision::DeadLetter(DeadLetterReason::Rejected),
         Outcome::Retryable if retry_count < policy.max_retries => Decision::Retry {
@@ -122,8 +129,8 @@ pub fn decide(policy: &RetryPolicy, retry_count: u32, outcome: Outcome) -> Decis
 #[cfg(test)]
 mod tests {
     use super::*;
-    use Decision::{Ack, DeadLetter, Retry};
-    use Outcome::{Handled, Malformed, Rejected, Retryable};
+    use Decision::{Ack, DeadLetter, GiveBack, Retry};
+    use Outcome::{Handled, Malformed, Rejected, Retryable, Unavailable};
     type Why = DeadLetterReason;
 
     #[test]
@@ -141,6 +148,8 @@ mod tests {
             (2, Rejected, DeadLetter(Why::Rejected)),
             (0, Malformed, DeadLetter(Why::Malformed)),
             (1, Malformed, DeadLetter(Why::Malformed)),
+            (0, Unavailable, GiveBack),
+            (3, Unavailable, GiveBack),
         ];
         for (retry_count, outcome, expected) in table {
             assert_eq!(

@@ -2,10 +2,11 @@
 //! over on a fresh connection with backoff; on shutdown drain in-flight handlers and close.
 
 use crate::connection::{BrokerConfig, Readiness, connect, reconnect_backoff};
-use crate::consumer::{ConsumerSpec, Ended, consume};
+use crate::consumer::{ConsumerSpec, Ended, Stopping, consume};
 use crate::error::BrokerError;
 use crate::publisher::Publisher;
 use crate::topology::Topology;
+use crate::version::{self, BrokerVersion};
 use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
 use lapin::{Connection, Event};
@@ -18,6 +19,9 @@ use tokio_util::task::TaskTracker;
 
 /// A session that lasted this long resets the reconnect backoff.
 const HEALTHY_SESSION: Duration = Duration::from_secs(30);
+
+/// How long a lost session's cancelled handlers get to unwind before the next session consumes.
+const ABANDON_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Runs consumers with recovery and shares a publisher; see the crate docs for the guarantees.
 pub struct Runtime {
@@ -141,12 +145,26 @@ impl Runtime {
     }
 
     async fn open(&self) -> Result<Session, BrokerError> {
+        let version = match version::detect(&self.config.url).await {
+            Some(version) => {
+                tracing::info!(%version, "broker version");
+                version
+            }
+            None => {
+                let version = BrokerVersion::OLDEST_SUPPORTED;
+                tracing::warn!(assumed = %version, "cannot read the broker's version (TLS or no answer); declaring for the oldest supported");
+                version
+            }
+        };
         let connection = connect(&self.config.url, &self.config.app_id, "consumer").await?;
         let events = connection.events_listener().boxed();
         let channel = connection.create_channel().await?;
-        self.topology.declare(&channel).await?;
+        self.topology.declare(&channel, version).await?;
         let _ = channel.close(200, "topology declared".into()).await;
-        let stop = CancellationToken::new();
+        let stopping = Stopping {
+            stop: CancellationToken::new(),
+            cancel: CancellationToken::new(),
+        };
         let tracker = TaskTracker::new();
         let mut loops = JoinSet::new();
         for spec in &self.consumers {
@@ -156,7 +174,7 @@ impl Runtime {
                 Arc::clone(spec),
                 self.publisher.clone(),
                 tracker.clone(),
-                stop.clone(),
+                stopping.clone(),
             ));
         }
         Ok(Session {
@@ -164,7 +182,7 @@ impl Runtime {
             events,
             loops,
             tracker,
-            stop,
+            stopping,
         })
     }
 }
@@ -175,7 +193,7 @@ struct Session {
     events: BoxStream<'static, Event>,
     loops: JoinSet<Ended>,
     tracker: TaskTracker,
-    stop: CancellationToken,
+    stopping: Stopping,
 }
 
 impl Session {
@@ -204,7 +222,7 @@ impl Session {
 
     /// Stops consuming, lets in-flight handlers settle (up to `timeout`), then closes.
     async fn shutdown(mut self, timeout: Duration) {
-        self.stop.cancel();
+        self.stopping.stop.cancel();
         while self.loops.join_next().await.is_some() {}
         self.tracker.close();
         let in_flight = self.tracker.len();
@@ -216,6 +234,8 @@ impl Session {
                 in_flight = self.tracker.len(),
                 "handlers still running at the shutdown timeout; their messages will be redelivered"
             );
+            self.stopping.cancel.cancel();
+            let _ = tokio::time::timeout(ABANDON_TIMEOUT, self.tracker.wait()).await;
         } else {
             tracing::info!(in_flight, "in-flight handlers settled");
         }
@@ -231,10 +251,24 @@ impl Session {
         }
     }
 
-    /// Gives up on a broken connection; unsettled messages return to their queues broker-side.
+    /// Gives up on a broken connection: cancels every running handler and waits (bounded) until
+    /// they are gone, so the next session never runs a second copy of a message beside one from
+    /// this session; their unsettled messages return to their queues broker-side.
     async fn abandon(mut self) {
-        self.stop.cancel();
+        self.stopping.stop.cancel();
+        self.stopping.cancel.cancel();
         self.loops.abort_all();
+        while self.loops.join_next().await.is_some() {}
+        self.tracker.close();
+        if tokio::time::timeout(ABANDON_TIMEOUT, self.tracker.wait())
+            .await
+            .is_err()
+        {
+            tracing::error!(
+                running = self.tracker.len(),
+                "handlers of the lost session did not stop in time (blocking code in a handler?)"
+            );
+        }
         let _ = tokio::time::timeout(
             Duration::from_secs(1),
             self.connection.close(320, "reconnecting".into()),

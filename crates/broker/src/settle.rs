@@ -1,5 +1,5 @@
 //! Settling a delivery: publish its retry or dead-letter copy, wait for the confirm, then ack;
-//! nack with requeue when the copy could not be stored.
+//! when the copy could not be stored, back off, then return the original with `basic.reject`.
 
 use crate::acks::Acks;
 use crate::headers::{self, DeadLetterReason};
@@ -9,10 +9,13 @@ use crate::retry::Decision;
 use crate::topology::{DEAD_LETTER_EXCHANGE, retry_queue};
 use lapin::message::Delivery;
 use lapin::types::FieldTable;
+use std::time::Duration;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
+use tokio_util::sync::CancellationToken;
 
 /// Carries out `decision` for `delivery` from consumer queue `queue`; its ack goes through `acks`.
+/// A cancelled `cancel` leaves the delivery unsettled (the broker returns it on channel close).
 pub(crate) async fn settle(
     publisher: &Publisher,
     acks: &Acks,
@@ -20,20 +23,49 @@ pub(crate) async fn settle(
     queue: &str,
     decision: Decision,
     error: Option<&str>,
+    cancel: &CancellationToken,
 ) {
     let copy = match decision {
         Decision::Ack => None,
+        Decision::GiveBack => {
+            acks.give_back(delivery.delivery_tag).await;
+            return;
+        }
         Decision::Retry { tier } => Some(retry_copy(delivery, queue, tier, error)),
         Decision::DeadLetter(reason) => Some(dead_letter_copy(delivery, queue, reason, error)),
     };
     if let Some(copy) = copy
         && let Err(err) = publisher.publish(&copy).await
     {
-        tracing::error!(error = %err, target_queue = %copy.routing_key, "could not store the retry or dead-letter copy; requeueing the original");
-        acks.nack_requeue(delivery.delivery_tag).await;
+        let delay = return_delay(delivery_count(delivery));
+        tracing::error!(error = %err, target_queue = %copy.routing_key, ?delay, "could not store the retry or dead-letter copy; returning the original after a pause");
+        // A brief refusal must not spend the delivery limit in milliseconds.
+        tokio::select! {
+            () = cancel.cancelled() => return,
+            () = tokio::time::sleep(delay) => {}
+        }
+        acks.reject_requeue(delivery.delivery_tag).await;
         return;
     }
     acks.ack(delivery.delivery_tag).await;
+}
+
+/// How often the broker has delivered this message before (quorum queues' `x-delivery-count`).
+fn delivery_count(delivery: &Delivery) -> u32 {
+    headers::integer(
+        delivery.properties.headers().as_ref(),
+        headers::DELIVERY_COUNT,
+    )
+    .and_then(|n| u32::try_from(n).ok())
+    .unwrap_or(0)
+}
+
+/// The pause before returning a delivery whose copy could not be stored for the `count`-th
+/// time: 250 ms doubling to 30 s, so the delivery limit (10 by default) is reached only after
+/// minutes of refusals.
+fn return_delay(count: u32) -> Duration {
+    let millis = 250u64.saturating_mul(1 << count.min(7));
+    Duration::from_millis(millis.min(30_000))
 }
 
 /// The copy that waits in retry tier `tier` and then returns to `queue`.
@@ -106,6 +138,15 @@ fn forwarded_headers(delivery: &Delivery, queue: &str, error: Option<&str>) -> F
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn returns_of_an_unstorable_copy_back_off() {
+        let millis: Vec<u128> = [0, 1, 2, 6, 7, 20]
+            .into_iter()
+            .map(|n| return_delay(n).as_millis())
+            .collect();
+        assert_eq!(millis, [250, 500, 1000, 16_000, 30_000, 30_000]);
+    }
     use lapin::BasicProperties;
     use lapin::types::AMQPValue;
 

@@ -3,6 +3,7 @@
 
 use crate::error::TopologyError;
 use crate::retry::RetryPolicy;
+use crate::version::BrokerVersion;
 use lapin::options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions};
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
 use lapin::{Channel, ExchangeKind};
@@ -130,25 +131,28 @@ impl QueueSpec {
         self
     }
 
-    /// Arguments of the consumer queue itself.
-    fn main_arguments(&self, dead_letter_exchange: &str) -> FieldTable {
+    /// Arguments of the consumer queue itself: its own delivery limit, or unlimited.
+    fn main_arguments(&self, dead_letter_exchange: &str, version: BrokerVersion) -> FieldTable {
         let mut args = self.type_arguments();
         put(&mut args, "x-dead-letter-exchange", dead_letter_exchange);
         put(&mut args, "x-dead-letter-routing-key", &self.name);
-        if self.queue_type == QueueType::Quorum
-            && let Some(limit) = self.delivery_limit
-        {
-            args.insert(
-                "x-delivery-limit".into(),
-                AMQPValue::LongLongInt(limit.into()),
-            );
-        }
+        self.put_delivery_limit(&mut args, self.delivery_limit, version);
         args
     }
 
-    /// Arguments of retry tier `tier`: hold for its delay, then dead-letter straight back to the queue.
-    fn tier_arguments(&self, tier: u32) -> FieldTable {
+    /// Arguments of the dead-letter queue: never a delivery limit, so peeking at a dead letter
+    /// (a get and a requeue) can never make the broker discard it.
+    fn dead_letter_arguments(&self, version: BrokerVersion) -> FieldTable {
         let mut args = self.type_arguments();
+        self.put_delivery_limit(&mut args, None, version);
+        args
+    }
+
+    /// Arguments of retry tier `tier`: hold for its delay, then dead-letter straight back to the
+    /// queue; unlimited deliveries (nobody consumes a tier).
+    fn tier_arguments(&self, tier: u32, version: BrokerVersion) -> FieldTable {
+        let mut args = self.type_arguments();
+        self.put_delivery_limit(&mut args, None, version);
         let ttl = u64::try_from(self.retry.delay(tier).as_millis()).unwrap_or(u64::MAX);
         args.insert(
             "x-message-ttl".into(),
@@ -157,6 +161,25 @@ impl QueueSpec {
         put(&mut args, "x-dead-letter-exchange", "");
         put(&mut args, "x-dead-letter-routing-key", &self.name);
         args
+    }
+
+    /// A quorum queue's `x-delivery-limit`: `limit`, or (with `None`) whatever means unlimited
+    /// on `version` — leaving it out before 4.0, `-1` since (4.0 defaults to 20).
+    fn put_delivery_limit(
+        &self,
+        args: &mut FieldTable,
+        limit: Option<u32>,
+        version: BrokerVersion,
+    ) {
+        if self.queue_type != QueueType::Quorum {
+            return;
+        }
+        let value = limit
+            .map(i64::from)
+            .or_else(|| version.unlimited_deliveries());
+        if let Some(value) = value {
+            args.insert("x-delivery-limit".into(), AMQPValue::LongLongInt(value));
+        }
     }
 
     /// The queue type, and for quorum queues at-least-once dead-lettering so that the broker's
@@ -225,39 +248,48 @@ impl Topology {
         self
     }
 
-    /// Declares every exchange, queue, tier, DLQ and binding; safe to repeat.
+    /// Declares every exchange, queue, tier, DLQ and binding with the arguments that fit the
+    /// broker's `version` (see [`BrokerVersion`]); safe to repeat.
     ///
     /// # Errors
     /// [`TopologyError::QueueMismatch`] when a queue exists with different arguments (naming
     /// the queue and the argument); [`TopologyError::Declare`] when the broker refuses otherwise.
-    pub async fn declare(&self, channel: &Channel) -> Result<(), TopologyError> {
+    pub async fn declare(
+        &self,
+        channel: &Channel,
+        version: BrokerVersion,
+    ) -> Result<(), TopologyError> {
         declare_exchange(channel, DEAD_LETTER_EXCHANGE, ExchangeType::Direct).await?;
         for exchange in &self.exchanges {
             declare_exchange(channel, &exchange.name, exchange.kind).await?;
         }
         for queue in &self.queues {
-            declare_queue_set(channel, queue).await?;
+            declare_queue_set(channel, queue, version).await?;
         }
         Ok(())
     }
 }
 
-async fn declare_queue_set(channel: &Channel, queue: &QueueSpec) -> Result<(), TopologyError> {
+async fn declare_queue_set(
+    channel: &Channel,
+    queue: &QueueSpec,
+    version: BrokerVersion,
+) -> Result<(), TopologyError> {
     let dlq = dead_letter_queue(&queue.name);
-    declare_queue(channel, &dlq, queue.type_arguments()).await?;
+    declare_queue(channel, &dlq, queue.dead_letter_arguments(version)).await?;
     bind(channel, &dlq, DEAD_LETTER_EXCHANGE, &queue.name).await?;
     for tier in 1..=queue.retry.max_retries {
         declare_queue(
             channel,
             &retry_queue(&queue.name, tier),
-            queue.tier_arguments(tier),
+            queue.tier_arguments(tier, version),
         )
         .await?;
     }
     declare_queue(
         channel,
         &queue.name,
-        queue.main_arguments(DEAD_LETTER_EXCHANGE),
+        queue.main_arguments(DEAD_LETTER_EXCHANGE, version),
     )
     .await?;
     for binding in &queue.bindings {
@@ -352,7 +384,7 @@ mod tests {
                 .with_initial_delay(Duration::from_millis(200))
                 .with_multiplier(2.0),
         );
-        let tier2 = spec.tier_arguments(2);
+        let tier2 = spec.tier_arguments(2, BrokerVersion::OLDEST_SUPPORTED);
         assert_eq!(arg(&tier2, "x-message-ttl"), &AMQPValue::LongLongInt(400));
         assert_eq!(
             arg(&tier2, "x-dead-letter-exchange"),
@@ -366,7 +398,8 @@ mod tests {
 
     #[test]
     fn quorum_queue_has_delivery_limit_classic_has_none() {
-        let quorum = QueueSpec::new("q").main_arguments(DEAD_LETTER_EXCHANGE);
+        let v3 = BrokerVersion::OLDEST_SUPPORTED;
+        let quorum = QueueSpec::new("q").main_arguments(DEAD_LETTER_EXCHANGE, v3);
         assert_eq!(
             arg(&quorum, "x-delivery-limit"),
             &AMQPValue::LongLongInt(10)
@@ -377,11 +410,53 @@ mod tests {
         );
         let classic = QueueSpec::new("q")
             .with_queue_type(QueueType::Classic)
-            .main_arguments(DEAD_LETTER_EXCHANGE);
+            .main_arguments(DEAD_LETTER_EXCHANGE, v3);
         assert!(!classic.contains_key("x-delivery-limit"));
         assert_eq!(
             arg(&classic, "x-queue-type"),
             &AMQPValue::LongString("classic".into())
         );
+    }
+
+    /// The `x-delivery-limit` of the main queue, a tier and the DLQ of a quorum queue set, and of
+    /// the main queue without a limit.
+    fn limits(version: &str) -> [Option<AMQPValue>; 4] {
+        let v = BrokerVersion::parse(version).unwrap();
+        let spec = QueueSpec::new("q");
+        let unlimited = QueueSpec::new("q").with_delivery_limit(None);
+        let limit = |args: FieldTable| args.inner().get("x-delivery-limit").cloned();
+        [
+            limit(spec.main_arguments(DEAD_LETTER_EXCHANGE, v)),
+            limit(spec.tier_arguments(1, v)),
+            limit(spec.dead_letter_arguments(v)),
+            limit(unlimited.main_arguments(DEAD_LETTER_EXCHANGE, v)),
+        ]
+    }
+
+    #[test]
+    fn delivery_limits_per_broker_version() {
+        let ten = Some(AMQPValue::LongLongInt(10));
+        let unlimited = Some(AMQPValue::LongLongInt(-1));
+        for version in ["3.10.8", "3.13.7"] {
+            // Absent means unlimited; -1 would be refused.
+            assert_eq!(
+                limits(version),
+                [ten.clone(), None, None, None],
+                "{version}"
+            );
+        }
+        for version in ["4.0.5", "4.3.0"] {
+            // Absent would mean 20: a DLQ would discard a dead letter peeked at 20 times.
+            assert_eq!(
+                limits(version),
+                [
+                    ten.clone(),
+                    unlimited.clone(),
+                    unlimited.clone(),
+                    unlimited.clone()
+                ],
+                "{version}"
+            );
+        }
     }
 }

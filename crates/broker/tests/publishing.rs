@@ -28,7 +28,10 @@ async fn an_unroutable_publish_is_an_error_to_the_caller() {
     let inspector = Inspector::connect(&vhost.url).await.unwrap();
     Topology::default()
         .exchange(common::EXCHANGE, ExchangeType::Direct)
-        .declare(inspector.channel())
+        .declare(
+            inspector.channel(),
+            broker::version::detect(&vhost.url).await.unwrap(),
+        )
         .await
         .unwrap();
     let err = publish_one(&vhost.url).await;
@@ -47,7 +50,7 @@ async fn a_nacked_publish_is_an_error_to_the_caller() {
     let channel = inspector.channel();
     Topology::default()
         .exchange(common::EXCHANGE, ExchangeType::Direct)
-        .declare(channel)
+        .declare(channel, broker::version::detect(&vhost.url).await.unwrap())
         .await
         .unwrap();
     // A full queue that rejects new publishes makes the broker nack them.
@@ -82,8 +85,20 @@ async fn declaring_twice_is_harmless_and_a_conflict_names_the_queue_and_argument
     let topology = Topology::default()
         .exchange(common::EXCHANGE, ExchangeType::Direct)
         .queue(QueueSpec::new("svc.q").bind(common::EXCHANGE, common::ROUTING_KEY));
-    topology.declare(inspector.channel()).await.unwrap();
-    topology.declare(inspector.channel()).await.unwrap();
+    topology
+        .declare(
+            inspector.channel(),
+            broker::version::detect(&vhost.url).await.unwrap(),
+        )
+        .await
+        .unwrap();
+    topology
+        .declare(
+            inspector.channel(),
+            broker::version::detect(&vhost.url).await.unwrap(),
+        )
+        .await
+        .unwrap();
 
     // Someone created "svc.other" as a classic queue; we want a quorum queue of that name.
     inspector
@@ -116,5 +131,81 @@ async fn declaring_twice_is_harmless_and_a_conflict_names_the_queue_and_argument
             assert!(argument.starts_with("x-"), "{argument}");
         }
         other => panic!("expected a queue mismatch, got {other}"),
+    }
+}
+
+#[tokio::test]
+async fn the_broker_version_is_read_from_its_greeting() {
+    let vhost = TestVhost::new().await;
+    let version = broker::version::detect(&vhost.url).await;
+    assert!(
+        version.is_some_and(|v| v >= broker::BrokerVersion::OLDEST_SUPPORTED),
+        "{version:?}"
+    );
+}
+
+/// Many tasks pipeline mandatory publishes on one publisher, alternating a routable and an
+/// unroutable key: each publish must get its own verdict. A return handed to another publish's
+/// confirm would report a stored copy as lost, or, worse, a lost one as stored.
+#[tokio::test]
+async fn every_returned_publish_is_told_apart_from_the_confirmed_ones_around_it() {
+    const TASKS: u32 = 16;
+    const EACH: u32 = 500;
+    let vhost = TestVhost::new().await;
+    let mut inspector = Inspector::connect(&vhost.url).await.unwrap();
+    let version = broker::version::detect(&vhost.url).await.unwrap();
+    Topology::default()
+        .exchange(common::EXCHANGE, ExchangeType::Direct)
+        .queue(QueueSpec::new("svc.routable").bind(common::EXCHANGE, "routable"))
+        .declare(inspector.channel(), version)
+        .await
+        .unwrap();
+    let publisher = Publisher::new(&config(&vhost.url)).unwrap();
+    let tasks = (0..TASKS).map(|task| {
+        let publisher = publisher.clone();
+        tokio::spawn(async move {
+            let publishes = (0..EACH).map(|n| {
+                let routable = (task + n) % 2 == 0;
+                let key = if routable { "routable" } else { "nowhere" };
+                let message = broker::Outgoing::json(
+                    common::EXCHANGE,
+                    key,
+                    "test.event",
+                    format!("{{\"task\":{task},\"n\":{n}}}").into_bytes(),
+                    &format!("{task}-{n}"),
+                    "broker-tests",
+                );
+                let publisher = publisher.clone();
+                async move { (routable, publisher.publish(&message).await) }
+            });
+            futures_util::future::join_all(publishes).await
+        })
+    });
+    let mut confirmed = 0;
+    for task in futures_util::future::join_all(tasks).await {
+        for (routable, result) in task.unwrap() {
+            match (routable, result) {
+                (true, Ok(())) => confirmed += 1,
+                (false, Err(BrokerError::Unroutable { routing_key, .. })) => {
+                    assert_eq!(routing_key, "nowhere");
+                }
+                (routable, other) => panic!("routable={routable} got {other:?}"),
+            }
+        }
+    }
+    publisher.close().await;
+    assert_eq!(confirmed, TASKS * EACH / 2);
+    let expected = TASKS * EACH / 2;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let stored = inspector.count("svc.routable").await.unwrap();
+        if stored == expected {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "every confirmed publish is in the queue: {stored} of {expected}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
 }

@@ -517,17 +517,21 @@ async fn events_published_by_a_handler_continue_the_delivery_trace() {
     running.shutdown().await.unwrap();
 }
 
+/// The original of a copy that cannot be stored goes back after a pause that grows with each
+/// return, through the primitive that counts towards the delivery limit (`basic.reject`), so the
+/// limit dead-letters it in seconds: never in milliseconds, and never never.
 #[tokio::test]
 async fn a_retry_copy_that_cannot_be_stored_requeues_the_original_and_loses_nothing() {
     let vhost = TestVhost::new().await;
     let recorder = Recorder::default();
-    let running = start_flaky(
-        &vhost.url,
-        "svc.unstorable",
-        RetryPolicy::default(),
-        &recorder,
-    )
-    .await;
+    let runtime = Runtime::new(config(&vhost.url))
+        .unwrap()
+        .with_topology(topology())
+        .with_consumer(ConsumerSpec::new(
+            queue("svc.unstorable", RetryPolicy::default()).with_delivery_limit(Some(3)),
+            flaky_handler(recorder.clone(), Duration::ZERO),
+        ));
+    let running = Running::start(runtime).await;
     let inspector = Inspector::connect(&vhost.url).await.unwrap();
     // Without its tier a retry copy is unroutable: the original must go back, not be acked.
     inspector
@@ -568,7 +572,15 @@ async fn a_retry_copy_that_cannot_be_stored_requeues_the_original_and_loses_noth
     assert_eq!(dead.len(), 1);
     assert_eq!(dead[0].death_reason().as_deref(), Some("delivery_limit"));
     let failing = recorder.calls_for(0);
-    assert!(failing.len() > 1, "requeued, not acked: {failing:?}");
+    assert!(failing.len() >= 3, "requeued, not acked: {failing:?}");
+    // The pauses before the first returns: at least 250 ms, then 500 ms.
+    for (gap, least) in failing.windows(2).zip([250, 500]) {
+        let waited = gap[1].at - gap[0].at;
+        assert!(
+            waited >= Duration::from_millis(least),
+            "returned after {waited:?}, expected at least {least} ms"
+        );
+    }
     assert!(
         failing
             .iter()

@@ -32,7 +32,10 @@ impl Fixture {
         let vhost = TestVhost::new().await;
         let inspector = Inspector::connect(&vhost.url).await.unwrap();
         contracts::topology::system(&RetryPolicy::default())
-            .declare(inspector.channel())
+            .declare(
+                inspector.channel(),
+                broker::version::detect(&vhost.url).await.unwrap(),
+            )
             .await
             .unwrap();
         inspector
