@@ -27,6 +27,10 @@ pub struct Options {
     pub replicas: usize,
     /// Use PostgreSQL for payment and stock (required for replicas > 1).
     pub postgres: bool,
+    /// The PostgreSQL server for payment and stock (a URL of any database on it, e.g. a
+    /// `testkit::PrivatePostgres`'s `url("postgres")`); implies `postgres`. Default: the shared
+    /// server ([`postgres::admin_url`]).
+    pub postgres_server: Option<String>,
 }
 
 impl Default for Options {
@@ -37,6 +41,7 @@ impl Default for Options {
             retry_initial_ms: 200,
             replicas: 1,
             postgres: false,
+            postgres_server: None,
         }
     }
 }
@@ -48,7 +53,8 @@ pub struct System {
     pub order: Worker,
     pub payments: Vec<Worker>,
     pub stocks: Vec<Worker>,
-    databases: Vec<String>,
+    /// (server admin URL, database) of every database created for this system.
+    databases: Vec<(String, String)>,
     http: reqwest::Client,
 }
 
@@ -61,11 +67,16 @@ impl System {
         std::fs::create_dir_all(&dir).unwrap();
         let stock_file = dir.join("stock.json");
         std::fs::write(&stock_file, options.stock.to_string()).unwrap();
+        let pg_server = options
+            .postgres_server
+            .clone()
+            .unwrap_or_else(postgres::admin_url);
+        let use_postgres = options.postgres || options.postgres_server.is_some();
         let mut databases = Vec::new();
         let mut database = |service: &str| -> String {
-            if options.postgres {
+            if use_postgres {
                 let name = format!("of_{}_{}", service, Uuid::new_v4().simple());
-                databases.push(name.clone());
+                databases.push((pg_server.clone(), name.clone()));
                 name
             } else {
                 format!("sqlite://{}/{service}.db", dir.display())
@@ -74,10 +85,10 @@ impl System {
         let payment_db = database("payment");
         let stock_db = database("stock");
         let order_db = format!("sqlite://{}/order.db", dir.display());
-        let (payment_db, stock_db) = if options.postgres {
+        let (payment_db, stock_db) = if use_postgres {
             (
-                postgres::create(&payment_db).await,
-                postgres::create(&stock_db).await,
+                postgres::create_on(&pg_server, &payment_db).await,
+                postgres::create_on(&pg_server, &stock_db).await,
             )
         } else {
             (payment_db, stock_db)
@@ -293,8 +304,8 @@ impl Drop for System {
         {
             worker.kill();
         }
-        for database in &self.databases {
-            postgres::drop_blocking(database);
+        for (server, database) in &self.databases {
+            postgres::drop_blocking_on(server, database);
         }
         if std::thread::panicking() {
             eprintln!("worker logs kept in {}", self.dir.display());
@@ -337,39 +348,48 @@ pub mod postgres {
             .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
     }
 
-    fn url_of(database: &str) -> String {
-        let admin = admin_url();
+    fn url_of(admin: &str, database: &str) -> String {
         let base = admin
             .rsplit_once('/')
-            .map_or(admin.as_str(), |(base, _)| base)
+            .map_or(admin, |(base, _)| base)
             .to_owned();
         format!("{base}/{database}")
     }
 
-    /// Creates `database`; returns its URL.
+    /// Creates `database` on the shared server; returns its URL.
     pub async fn create(database: &str) -> String {
-        let pool = sqlx::PgPool::connect(&admin_url())
+        create_on(&admin_url(), database).await
+    }
+
+    /// Creates `database` on the server of `admin` (a URL of any database on it); returns its URL.
+    pub async fn create_on(admin: &str, database: &str) -> String {
+        let pool = sqlx::PgPool::connect(admin)
             .await
-            .with_context(|| format!("PostgreSQL at {} (set TEST_POSTGRES_URL)", admin_url()))
+            .with_context(|| format!("PostgreSQL at {admin} (set TEST_POSTGRES_URL)"))
             .unwrap();
         sqlx::query(&format!("CREATE DATABASE \"{database}\""))
             .execute(&pool)
             .await
             .unwrap();
         pool.close().await;
-        url_of(database)
+        url_of(admin, database)
     }
 
-    /// Drops `database` (from a helper thread: Drop cannot await).
+    /// Drops `database` on the shared server (from a helper thread: Drop cannot await).
     pub fn drop_blocking(database: &str) {
-        let database = database.to_owned();
+        drop_blocking_on(&admin_url(), database);
+    }
+
+    /// Drops `database` on the server of `admin` (from a helper thread: Drop cannot await).
+    pub fn drop_blocking_on(admin: &str, database: &str) {
+        let (admin, database) = (admin.to_owned(), database.to_owned());
         let _ = std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
                 .unwrap();
             rt.block_on(async {
-                if let Ok(pool) = sqlx::PgPool::connect(&admin_url()).await {
+                if let Ok(pool) = sqlx::PgPool::connect(&admin).await {
                     let _ = sqlx::query(&format!(
                         "DROP DATABASE IF EXISTS \"{database}\" WITH (FORCE)"
                     ))

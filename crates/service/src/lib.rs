@@ -7,6 +7,7 @@
 //! - [`store`]: opening the worker's own database (SQLite or PostgreSQL) and migrating it.
 //! - [`db`]: reads from the pool, writes as transactions (group-committed on SQLite).
 //! - [`inbox`]: recording handled message ids in the transaction of the state change.
+//! - [`outage`]: telling a store outage from a message failure.
 //! - [`ops`]: `/healthz`, `/readyz` and `/metrics`.
 //! - [`http`]: serving a router until shutdown, and JSON errors.
 //! - [`shutdown`]: SIGTERM / Ctrl-C as a future.
@@ -19,6 +20,7 @@ pub mod db;
 pub mod http;
 pub mod inbox;
 pub mod ops;
+pub mod outage;
 pub mod shutdown;
 pub mod store;
 pub mod telemetry;

@@ -6,17 +6,20 @@
 //!   RabbitMQ where a Docker engine runs) or fails saying how to start one.
 //! - [`vhost`]: an isolated virtual host per test, deleted when dropped.
 //! - [`node`]: a private `rabbitmq-server` node for tests that restart or disturb the broker.
+//! - [`postgres`]: a private PostgreSQL server for tests that stop or restart the database.
 //! - [`inspect`]: reading queues the way a test asserts on them.
 //! - [`wait`]: polling a condition with a deadline (never a bare sleep).
 
 pub mod endpoint;
 pub mod inspect;
 pub mod node;
+pub mod postgres;
 pub mod vhost;
 pub mod wait;
 
 pub use endpoint::Endpoint;
 pub use node::PrivateNode;
+pub use postgres::PrivatePostgres;
 pub use vhost::TestVhost;
 pub use wait::eventually;
 
