@@ -145,9 +145,8 @@ impl Settings {
         broker::ConsumerSpec::new(contracts::topology::queue(name, &self.retry), handler)
             .with_prefetch(self.prefetch)
             .with_concurrency(self.concurrency)
-        // TODO(lead): enable once `ConsumerSpec::with_outage_check` lands (the broker runtime
-        // holding deliveries through outages); `tests/outage.rs` passes only then.
-        // .with_outage_check(crate::outage::is_outage)
+            // A store that does not answer is an outage: hold the message, never fail it.
+            .with_outage_check(crate::outage::is_outage)
     }
 
     /// Opens (and migrates) the worker's store.
