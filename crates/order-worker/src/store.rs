@@ -1,12 +1,12 @@
 //! The orders store: orders, the transactional outbox and idempotency keys. Every state change
 //! and the event it causes are written in one transaction.
 
+use crate::inbox::{self, Claim};
 use crate::validation::ValidOrder;
 use broker::{Event, Outgoing};
 use futures_util::FutureExt;
 use service::clock;
 use service::db::Db;
-use service::inbox::{self, Claim};
 use sqlx::{Any, AnyConnection, Row};
 use uuid::Uuid;
 
@@ -258,7 +258,7 @@ impl OrderStore {
         Ok(counts)
     }
 
-    /// Applies a fact reported by another worker (once per `message_id`).
+    /// Applies a fact reported by another worker (once per `message_id` and order).
     ///
     /// # Errors
     /// When the store fails.
@@ -269,7 +269,10 @@ impl OrderStore {
         message_id: Option<&str>,
         queue: &str,
     ) -> Result<Applied, sqlx::Error> {
-        let input = (change.clone(), Claim::new(message_id, queue));
+        let input = (
+            change.clone(),
+            Claim::new(message_id, queue, &order_id.to_string()),
+        );
         self.db
             .write(input, move |conn, (change, claim)| {
                 apply_in(conn, order_id, change, claim).boxed()

@@ -2,23 +2,35 @@
 //! state it finds, so a redelivery after a crash re-publishes what was lost (with the same
 //! deterministic `message_id`) and changes nothing else.
 
-use crate::provider::{self, Attempt, Verdict};
+use crate::provider::{Attempt, ChargeRequest, Provider, Verdict};
 use crate::store::{Payment, PaymentStore, Status};
 use broker::{HandlerError, Message, Publisher, headers};
 use contracts::{OrderCancelled, OrderCreated, OrderPaid, PaymentFailed, PaymentRefunded};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+/// Namespace of the v5 payment ids.
+const PAYMENT_NAMESPACE: Uuid = Uuid::from_u128(0x7061_796d_656e_7473_0000_0000_0000_0001);
+
+/// The one payment id of `order_id`, and the provider's idempotency key for its charge: every
+/// attempt (a retry, a redelivery after a crash, another replica) asks for the same charge.
+#[must_use]
+pub fn payment_id(order_id: Uuid) -> Uuid {
+    Uuid::new_v5(&PAYMENT_NAMESPACE, order_id.as_bytes())
+}
+
 /// Handles `order.created`: charges through the provider.
 #[derive(Debug, Clone)]
-pub struct Charge {
+pub struct Charge<P> {
     /// Payments store.
     pub store: PaymentStore,
     /// Publisher for `order.paid` / `payment.failed`.
     pub publisher: Publisher,
+    /// Who charges the card.
+    pub provider: P,
 }
 
-impl broker::Handler<OrderCreated> for Charge {
+impl<P: Provider> broker::Handler<OrderCreated> for Charge<P> {
     async fn handle(&self, message: Message<OrderCreated>) -> Result<(), HandlerError> {
         let order = &message.event;
         let order_id = order.order_id.to_string();
@@ -36,18 +48,22 @@ impl broker::Handler<OrderCreated> for Charge {
             )
             .await?;
         if payment.status == Status::Pending {
-            let attempt = Attempt {
-                retry_count: meta.retry_count,
-                replay_count: headers::integer(Some(&meta.headers), headers::REPLAY_COUNT)
-                    .map_or(0, |n| u32::try_from(n).unwrap_or(u32::MAX)),
+            let payment_id = payment_id(order.order_id).to_string();
+            let request = ChargeRequest {
+                key: &payment_id,
+                reference: &order_id,
+                amount_cents: payment.amount_cents,
+                currency: &payment.currency,
+                token: order.payment_token.as_deref(),
+                attempt: Attempt {
+                    retry_count: meta.retry_count,
+                    replay_count: headers::integer(Some(&meta.headers), headers::REPLAY_COUNT)
+                        .map_or(0, |n| u32::try_from(n).unwrap_or(u32::MAX)),
+                },
             };
-            payment = match provider::charge(order.payment_token.as_deref(), attempt) {
-                Verdict::Approved => {
-                    self.store
-                        .charge(&order_id, &Uuid::new_v4().to_string())
-                        .await?
-                }
-                Verdict::Declined(reason) => self.store.decline(&order_id, reason).await?,
+            payment = match self.provider.charge(request).await {
+                Verdict::Approved => self.store.charge(&order_id, &payment_id).await?,
+                Verdict::Declined(reason) => self.store.decline(&order_id, &reason).await?,
                 Verdict::Unavailable(why) => return Err(HandlerError::retry(why)),
             };
         }

@@ -3,10 +3,11 @@
 //!
 //! # Layout
 //!
-//! - [`provider`]: the simulated provider, keyed by payment token.
+//! - [`provider`]: the provider interface and the simulated provider (token decides; one charge
+//!   per idempotency key).
 //! - [`store`]: the payments store and its state transitions.
 //! - [`handlers`]: `order.created` → charge; `order.cancelled` → refund.
-//! - [`api`]: `GET /payments/{order_id}`.
+//! - [`api`]: `GET /payments/{order_id}`, the simulated provider's `GET /provider/charges`.
 
 pub mod api;
 pub mod handlers;
@@ -30,6 +31,7 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
     let db = settings.store(&MIGRATOR).await?;
     let store = PaymentStore::new(db.clone());
+    let provider = provider::Simulated::new(db.clone());
     let runtime = settings.runtime()?;
     let publisher = runtime.publisher();
     let runtime = runtime
@@ -38,6 +40,7 @@ pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> anyh
             handlers::Charge {
                 store: store.clone(),
                 publisher: publisher.clone(),
+                provider: provider.clone(),
             },
         ))
         .with_consumer(settings.consumer(
@@ -47,7 +50,7 @@ pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> anyh
                 publisher,
             },
         ));
-    let app = api::routes(store);
+    let app = api::routes(api::Api { store, provider });
     service::worker::Worker::new()
         .run(runtime, app, db, settings.http_addr, shutdown)
         .await
