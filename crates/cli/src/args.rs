@@ -31,6 +31,39 @@ pub enum Command {
     Dlq(DlqCommand),
     /// Publish a JSON body (from --file or stdin), persistent and confirmed; prints its message id.
     Publish(PublishArgs),
+    /// The order worker's quarantined outbox rows: list, release.
+    #[command(subcommand)]
+    Outbox(OutboxCommand),
+}
+
+/// The order worker's HTTP API.
+#[derive(Debug, ClapArgs)]
+pub struct OrderApi {
+    /// Base URL of the order worker's HTTP API.
+    #[arg(long, env = "ORDER_URL", default_value = "http://127.0.0.1:8080")]
+    pub order_url: String,
+}
+
+/// `orderflow outbox ...`
+#[derive(Debug, Subcommand)]
+pub enum OutboxCommand {
+    /// Outbox rows the relay quarantined after repeated refusals (kept, not published).
+    List {
+        /// The order worker.
+        #[command(flatten)]
+        api: OrderApi,
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Give a quarantined row another round of attempts (e.g. after creating its exchange).
+    Release {
+        /// The row's `message_id`.
+        message_id: String,
+        /// The order worker.
+        #[command(flatten)]
+        api: OrderApi,
+    },
 }
 
 /// `orderflow dlq ...`

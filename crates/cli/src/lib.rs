@@ -10,11 +10,13 @@
 //! - [`dead_letters`]: listing, showing (without removing) and purging dead letters.
 //! - [`replay`]: moving dead letters back to the queue they failed in.
 //! - [`publish`]: publishing a JSON body by hand.
+//! - [`outbox`]: the order worker's quarantined outbox rows, listed and released.
 //! - [`print`]: tables, dead letters as text or JSON lines.
 
 pub mod args;
 pub mod dead_letters;
 pub mod management;
+pub mod outbox;
 pub mod print;
 pub mod publish;
 pub mod queues;
@@ -22,7 +24,7 @@ pub mod replay;
 pub mod target;
 
 use anyhow::Context;
-use args::{Args, Command, DlqCommand, PublishArgs};
+use args::{Args, Command, DlqCommand, OutboxCommand, PublishArgs};
 use queues::DeadLetterQueue;
 use std::io::{Read, Write};
 use target::Target;
@@ -96,6 +98,14 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             let manual = manual(publish)?;
             let id = publish::publish(&target, &manual).await?;
             writeln!(out, "{id}")?;
+        }
+        Command::Outbox(OutboxCommand::List { api, json }) => {
+            let rows = outbox::list(&api.order_url).await?;
+            outbox::print(&mut out, &rows, json)?;
+        }
+        Command::Outbox(OutboxCommand::Release { message_id, api }) => {
+            outbox::release(&api.order_url, &message_id).await?;
+            writeln!(out, "released {message_id} for another round of attempts")?;
         }
     }
     out.flush()?;

@@ -71,7 +71,11 @@ pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> anyh
         Arc::clone(&wake),
         worker.stop_token(),
     ));
-    let api = api::routes(api::Api { store, wake });
+    let api = api::routes(api::Api {
+        store: store.clone(),
+        wake: Arc::clone(&wake),
+    })
+    .merge(outbox::routes(store, wake));
     worker
         .run(runtime, api, db, settings.http_addr, shutdown)
         .await

@@ -3,7 +3,7 @@
 
 use crate::inbox::{self, Claim};
 use crate::validation::ValidOrder;
-use broker::{Event, Outgoing};
+use broker::{Event, Outgoing, TraceParent};
 use futures_util::FutureExt;
 use service::clock;
 use service::db::Db;
@@ -89,13 +89,16 @@ pub struct OutboxRow {
     pub routing_key: String,
     /// JSON body.
     pub body: String,
+    /// The trace of the request or delivery that wrote the row (W3C `traceparent`), if any.
+    pub traceparent: Option<String>,
 }
 
 impl OutboxRow {
-    /// The message to publish.
+    /// The message to publish; it continues the trace stored with the row (a row without one
+    /// starts a trace).
     #[must_use]
     pub fn message(&self, app_id: &str) -> Outgoing {
-        Outgoing::json(
+        let message = Outgoing::json(
             &self.exchange,
             &self.routing_key,
             &self.event_type,
@@ -103,8 +106,35 @@ impl OutboxRow {
             &self.order_id,
             app_id,
         )
-        .with_message_id(&self.message_id)
+        .with_message_id(&self.message_id);
+        match self.traceparent.as_deref().and_then(TraceParent::parse) {
+            Some(parent) => {
+                message.with_header(broker::headers::TRACEPARENT, &parent.child().to_string())
+            }
+            None => message,
+        }
     }
+}
+
+/// An outbox row the relay gave up on, as the API shows it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct QuarantinedRow {
+    /// Its `message_id`.
+    pub message_id: String,
+    /// The order it is about.
+    pub order_id: String,
+    /// Event type.
+    pub event_type: String,
+    /// Target exchange.
+    pub exchange: String,
+    /// Routing key.
+    pub routing_key: String,
+    /// Failed publishes.
+    pub attempts: i64,
+    /// The last publish error.
+    pub last_error: Option<String>,
+    /// When the relay quarantined it.
+    pub quarantined_at: String,
 }
 
 /// Outbox rows marked sent per statement (well below SQLite's and PostgreSQL's bind limits).
@@ -145,10 +175,12 @@ impl OrderStore {
             created_at: now,
         };
         let key = idempotency_key.map(str::to_owned);
-        let input = (key.clone(), fingerprint.clone(), event);
+        // Taken here: on SQLite the statements run on the writer task, outside the request's.
+        let trace = TraceParent::current().map(|t| t.to_string());
+        let input = (key.clone(), fingerprint.clone(), event, trace);
         let stored = self
             .db
-            .write(input, |conn, (key, fingerprint, event)| {
+            .write(input, |conn, (key, fingerprint, event, trace)| {
                 async move {
                     let at = clock::format(event.created_at);
                     if let Some(key) = key {
@@ -167,7 +199,7 @@ impl OrderStore {
                         }
                     }
                     insert_order(&mut *conn, event, &at).await?;
-                    enqueue(conn, event, &at).await?;
+                    enqueue_traced(conn, event, &at, trace.as_deref()).await?;
                     Ok(true)
                 }
                 .boxed()
@@ -280,14 +312,15 @@ impl OrderStore {
             .await
     }
 
-    /// Up to `limit` unsent outbox rows, oldest first.
+    /// Up to `limit` unsent outbox rows that are not quarantined, oldest first.
     ///
     /// # Errors
     /// When the store fails.
     pub async fn unsent(&self, limit: i64) -> Result<Vec<OutboxRow>, sqlx::Error> {
         let rows = sqlx::query(
-            "SELECT message_id, order_id, event_type, exchange, routing_key, body FROM outbox \
-             WHERE sent_at IS NULL ORDER BY created_at LIMIT $1",
+            "SELECT message_id, order_id, event_type, exchange, routing_key, body, traceparent \
+             FROM outbox WHERE sent_at IS NULL AND quarantined_at IS NULL \
+             ORDER BY created_at LIMIT $1",
         )
         .bind(limit)
         .fetch_all(self.db.pool())
@@ -301,8 +334,99 @@ impl OrderStore {
                 exchange: row.get("exchange"),
                 routing_key: row.get("routing_key"),
                 body: row.get("body"),
+                traceparent: row.get("traceparent"),
             })
             .collect())
+    }
+
+    /// Records a failed publish of `message_id` with `error`; quarantines the row once it failed
+    /// `quarantine_after` times. Returns whether it is now quarantined.
+    ///
+    /// # Errors
+    /// When the store fails.
+    pub async fn record_publish_failure(
+        &self,
+        message_id: &str,
+        error: &str,
+        quarantine_after: i64,
+    ) -> Result<bool, sqlx::Error> {
+        let input = (message_id.to_owned(), error.to_owned());
+        self.db
+            .write(input, move |conn, (message_id, error)| {
+                async move {
+                    sqlx::query(
+                        "UPDATE outbox SET attempts = attempts + 1, last_error = $2, \
+                         quarantined_at = CASE WHEN attempts + 1 >= $3 THEN $4 ELSE NULL END \
+                         WHERE message_id = $1 AND sent_at IS NULL",
+                    )
+                    .bind(message_id)
+                    .bind(error)
+                    .bind(quarantine_after)
+                    .bind(clock::now())
+                    .execute(&mut *conn)
+                    .await?;
+                    let quarantined = sqlx::query(
+                        "SELECT 1 FROM outbox WHERE message_id = $1 AND quarantined_at IS NOT NULL",
+                    )
+                    .bind(message_id)
+                    .fetch_optional(&mut *conn)
+                    .await?;
+                    Ok(quarantined.is_some())
+                }
+                .boxed()
+            })
+            .await
+    }
+
+    /// The quarantined outbox rows, oldest first.
+    ///
+    /// # Errors
+    /// When the store fails.
+    pub async fn quarantined(&self) -> Result<Vec<QuarantinedRow>, sqlx::Error> {
+        let rows = sqlx::query(
+            "SELECT message_id, order_id, event_type, exchange, routing_key, attempts, last_error, \
+             quarantined_at FROM outbox WHERE quarantined_at IS NOT NULL AND sent_at IS NULL \
+             ORDER BY created_at",
+        )
+        .fetch_all(self.db.pool())
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|row| QuarantinedRow {
+                message_id: row.get("message_id"),
+                order_id: row.get("order_id"),
+                event_type: row.get("event_type"),
+                exchange: row.get("exchange"),
+                routing_key: row.get("routing_key"),
+                attempts: row.get("attempts"),
+                last_error: row.get("last_error"),
+                quarantined_at: row.get("quarantined_at"),
+            })
+            .collect())
+    }
+
+    /// Gives a quarantined row another round of attempts; returns whether one was released.
+    ///
+    /// # Errors
+    /// When the store fails.
+    pub async fn release(&self, message_id: &str) -> Result<bool, sqlx::Error> {
+        let released = self
+            .db
+            .write(message_id.to_owned(), |conn, message_id| {
+                async move {
+                    let released = sqlx::query(
+                        "UPDATE outbox SET attempts = 0, quarantined_at = NULL \
+                         WHERE message_id = $1 AND quarantined_at IS NOT NULL AND sent_at IS NULL",
+                    )
+                    .bind(message_id)
+                    .execute(&mut *conn)
+                    .await?;
+                    Ok(released.rows_affected())
+                }
+                .boxed()
+            })
+            .await?;
+        Ok(released == 1)
     }
 
     /// Marks outbox rows as published.
@@ -446,10 +570,20 @@ async fn enqueue<E: Event>(
     event: &E,
     now: &str,
 ) -> Result<(), sqlx::Error> {
+    enqueue_traced(conn, event, now, None).await
+}
+
+/// [`enqueue`] with the `traceparent` the published event is to continue.
+async fn enqueue_traced<E: Event>(
+    conn: &mut AnyConnection,
+    event: &E,
+    now: &str,
+    traceparent: Option<&str>,
+) -> Result<(), sqlx::Error> {
     let order_id = event.correlation_id();
     sqlx::query(
-        "INSERT INTO outbox (message_id, order_id, event_type, exchange, routing_key, body, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
+        "INSERT INTO outbox (message_id, order_id, event_type, exchange, routing_key, body, created_at, traceparent) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
     )
     .bind(contracts::ids::message_id(E::TYPE, &order_id))
     .bind(&order_id)
@@ -458,6 +592,7 @@ async fn enqueue<E: Event>(
     .bind(E::ROUTING_KEY)
     .bind(serde_json::to_string(event).map_err(|err| sqlx::Error::Encode(Box::new(err)))?)
     .bind(now)
+    .bind(traceparent)
     .execute(conn)
     .await?;
     Ok(())

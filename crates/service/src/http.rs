@@ -62,6 +62,18 @@ impl From<sqlx::Error> for ApiError {
     }
 }
 
+/// Runs the request in a trace context: a child of the caller's `traceparent`, else a new trace.
+/// Events the request causes (e.g. through an outbox) continue it.
+async fn traced(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let parent = request
+        .headers()
+        .get(broker::headers::TRACEPARENT)
+        .and_then(|value| value.to_str().ok())
+        .and_then(broker::TraceParent::parse);
+    let trace = parent.map_or_else(broker::TraceParent::root, |parent| parent.child());
+    trace.scope(next.run(request)).await
+}
+
 /// Binds `addr` and serves `app` until `stop` is cancelled.
 ///
 /// # Errors
@@ -75,7 +87,9 @@ pub async fn serve(
         .await
         .map_err(|err| anyhow::anyhow!("cannot listen on {addr}: {err}"))?;
     tracing::info!(addr = %listener.local_addr()?, "HTTP listening");
-    let app = app.fallback(|| async { ApiError::not_found("no such endpoint") });
+    let app = app
+        .fallback(|| async { ApiError::not_found("no such endpoint") })
+        .layer(axum::middleware::from_fn(traced));
     Ok(tokio::spawn(async move {
         let served = axum::serve(listener, app)
             .with_graceful_shutdown(stop.cancelled_owned())
