@@ -1,0 +1,197 @@
+//! The system under test, all of it private to one soak run: its own RabbitMQ node, the three
+//! workers with their stores in a temp dir (SQLite), the inventory file, and the faults done to
+//! them.
+
+use super::chaos::{Fault, Scheduled};
+use super::workers::{Role, Worker};
+use anyhow::Context;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+use testkit::PrivateNode;
+
+/// How long a worker may take to be ready again after a fault.
+const RECOVERY: Duration = Duration::from_secs(120);
+
+/// The workers' retry settings: small, so retries and dead letters happen within a run.
+#[derive(Debug, Clone, Copy)]
+pub struct RetrySettings {
+    /// `RETRY_MAX`: tiers before the DLQ.
+    pub max: u32,
+    /// `RETRY_INITIAL_MS`.
+    pub initial_ms: u64,
+    /// `RETRY_MULTIPLIER`.
+    pub multiplier: u32,
+}
+
+/// What the system is started with.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Where the binaries are (`target/<profile>`).
+    pub bin_dir: PathBuf,
+    /// The run's directory: stores, logs, inventory.
+    pub dir: PathBuf,
+    /// Initial stock per SKU.
+    pub inventory: BTreeMap<String, i64>,
+    /// Retry settings of every worker.
+    pub retry: RetrySettings,
+}
+
+/// A running system.
+pub struct System {
+    /// The private broker node.
+    pub node: PrivateNode,
+    /// The order, payment and stock workers, in [`Role::ALL`] order.
+    pub workers: Vec<Worker>,
+    /// Each worker's `DATABASE_URL`, by role.
+    pub databases: BTreeMap<Role, String>,
+    settings: Settings,
+    http: reqwest::Client,
+}
+
+impl System {
+    /// Starts the node, writes the inventory, starts the workers and waits until all are ready.
+    ///
+    /// # Errors
+    /// When the node or a worker does not come up.
+    pub async fn start(settings: Settings, http: reqwest::Client) -> anyhow::Result<Self> {
+        let node = PrivateNode::start().await?;
+        let stock_file = settings.dir.join("stock.json");
+        std::fs::write(&stock_file, serde_json::to_string(&settings.inventory)?)?;
+        let databases: BTreeMap<Role, String> = Role::ALL
+            .iter()
+            .map(|role| {
+                let db = settings.dir.join(format!("{}.db", role.short()));
+                (*role, format!("sqlite://{}", db.display()))
+            })
+            .collect();
+        let retry = settings.retry;
+        let common = [
+            ("AMQP_URL", node.url()),
+            ("RETRY_MAX", retry.max.to_string()),
+            ("RETRY_INITIAL_MS", retry.initial_ms.to_string()),
+            ("RETRY_MULTIPLIER", retry.multiplier.to_string()),
+            ("STOCK_FILE", stock_file.display().to_string()),
+            ("RUST_LOG", "info".to_owned()),
+        ];
+        let mut workers = Vec::new();
+        for role in Role::ALL {
+            let mut env: Vec<(String, String)> = common
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), v.clone()))
+                .collect();
+            env.push(("DATABASE_URL".to_owned(), databases[&role].clone()));
+            workers.push(Worker::spawn(role, &settings.bin_dir, env, &settings.dir)?);
+        }
+        let system = Self {
+            node,
+            workers,
+            databases,
+            settings,
+            http,
+        };
+        system.wait_ready().await?;
+        Ok(system)
+    }
+
+    /// The worker playing `role`.
+    #[must_use]
+    pub fn worker(&self, role: Role) -> &Worker {
+        &self.workers[Role::ALL.iter().position(|r| *r == role).unwrap_or(0)]
+    }
+
+    /// The run's directory.
+    #[must_use]
+    pub fn dir(&self) -> &Path {
+        &self.settings.dir
+    }
+
+    /// Waits until every worker is ready.
+    ///
+    /// # Errors
+    /// When one is not ready within two minutes.
+    pub async fn wait_ready(&self) -> anyhow::Result<()> {
+        for worker in &self.workers {
+            worker.wait_ready(&self.http, RECOVERY).await?;
+        }
+        Ok(())
+    }
+
+    /// Restarts every worker that exited on its own; returns how many had.
+    ///
+    /// # Errors
+    /// When one cannot be started again.
+    pub fn revive(&mut self) -> anyhow::Result<usize> {
+        let mut revived = 0;
+        for worker in &mut self.workers {
+            revived += usize::from(worker.revive_if_exited()?);
+        }
+        Ok(revived)
+    }
+
+    /// Exits nobody asked for, per worker binary.
+    #[must_use]
+    pub fn unexpected_exits(&self) -> BTreeMap<&'static str, usize> {
+        self.workers
+            .iter()
+            .filter(|w| w.unexpected_exits > 0)
+            .map(|w| (w.role.binary(), w.unexpected_exits))
+            .collect()
+    }
+
+    /// Injects `scheduled`, brings the system back and waits until every worker is ready.
+    ///
+    /// # Errors
+    /// When the fault cannot be injected or the system does not recover.
+    pub async fn inject(&mut self, scheduled: &Scheduled) -> anyhow::Result<()> {
+        let started = std::time::Instant::now();
+        eprintln!("soak: injecting {}", scheduled.fault.name());
+        match scheduled.fault {
+            Fault::Kill(role) => {
+                let index = Role::ALL.iter().position(|r| *r == role).unwrap_or(0);
+                self.workers[index].kill();
+                tokio::time::sleep(scheduled.down_for).await;
+                self.workers[index].restart()?;
+            }
+            Fault::BrokerRestart => self.node.restart().await?,
+            Fault::CloseConnections => {
+                let node = &self.node;
+                tokio::task::block_in_place(|| node.close_all_connections("soak: chaos"))?;
+            }
+            Fault::PostgresOutage => anyhow::bail!("no PostgreSQL in this run"),
+        }
+        self.wait_ready().await?;
+        eprintln!(
+            "soak: {} done, every worker ready after {:.1} s",
+            scheduled.fault.name(),
+            started.elapsed().as_secs_f64()
+        );
+        Ok(())
+    }
+
+    /// Replays every dead letter of `dlq` with the `orderflow` CLI; returns how many it moved.
+    ///
+    /// # Errors
+    /// When the CLI fails.
+    pub fn replay(&self, dlq: &str) -> anyhow::Result<u32> {
+        let output = Command::new(self.settings.bin_dir.join("orderflow"))
+            .args(["--amqp-url", &self.node.url(), "dlq", "replay", dlq])
+            .output()
+            .context("running orderflow dlq replay")?;
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        anyhow::ensure!(
+            output.status.success(),
+            "orderflow dlq replay {dlq} failed: {}{}",
+            stdout,
+            String::from_utf8_lossy(&output.stderr)
+        );
+        eprintln!("soak: {}", stdout.trim());
+        // "replayed N of M ..." or similar: the first number is what moved.
+        Ok(stdout
+            .split(|c: char| !c.is_ascii_digit())
+            .find(|part| !part.is_empty())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0))
+    }
+}
