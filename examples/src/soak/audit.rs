@@ -9,7 +9,7 @@ use super::plan::{Kind, PlannedOrder};
 use super::queues::DeadLetter;
 use super::stores::Snapshot;
 use serde::Serialize;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 
 /// One thing that is wrong, precise enough to look up in the stores.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -83,8 +83,6 @@ pub struct Inputs<'a> {
     pub dead_letters: &'a [DeadLetter],
     /// The initial inventory.
     pub inventory: &'a BTreeMap<String, i64>,
-    /// Charges the payment provider recorded per order, when the payment worker exposes them.
-    pub provider_charges: Option<&'a HashMap<String, u64>>,
 }
 
 /// Runs every check.
@@ -223,13 +221,25 @@ fn check_payment(
             format!("charged {charged} for a total of {total}"),
         );
     }
-    if let Some(charges) = inputs.provider_charges {
-        let n = charges.get(order_id).copied().unwrap_or(0);
+    // The provider's own books: what the customer was really charged.
+    if let Some(provider) = &inputs.last.provider {
+        let (n, cents) = provider.get(order_id).copied().unwrap_or((0, 0));
         if n > 1 {
             audit.add(
                 "double_charges",
                 subject,
-                format!("the provider recorded {n} charges"),
+                format!("the provider approved {n} charges ({cents} cents) for a total of {total}"),
+            );
+        }
+        let kept = cents - refunded;
+        if kept != expected {
+            audit.add(
+                "unbalanced_payments",
+                subject,
+                format!(
+                    "{status} with total {total}: the provider charged {cents} in {n} charges, \
+                     the store refunded {refunded}, keeps {kept} (should keep {expected})"
+                ),
             );
         }
     }
@@ -379,7 +389,6 @@ mod tests {
             unexplained_pending: &HashSet::new(),
             dead_letters: letters,
             inventory,
-            provider_charges: None,
         })
     }
 
@@ -434,6 +443,31 @@ mod tests {
         assert_eq!(audit.count("oversold"), 1);
         assert_eq!(audit.count("duplicates"), 1);
         assert_eq!(audit.count("unbalanced_payments"), 0);
+    }
+
+    #[test]
+    fn the_providers_books_catch_a_second_charge_and_one_the_store_never_saw() {
+        let (planned, submitted, mut snapshot, inventory) = balanced();
+        let ids: Vec<String> = snapshot.payments.keys().cloned().collect();
+        let provider = ids
+            .iter()
+            .map(|id| {
+                let charged = snapshot.payments[id].charged_cents;
+                // The completed order charged twice; the declined one charged once at the
+                // provider although the store recorded nothing to refund.
+                let books = if charged > 0 { (2, 200) } else { (1, 100) };
+                (id.clone(), books)
+            })
+            .collect();
+        snapshot.provider = Some(provider);
+        let audit = run(&planned, &submitted, &snapshot, &inventory, &[]);
+        assert_eq!(audit.count("double_charges"), 1, "{:?}", audit.findings);
+        assert_eq!(
+            audit.count("unbalanced_payments"),
+            2,
+            "{:?}",
+            audit.findings
+        );
     }
 
     #[test]

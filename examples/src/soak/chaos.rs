@@ -46,10 +46,9 @@ pub struct Scheduled {
     pub down_for: Duration,
 }
 
-/// `rounds` of one fault of each kind (a PostgreSQL outage only with `postgres`), each at a
-/// random share of the orders between 5 % and 90 %, in due order.
+/// Every kind of fault a run injects (a PostgreSQL outage only with `postgres`).
 #[must_use]
-pub fn schedule(rounds: usize, postgres: bool, rng: &mut Rng) -> Vec<Scheduled> {
+pub fn kinds(postgres: bool) -> Vec<Fault> {
     let mut kinds = vec![
         Fault::Kill(Role::Order),
         Fault::Kill(Role::Payment),
@@ -60,6 +59,14 @@ pub fn schedule(rounds: usize, postgres: bool, rng: &mut Rng) -> Vec<Scheduled> 
     if postgres {
         kinds.push(Fault::PostgresOutage);
     }
+    kinds
+}
+
+/// `rounds` of one fault of each of [`kinds`], each at a random share of the orders between
+/// 5 % and 90 %, in due order.
+#[must_use]
+pub fn schedule(rounds: usize, postgres: bool, rng: &mut Rng) -> Vec<Scheduled> {
+    let kinds = kinds(postgres);
     let mut faults: Vec<Scheduled> = (0..rounds)
         .flat_map(|_| kinds.clone())
         .map(|fault| {

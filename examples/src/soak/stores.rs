@@ -61,6 +61,9 @@ pub struct Snapshot {
     pub reservations: HashMap<String, String>,
     /// Every SKU.
     pub stock: BTreeMap<String, Stock>,
+    /// The simulated provider's approved charges per order (count, cents), from its
+    /// `provider_charges` table; `None` when the payment worker has no such table.
+    pub provider: Option<HashMap<String, (i64, i64)>>,
 }
 
 /// Pools on the three stores.
@@ -130,7 +133,19 @@ impl Stores {
             sqlx::query_as("SELECT sku, available, reserved, committed FROM stock")
                 .fetch_all(&self.stock)
                 .await?;
+        let provider: Option<Vec<(String, i64, i64)>> = sqlx::query_as(
+            "SELECT reference, CAST(COUNT(*) AS BIGINT), CAST(SUM(amount_cents) AS BIGINT) \
+             FROM provider_charges WHERE outcome = 'approved' GROUP BY reference",
+        )
+        .fetch_all(&self.payment)
+        .await
+        .ok();
         Ok(Snapshot {
+            provider: provider.map(|rows| {
+                rows.into_iter()
+                    .map(|(reference, n, cents)| (reference, (n, cents)))
+                    .collect()
+            }),
             orders: orders
                 .into_iter()
                 .map(|(order_id, status, reason, customer_id, total_cents)| {

@@ -1,6 +1,6 @@
 //! The system under test, all of it private to one soak run: its own RabbitMQ node, the three
-//! workers with their stores in a temp dir (SQLite), the inventory file, and the faults done to
-//! them.
+//! workers with their stores (SQLite files in the run's dir, or databases on a private
+//! PostgreSQL server), the inventory file, and the faults done to them.
 
 use super::chaos::{Fault, Scheduled};
 use super::workers::{Role, Worker};
@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
-use testkit::PrivateNode;
+use testkit::{PrivateNode, PrivatePostgres};
 
 /// How long a worker may take to be ready again after a fault.
 const RECOVERY: Duration = Duration::from_secs(120);
@@ -36,6 +36,8 @@ pub struct Settings {
     pub inventory: BTreeMap<String, i64>,
     /// Retry settings of every worker.
     pub retry: RetrySettings,
+    /// Stores on a private PostgreSQL server instead of SQLite files.
+    pub postgres: bool,
 }
 
 /// A running system.
@@ -46,6 +48,8 @@ pub struct System {
     pub workers: Vec<Worker>,
     /// Each worker's `DATABASE_URL`, by role.
     pub databases: BTreeMap<Role, String>,
+    /// The private PostgreSQL server, when the stores are on one.
+    pub postgres: Option<PrivatePostgres>,
     settings: Settings,
     http: reqwest::Client,
 }
@@ -59,13 +63,24 @@ impl System {
         let node = PrivateNode::start().await?;
         let stock_file = settings.dir.join("stock.json");
         std::fs::write(&stock_file, serde_json::to_string(&settings.inventory)?)?;
-        let databases: BTreeMap<Role, String> = Role::ALL
-            .iter()
-            .map(|role| {
-                let db = settings.dir.join(format!("{}.db", role.short()));
-                (*role, format!("sqlite://{}", db.display()))
-            })
-            .collect();
+        let postgres = if settings.postgres {
+            let server = PrivatePostgres::start().await?;
+            make_durable(&server).await?;
+            Some(server)
+        } else {
+            None
+        };
+        let mut databases = BTreeMap::new();
+        for role in Role::ALL {
+            let url = match &postgres {
+                Some(server) => server.create_database(role.short()).await?,
+                None => {
+                    let db = settings.dir.join(format!("{}.db", role.short()));
+                    format!("sqlite://{}", db.display())
+                }
+            };
+            databases.insert(role, url);
+        }
         let retry = settings.retry;
         let common = [
             ("AMQP_URL", node.url()),
@@ -88,6 +103,7 @@ impl System {
             node,
             workers,
             databases,
+            postgres,
             settings,
             http,
         };
@@ -159,7 +175,15 @@ impl System {
                 let node = &self.node;
                 tokio::task::block_in_place(|| node.close_all_connections("soak: chaos"))?;
             }
-            Fault::PostgresOutage => anyhow::bail!("no PostgreSQL in this run"),
+            Fault::PostgresOutage => {
+                let server = self
+                    .postgres
+                    .as_ref()
+                    .context("a PostgreSQL outage without PostgreSQL")?;
+                tokio::task::block_in_place(|| server.stop())?;
+                tokio::time::sleep(scheduled.down_for).await;
+                server.start_again().await?;
+            }
         }
         self.wait_ready().await?;
         eprintln!(
@@ -193,5 +217,43 @@ impl System {
             .find(|part| !part.is_empty())
             .and_then(|n| n.parse().ok())
             .unwrap_or(0))
+    }
+}
+
+/// Turns the test server's speed settings (`fsync`, `synchronous_commit`, `full_page_writes`
+/// off) back to PostgreSQL's durable defaults: with `synchronous_commit = off`, an immediate
+/// stop loses transactions already reported committed, which no worker could survive and no
+/// production server would do.
+async fn make_durable(server: &PrivatePostgres) -> anyhow::Result<()> {
+    use sqlx::Connection as _;
+    sqlx::any::install_default_drivers();
+    let mut conn = sqlx::AnyConnection::connect(&server.url("postgres"))
+        .await
+        .context("connecting to the private PostgreSQL")?;
+    for setting in ["fsync", "synchronous_commit", "full_page_writes"] {
+        sqlx::query(&format!("ALTER SYSTEM SET {setting} = on"))
+            .execute(&mut conn)
+            .await?;
+    }
+    sqlx::query("SELECT pg_reload_conf()")
+        .execute(&mut conn)
+        .await?;
+    conn.close().await?;
+    // The reload reaches each backend asynchronously: ask fresh sessions until one says so.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut conn = sqlx::AnyConnection::connect(&server.url("postgres")).await?;
+        let sync: String = sqlx::query_scalar("SHOW synchronous_commit")
+            .fetch_one(&mut conn)
+            .await?;
+        conn.close().await?;
+        if sync == "on" {
+            return Ok(());
+        }
+        anyhow::ensure!(
+            std::time::Instant::now() < deadline,
+            "synchronous_commit is still {sync}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
