@@ -3,6 +3,7 @@
 
 pub mod chart;
 pub mod procs;
+pub mod soak;
 
 use anyhow::Context as _;
 use broker::{BrokerConfig, BrokerError, Outgoing, Publisher};

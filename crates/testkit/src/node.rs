@@ -51,6 +51,31 @@ impl PrivateNode {
         format!("amqp://guest:guest@127.0.0.1:{}/%2f", self.port)
     }
 
+    /// The Erlang node name (`orderflow-…@localhost`), for `rabbitmqctl -n`.
+    #[must_use]
+    pub fn node_name(&self) -> &str {
+        &self.node
+    }
+
+    /// Force-closes every client connection (`rabbitmqctl close_all_connections`), as an operator
+    /// or a failing load balancer would; the node itself keeps running.
+    ///
+    /// # Errors
+    /// When `rabbitmqctl` fails.
+    pub fn close_all_connections(&self, reason: &str) -> anyhow::Result<()> {
+        let status = Command::new("rabbitmqctl")
+            .args(["-n", &self.node, "close_all_connections", reason])
+            .output()
+            .context("running rabbitmqctl")?;
+        if !status.status.success() {
+            bail!(
+                "rabbitmqctl close_all_connections failed: {}",
+                String::from_utf8_lossy(&status.stderr)
+            );
+        }
+        Ok(())
+    }
+
     /// Stops the node (every connection drops), then starts it again on the same data.
     ///
     /// # Errors

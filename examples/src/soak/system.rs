@@ -1,0 +1,259 @@
+//! The system under test, all of it private to one soak run: its own RabbitMQ node, the three
+//! workers with their stores (SQLite files in the run's dir, or databases on a private
+//! PostgreSQL server), the inventory file, and the faults done to them.
+
+use super::chaos::{Fault, Scheduled};
+use super::workers::{Role, Worker};
+use anyhow::Context;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+use testkit::{PrivateNode, PrivatePostgres};
+
+/// How long a worker may take to be ready again after a fault.
+const RECOVERY: Duration = Duration::from_secs(120);
+
+/// The workers' retry settings: small, so retries and dead letters happen within a run.
+#[derive(Debug, Clone, Copy)]
+pub struct RetrySettings {
+    /// `RETRY_MAX`: tiers before the DLQ.
+    pub max: u32,
+    /// `RETRY_INITIAL_MS`.
+    pub initial_ms: u64,
+    /// `RETRY_MULTIPLIER`.
+    pub multiplier: u32,
+}
+
+/// What the system is started with.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Where the binaries are (`target/<profile>`).
+    pub bin_dir: PathBuf,
+    /// The run's directory: stores, logs, inventory.
+    pub dir: PathBuf,
+    /// Initial stock per SKU.
+    pub inventory: BTreeMap<String, i64>,
+    /// Retry settings of every worker.
+    pub retry: RetrySettings,
+    /// Stores on a private PostgreSQL server instead of SQLite files.
+    pub postgres: bool,
+}
+
+/// A running system.
+pub struct System {
+    /// The private broker node.
+    pub node: PrivateNode,
+    /// The order, payment and stock workers, in [`Role::ALL`] order.
+    pub workers: Vec<Worker>,
+    /// Each worker's `DATABASE_URL`, by role.
+    pub databases: BTreeMap<Role, String>,
+    /// The private PostgreSQL server, when the stores are on one.
+    pub postgres: Option<PrivatePostgres>,
+    settings: Settings,
+    http: reqwest::Client,
+}
+
+impl System {
+    /// Starts the node, writes the inventory, starts the workers and waits until all are ready.
+    ///
+    /// # Errors
+    /// When the node or a worker does not come up.
+    pub async fn start(settings: Settings, http: reqwest::Client) -> anyhow::Result<Self> {
+        let node = PrivateNode::start().await?;
+        let stock_file = settings.dir.join("stock.json");
+        std::fs::write(&stock_file, serde_json::to_string(&settings.inventory)?)?;
+        let postgres = if settings.postgres {
+            let server = PrivatePostgres::start().await?;
+            make_durable(&server).await?;
+            Some(server)
+        } else {
+            None
+        };
+        let mut databases = BTreeMap::new();
+        for role in Role::ALL {
+            let url = match &postgres {
+                Some(server) => server.create_database(role.short()).await?,
+                None => {
+                    let db = settings.dir.join(format!("{}.db", role.short()));
+                    format!("sqlite://{}", db.display())
+                }
+            };
+            databases.insert(role, url);
+        }
+        let retry = settings.retry;
+        let common = [
+            ("AMQP_URL", node.url()),
+            ("RETRY_MAX", retry.max.to_string()),
+            ("RETRY_INITIAL_MS", retry.initial_ms.to_string()),
+            ("RETRY_MULTIPLIER", retry.multiplier.to_string()),
+            ("STOCK_FILE", stock_file.display().to_string()),
+            ("RUST_LOG", "info".to_owned()),
+        ];
+        let mut workers = Vec::new();
+        for role in Role::ALL {
+            let mut env: Vec<(String, String)> = common
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), v.clone()))
+                .collect();
+            env.push(("DATABASE_URL".to_owned(), databases[&role].clone()));
+            workers.push(Worker::spawn(role, &settings.bin_dir, env, &settings.dir)?);
+        }
+        let system = Self {
+            node,
+            workers,
+            databases,
+            postgres,
+            settings,
+            http,
+        };
+        system.wait_ready().await?;
+        Ok(system)
+    }
+
+    /// The worker playing `role`.
+    #[must_use]
+    pub fn worker(&self, role: Role) -> &Worker {
+        &self.workers[Role::ALL.iter().position(|r| *r == role).unwrap_or(0)]
+    }
+
+    /// The run's directory.
+    #[must_use]
+    pub fn dir(&self) -> &Path {
+        &self.settings.dir
+    }
+
+    /// Waits until every worker is ready.
+    ///
+    /// # Errors
+    /// When one is not ready within two minutes.
+    pub async fn wait_ready(&self) -> anyhow::Result<()> {
+        for worker in &self.workers {
+            worker.wait_ready(&self.http, RECOVERY).await?;
+        }
+        Ok(())
+    }
+
+    /// Restarts every worker that exited on its own; returns how many had.
+    ///
+    /// # Errors
+    /// When one cannot be started again.
+    pub fn revive(&mut self) -> anyhow::Result<usize> {
+        let mut revived = 0;
+        for worker in &mut self.workers {
+            revived += usize::from(worker.revive_if_exited()?);
+        }
+        Ok(revived)
+    }
+
+    /// Exits nobody asked for, per worker binary.
+    #[must_use]
+    pub fn unexpected_exits(&self) -> BTreeMap<&'static str, usize> {
+        self.workers
+            .iter()
+            .filter(|w| w.unexpected_exits > 0)
+            .map(|w| (w.role.binary(), w.unexpected_exits))
+            .collect()
+    }
+
+    /// Injects `scheduled`, brings the system back and waits until every worker is ready.
+    ///
+    /// # Errors
+    /// When the fault cannot be injected or the system does not recover.
+    pub async fn inject(&mut self, scheduled: &Scheduled) -> anyhow::Result<()> {
+        let started = std::time::Instant::now();
+        eprintln!("soak: injecting {}", scheduled.fault.name());
+        match scheduled.fault {
+            Fault::Kill(role) => {
+                let index = Role::ALL.iter().position(|r| *r == role).unwrap_or(0);
+                self.workers[index].kill();
+                tokio::time::sleep(scheduled.down_for).await;
+                self.workers[index].restart()?;
+            }
+            Fault::BrokerRestart => self.node.restart().await?,
+            Fault::CloseConnections => {
+                let node = &self.node;
+                tokio::task::block_in_place(|| node.close_all_connections("soak: chaos"))?;
+            }
+            Fault::PostgresOutage => {
+                let server = self
+                    .postgres
+                    .as_ref()
+                    .context("a PostgreSQL outage without PostgreSQL")?;
+                tokio::task::block_in_place(|| server.stop())?;
+                tokio::time::sleep(scheduled.down_for).await;
+                server.start_again().await?;
+            }
+        }
+        self.wait_ready().await?;
+        eprintln!(
+            "soak: {} done, every worker ready after {:.1} s",
+            scheduled.fault.name(),
+            started.elapsed().as_secs_f64()
+        );
+        Ok(())
+    }
+
+    /// Replays every dead letter of `dlq` with the `orderflow` CLI; returns how many it moved.
+    ///
+    /// # Errors
+    /// When the CLI fails.
+    pub fn replay(&self, dlq: &str) -> anyhow::Result<u32> {
+        let output = Command::new(self.settings.bin_dir.join("orderflow"))
+            .args(["--amqp-url", &self.node.url(), "dlq", "replay", dlq])
+            .output()
+            .context("running orderflow dlq replay")?;
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        anyhow::ensure!(
+            output.status.success(),
+            "orderflow dlq replay {dlq} failed: {}{}",
+            stdout,
+            String::from_utf8_lossy(&output.stderr)
+        );
+        eprintln!("soak: {}", stdout.trim());
+        // "replayed N of M ..." or similar: the first number is what moved.
+        Ok(stdout
+            .split(|c: char| !c.is_ascii_digit())
+            .find(|part| !part.is_empty())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0))
+    }
+}
+
+/// Turns the test server's speed settings (`fsync`, `synchronous_commit`, `full_page_writes`
+/// off) back to PostgreSQL's durable defaults: with `synchronous_commit = off`, an immediate
+/// stop loses transactions already reported committed, which no worker could survive and no
+/// production server would do.
+async fn make_durable(server: &PrivatePostgres) -> anyhow::Result<()> {
+    use sqlx::Connection as _;
+    sqlx::any::install_default_drivers();
+    let mut conn = sqlx::AnyConnection::connect(&server.url("postgres"))
+        .await
+        .context("connecting to the private PostgreSQL")?;
+    for setting in ["fsync", "synchronous_commit", "full_page_writes"] {
+        sqlx::query(&format!("ALTER SYSTEM SET {setting} = on"))
+            .execute(&mut conn)
+            .await?;
+    }
+    sqlx::query("SELECT pg_reload_conf()")
+        .execute(&mut conn)
+        .await?;
+    conn.close().await?;
+    // The reload reaches each backend asynchronously: ask fresh sessions until one says so.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut conn = sqlx::AnyConnection::connect(&server.url("postgres")).await?;
+        let sync: String = sqlx::query_scalar("SHOW synchronous_commit")
+            .fetch_one(&mut conn)
+            .await?;
+        conn.close().await?;
+        if sync == "on" {
+            return Ok(());
+        }
+        anyhow::ensure!(
+            std::time::Instant::now() < deadline,
+            "synchronous_commit is still {sync}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
