@@ -11,7 +11,6 @@ use crate::retry::{Outcome, decide};
 use crate::settle::settle;
 use crate::topology::QueueSpec;
 use crate::trace::TraceParent;
-use backon::{BackoffBuilder, ExponentialBuilder};
 use futures_util::future::BoxFuture;
 use futures_util::{FutureExt, StreamExt};
 use lapin::Channel;
@@ -376,12 +375,7 @@ async fn attempt_through_outages(
     stopping: &Stopping,
 ) -> Option<Attempt> {
     let mut held: Option<(Hold, Instant)> = None;
-    let mut delays = ExponentialBuilder::default()
-        .with_min_delay(Duration::from_millis(100))
-        .with_max_delay(Duration::from_secs(5))
-        .with_jitter()
-        .without_max_times()
-        .build();
+    let mut delays = crate::connection::backoff(Duration::from_millis(100), Duration::from_secs(5));
     loop {
         let attempt = spec.attempt(body, meta.clone()).await;
         if attempt.outcome != Outcome::Unavailable {

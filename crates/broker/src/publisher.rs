@@ -12,7 +12,6 @@ use crate::connection::{BrokerConfig, properties, with_frame_max};
 use crate::error::BrokerError;
 use crate::event::Event;
 use crate::message::Outgoing;
-use backon::{BackoffBuilder, ExponentialBuilder};
 use deadpool_lapin::{Pool, Runtime};
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
 use lapin::{Channel, Confirmation};
@@ -117,12 +116,8 @@ impl Publisher {
     /// refuses the message, and a recoverable error when the broker stayed unreachable.
     pub async fn publish(&self, message: &Outgoing) -> Result<(), BrokerError> {
         let deadline = Instant::now() + self.inner.retry_for;
-        let mut delays = ExponentialBuilder::default()
-            .with_min_delay(Duration::from_millis(50))
-            .with_max_delay(Duration::from_secs(2))
-            .with_jitter()
-            .without_max_times()
-            .build();
+        let mut delays =
+            crate::connection::backoff(Duration::from_millis(50), Duration::from_secs(2));
         loop {
             // Bound each attempt (connecting included) by what is left of the window.
             let left = deadline

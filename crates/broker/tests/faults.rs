@@ -8,7 +8,7 @@ use broker::{
     ConsumerSpec, ExchangeType, HandlerError, Message, QueueSpec, RetryPolicy, Runtime, Topology,
     headers,
 };
-use common::{Call, Recorder, Running, TestEvent, all_succeeded, config};
+use common::{Recorder, Running, TestEvent, all_succeeded, config};
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 use serde::{Deserialize, Deserializer};
@@ -74,12 +74,7 @@ async fn a_panic_before_the_handler_future_exists_is_a_retryable_failure() {
     let calls = recorder.clone();
     let handler = move |msg: Message<TestEvent>| -> BoxFuture<'static, Result<(), HandlerError>> {
         assert!(msg.meta.retry_count > 0, "boom before the future exists");
-        calls.record(Call {
-            id: msg.event.id,
-            retry_count: msg.meta.retry_count,
-            at: Instant::now(),
-            succeeded: true,
-        });
+        calls.succeeded(&msg);
         async { Ok(()) }.boxed()
     };
     let running = start(
@@ -166,12 +161,7 @@ async fn an_outage_longer_than_the_retry_schedule_holds_messages_instead_of_fail
                     // Returned through `?` as an ordinary error; the outage check classifies it.
                     Err(StoreDown)?;
                 }
-                recorder.record(Call {
-                    id: msg.event.id,
-                    retry_count: msg.meta.retry_count,
-                    at: Instant::now(),
-                    succeeded: true,
-                });
+                recorder.succeeded(&msg);
                 Ok::<(), HandlerError>(())
             }
         }
@@ -271,12 +261,7 @@ async fn handlers_of_a_lost_connection_never_run_beside_their_redelivery() {
                 while !over.load(Ordering::SeqCst) {
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
-                recorder.record(Call {
-                    id: msg.event.id,
-                    retry_count: msg.meta.retry_count,
-                    at: Instant::now(),
-                    succeeded: true,
-                });
+                recorder.succeeded(&msg);
                 Ok::<(), HandlerError>(())
             }
         }

@@ -85,20 +85,13 @@ async fn declaring_twice_is_harmless_and_a_conflict_names_the_queue_and_argument
     let topology = Topology::default()
         .exchange(common::EXCHANGE, ExchangeType::Direct)
         .queue(QueueSpec::new("svc.q").bind(common::EXCHANGE, common::ROUTING_KEY));
-    topology
-        .declare(
-            inspector.channel(),
-            broker::version::detect(&vhost.url).await.unwrap(),
-        )
-        .await
-        .unwrap();
-    topology
-        .declare(
-            inspector.channel(),
-            broker::version::detect(&vhost.url).await.unwrap(),
-        )
-        .await
-        .unwrap();
+    let version = broker::version::detect(&vhost.url).await.unwrap();
+    for _ in 0..2 {
+        topology
+            .declare(inspector.channel(), version)
+            .await
+            .unwrap();
+    }
 
     // Someone created "svc.other" as a classic queue; we want a quorum queue of that name.
     inspector

@@ -46,6 +46,15 @@ impl Recorder {
     pub fn record(&self, call: Call) {
         self.0.lock().unwrap().push(call);
     }
+    /// Records a successful handling of `msg`, now.
+    pub fn succeeded(&self, msg: &broker::Message<TestEvent>) {
+        self.record(Call {
+            id: msg.event.id,
+            retry_count: msg.meta.retry_count,
+            at: Instant::now(),
+            succeeded: true,
+        });
+    }
     pub fn calls(&self) -> Vec<Call> {
         self.0.lock().unwrap().clone()
     }
