@@ -119,6 +119,162 @@ pub struct PaymentRefunded {
     pub refunded_at: OffsetDateTime,
 }
 
+/// Currencies orderflow accepts (ISO 4217).
+pub const CURRENCIES: [&str; 10] = [
+    "USD", "EUR", "GBP", "JPY", "CHF", "CAD", "AUD", "SEK", "NOK", "DKK",
+];
+/// Most lines in one order.
+pub const MAX_ITEMS: usize = 100;
+/// Most units of one line.
+pub const MAX_QUANTITY: u32 = 10_000;
+/// Highest unit price in cents (one million in the currency's major unit). With the limits
+/// above, every total fits the stores' signed 64-bit columns.
+pub const MAX_UNIT_PRICE_CENTS: u64 = 100_000_000;
+
+/// A field of an order that breaks the contract, and what is wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvalidField {
+    /// Path of the field, e.g. `items[0].quantity`.
+    pub field: String,
+    /// What is wrong, in words a client can act on.
+    pub message: String,
+}
+
+impl InvalidField {
+    fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for InvalidField {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.field, self.message)
+    }
+}
+
+impl std::error::Error for InvalidField {}
+
+fn check_text(field: &str, value: &str, max: usize) -> Result<(), InvalidField> {
+    if value.trim().is_empty() {
+        return Err(InvalidField::new(
+            field,
+            format!("{field} must not be empty"),
+        ));
+    }
+    if value.chars().count() > max {
+        return Err(InvalidField::new(
+            field,
+            format!("{field} is longer than {max} characters"),
+        ));
+    }
+    if value.chars().any(char::is_control) {
+        return Err(InvalidField::new(
+            field,
+            format!("{field} contains control characters"),
+        ));
+    }
+    Ok(())
+}
+
+/// Checks what every order must satisfy, whether it came through the API or was published by
+/// another system, and returns the sum of its lines. One check for every consumer, so an order
+/// one worker refuses is refused by all of them.
+///
+/// # Errors
+/// The first field that breaks the contract.
+pub fn check_order(
+    customer_id: &str,
+    items: &[LineItem],
+    currency: &str,
+    payment_token: Option<&str>,
+) -> Result<u64, InvalidField> {
+    check_text("customer_id", customer_id, 64)?;
+    if items.is_empty() {
+        return Err(InvalidField::new(
+            "items",
+            "an order needs at least one item",
+        ));
+    }
+    if items.len() > MAX_ITEMS {
+        return Err(InvalidField::new(
+            "items",
+            format!("at most {MAX_ITEMS} items per order"),
+        ));
+    }
+    let mut total: u64 = 0;
+    for (i, item) in items.iter().enumerate() {
+        let at = |name: &str| format!("items[{i}].{name}");
+        check_text(&at("sku"), &item.sku, 64)?;
+        if !item
+            .sku
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            return Err(InvalidField::new(
+                at("sku"),
+                "sku may hold letters, digits, '-' and '_' only",
+            ));
+        }
+        if item.quantity == 0 || item.quantity > MAX_QUANTITY {
+            return Err(InvalidField::new(
+                at("quantity"),
+                format!("quantity must be 1 to {MAX_QUANTITY}"),
+            ));
+        }
+        if item.unit_price_cents > MAX_UNIT_PRICE_CENTS {
+            return Err(InvalidField::new(
+                at("unit_price_cents"),
+                format!("unit_price_cents must be at most {MAX_UNIT_PRICE_CENTS}"),
+            ));
+        }
+        // Bounded by the limits above: at most 10^14.
+        total += u64::from(item.quantity) * item.unit_price_cents;
+    }
+    if !CURRENCIES.contains(&currency) {
+        return Err(InvalidField::new(
+            "currency",
+            format!(
+                "unknown currency '{currency}': use one of {}",
+                CURRENCIES.join(", ")
+            ),
+        ));
+    }
+    if let Some(token) = payment_token {
+        check_text("payment_token", token, 64)?;
+    }
+    Ok(total)
+}
+
+impl OrderCreated {
+    /// Checks the order against the contract, as `POST /orders` checks a request (see
+    /// [`check_order`]), and that `total_cents` is the sum of its lines. Consumers reject an
+    /// event that fails (it goes to their DLQ): nothing is charged or reserved for it.
+    ///
+    /// # Errors
+    /// The first field that breaks the contract.
+    pub fn validate(&self) -> Result<(), InvalidField> {
+        let total = check_order(
+            &self.customer_id,
+            &self.items,
+            &self.currency,
+            self.payment_token.as_deref(),
+        )?;
+        if self.total_cents != total {
+            return Err(InvalidField::new(
+                "total_cents",
+                format!(
+                    "total_cents {} is not the sum of the lines ({total})",
+                    self.total_cents
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
 macro_rules! event {
     ($ty:ty, $name:literal, $exchange:expr, $key:literal) => {
         impl Event for $ty {
@@ -189,5 +345,56 @@ mod tests {
     fn wrong_types_do_not_decode() {
         let json = r#"{"order_id":"5f0c6a9e-3b1d-4c4e-9a57-1e2f3a4b5c6d","customer_id":"c","items":[{"sku":"S","quantity":-1,"unit_price_cents":1}],"total_cents":1,"currency":"USD","created_at":"2026-11-22T10:00:00Z"}"#;
         assert!(serde_json::from_str::<OrderCreated>(json).is_err());
+    }
+
+    fn valid() -> OrderCreated {
+        OrderCreated {
+            order_id: Uuid::new_v4(),
+            customer_id: "c-42".into(),
+            items: vec![LineItem {
+                sku: "SKU-1".into(),
+                quantity: 2,
+                unit_price_cents: 1250,
+            }],
+            total_cents: 2500,
+            currency: "USD".into(),
+            payment_token: None,
+            created_at: OffsetDateTime::now_utc(),
+        }
+    }
+
+    /// Breaks one field of a valid event.
+    type Breakage = fn(&mut OrderCreated);
+
+    #[test]
+    fn an_order_created_that_breaks_the_contract_names_the_field() {
+        assert_eq!(valid().validate(), Ok(()));
+        let cases: Vec<(Breakage, &str)> = vec![
+            (|o| o.total_cents = 2499, "total_cents"),
+            (|o| o.total_cents = u64::MAX, "total_cents"),
+            (
+                |o| {
+                    o.items.clear();
+                    o.total_cents = 0;
+                },
+                "items",
+            ),
+            (
+                |o| {
+                    o.items[0].quantity = 0;
+                    o.total_cents = 0;
+                },
+                "items[0].quantity",
+            ),
+            (|o| o.currency = "XXX".into(), "currency"),
+            (|o| o.customer_id = String::new(), "customer_id"),
+            (|o| o.items[0].sku = "a b".into(), "items[0].sku"),
+        ];
+        for (break_it, field) in cases {
+            let mut event = valid();
+            break_it(&mut event);
+            let invalid = event.validate().unwrap_err();
+            assert_eq!(invalid.field, field, "{invalid}");
+        }
     }
 }

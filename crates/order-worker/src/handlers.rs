@@ -102,6 +102,7 @@ impl<E: Fact> broker::Handler<E> for Track {
 }
 
 /// Adopts orders published straight to the exchange; orders from the API are already stored.
+/// An order that breaks the contract (see [`OrderCreated::validate`]) is rejected to the DLQ.
 #[derive(Debug, Clone)]
 pub struct Adopt {
     /// Orders store.
@@ -110,6 +111,8 @@ pub struct Adopt {
 
 impl broker::Handler<OrderCreated> for Adopt {
     async fn handle(&self, message: Message<OrderCreated>) -> Result<(), HandlerError> {
+        // Checked like an API request: an order that breaks the contract is never adopted.
+        message.event.validate().map_err(rejected)?;
         // Our own outbox's orders are stored already: skip the write.
         if message.meta.app_id.as_deref() == Some(crate::APP_ID) {
             return Ok(());
@@ -119,4 +122,9 @@ impl broker::Handler<OrderCreated> for Adopt {
         }
         Ok(())
     }
+}
+
+/// The rejection of an `order.created` that breaks the contract, naming the field and why.
+fn rejected(invalid: contracts::InvalidField) -> HandlerError {
+    HandlerError::reject(format!("invalid order.created: {invalid}"))
 }

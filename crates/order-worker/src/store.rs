@@ -546,6 +546,9 @@ async fn insert_order<'e>(
     event: &contracts::OrderCreated,
     updated_at: &str,
 ) -> Result<u64, sqlx::Error> {
+    // Out of range is an error, never a clamped total.
+    let total_cents =
+        i64::try_from(event.total_cents).map_err(|err| sqlx::Error::Encode(Box::new(err)))?;
     let inserted = sqlx::query(
         "INSERT INTO orders (order_id, status, customer_id, items, total_cents, currency, \
          payment_token, created_at, updated_at) VALUES ($1, 'pending', $2, $3, $4, $5, $6, $7, $8) \
@@ -554,7 +557,7 @@ async fn insert_order<'e>(
     .bind(event.order_id.to_string())
     .bind(&event.customer_id)
     .bind(serde_json::to_string(&event.items).unwrap_or_default())
-    .bind(i64::try_from(event.total_cents).unwrap_or(i64::MAX))
+    .bind(total_cents)
     .bind(&event.currency)
     .bind(event.payment_token.as_deref())
     .bind(clock::format(event.created_at))

@@ -1,18 +1,10 @@
-//! The order request and its validation: every error names the field at fault.
+//! The order request and its validation (the contract's [`contracts::check_order`], which
+//! `order.created` events from outside pass too): every error names the field at fault.
 
 use contracts::LineItem;
 use serde::{Deserialize, Serialize};
 
-/// Currencies the shop accepts (ISO 4217).
-pub const CURRENCIES: [&str; 10] = [
-    "USD", "EUR", "GBP", "JPY", "CHF", "CAD", "AUD", "SEK", "NOK", "DKK",
-];
-/// Most lines in one order.
-pub const MAX_ITEMS: usize = 100;
-/// Most units of one line.
-pub const MAX_QUANTITY: u32 = 10_000;
-/// Highest unit price in cents (one million in the currency's major unit).
-pub const MAX_UNIT_PRICE_CENTS: u64 = 100_000_000;
+pub use contracts::{CURRENCIES, MAX_ITEMS, MAX_QUANTITY, MAX_UNIT_PRICE_CENTS};
 
 /// `POST /orders` body. Unknown fields are refused.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -52,40 +44,8 @@ pub struct ValidOrder {
     pub total_cents: u64,
 }
 
-/// A field that fails validation.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Invalid {
-    /// Path of the field, e.g. `items[0].quantity`.
-    pub field: String,
-    /// What is wrong.
-    pub message: String,
-}
-
-fn invalid(field: impl Into<String>, message: impl Into<String>) -> Invalid {
-    Invalid {
-        field: field.into(),
-        message: message.into(),
-    }
-}
-
-fn check_text(field: &str, value: &str, max: usize) -> Result<(), Invalid> {
-    if value.trim().is_empty() {
-        return Err(invalid(field, format!("{field} must not be empty")));
-    }
-    if value.chars().count() > max {
-        return Err(invalid(
-            field,
-            format!("{field} is longer than {max} characters"),
-        ));
-    }
-    if value.chars().any(char::is_control) {
-        return Err(invalid(
-            field,
-            format!("{field} contains control characters"),
-        ));
-    }
-    Ok(())
-}
+/// A field that fails validation: the same type and checks as an `order.created` from outside.
+pub type Invalid = contracts::InvalidField;
 
 impl NewOrder {
     /// Checks every field and computes the total.
@@ -93,58 +53,7 @@ impl NewOrder {
     /// # Errors
     /// The first invalid field.
     pub fn validate(self) -> Result<ValidOrder, Invalid> {
-        check_text("customer_id", &self.customer_id, 64)?;
-        if self.items.is_empty() {
-            return Err(invalid("items", "an order needs at least one item"));
-        }
-        if self.items.len() > MAX_ITEMS {
-            return Err(invalid(
-                "items",
-                format!("at most {MAX_ITEMS} items per order"),
-            ));
-        }
-        let mut total: u64 = 0;
-        for (i, item) in self.items.iter().enumerate() {
-            let at = |name: &str| format!("items[{i}].{name}");
-            check_text(&at("sku"), &item.sku, 64)?;
-            if !item
-                .sku
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-            {
-                return Err(invalid(
-                    at("sku"),
-                    "sku may hold letters, digits, '-' and '_' only",
-                ));
-            }
-            if item.quantity == 0 || item.quantity > MAX_QUANTITY {
-                return Err(invalid(
-                    at("quantity"),
-                    format!("quantity must be 1 to {MAX_QUANTITY}"),
-                ));
-            }
-            if item.unit_price_cents > MAX_UNIT_PRICE_CENTS {
-                return Err(invalid(
-                    at("unit_price_cents"),
-                    format!("unit_price_cents must be at most {MAX_UNIT_PRICE_CENTS}"),
-                ));
-            }
-            total += u64::from(item.quantity) * item.unit_price_cents;
-        }
-        if !CURRENCIES.contains(&self.currency.as_str()) {
-            return Err(invalid(
-                "currency",
-                format!(
-                    "unknown currency '{}': use one of {}",
-                    self.currency,
-                    CURRENCIES.join(", ")
-                ),
-            ));
-        }
-        if let Some(token) = &self.payment_token {
-            check_text("payment_token", token, 64)?;
-        }
-        let items = self
+        let items: Vec<LineItem> = self
             .items
             .iter()
             .map(|item| LineItem {
@@ -153,10 +62,16 @@ impl NewOrder {
                 unit_price_cents: item.unit_price_cents,
             })
             .collect();
+        let total_cents = contracts::check_order(
+            &self.customer_id,
+            &items,
+            &self.currency,
+            self.payment_token.as_deref(),
+        )?;
         Ok(ValidOrder {
             request: self,
             items,
-            total_cents: total,
+            total_cents,
         })
     }
 }

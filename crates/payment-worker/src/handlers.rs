@@ -33,6 +33,10 @@ pub struct Charge<P> {
 impl<P: Provider> broker::Handler<OrderCreated> for Charge<P> {
     async fn handle(&self, message: Message<OrderCreated>) -> Result<(), HandlerError> {
         let order = &message.event;
+        // Checked like an API request: nothing is charged for an order that breaks the contract.
+        order
+            .validate()
+            .map_err(|invalid| HandlerError::reject(format!("invalid order.created: {invalid}")))?;
         let order_id = order.order_id.to_string();
         let amount = i64::try_from(order.total_cents)
             .map_err(|_| HandlerError::reject("total_cents out of range"))?;

@@ -19,6 +19,10 @@ pub struct Reserve {
 impl broker::Handler<OrderCreated> for Reserve {
     async fn handle(&self, message: Message<OrderCreated>) -> Result<(), HandlerError> {
         let order = &message.event;
+        // Checked like an API request: nothing is reserved for an order that breaks the contract.
+        order
+            .validate()
+            .map_err(|invalid| HandlerError::reject(format!("invalid order.created: {invalid}")))?;
         let mut lines = Lines::new();
         for item in &order.items {
             *lines.entry(item.sku.clone()).or_default() += i64::from(item.quantity);
