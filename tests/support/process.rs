@@ -135,6 +135,28 @@ impl Worker {
         child.wait().map(|s| s.success()).unwrap_or(false)
     }
 
+    /// SIGTERM, then wait up to `timeout` for the process to exit; its exit status, or `None`
+    /// (and SIGKILL) when it did not exit in time.
+    pub fn terminate_within(
+        &mut self,
+        timeout: std::time::Duration,
+    ) -> Option<std::process::ExitStatus> {
+        let mut child = self.child.take()?;
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        let deadline = std::time::Instant::now() + timeout;
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(status)) = child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        None
+    }
+
     /// The whole log, escape codes removed.
     pub fn log(&self) -> String {
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();

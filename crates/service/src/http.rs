@@ -1,11 +1,22 @@
-//! Serving a router until shutdown, and the JSON error every endpoint returns.
+//! Serving a router until shutdown, within limits that keep slow or oversized clients from
+//! piling up or holding a shutdown open, and the JSON error every endpoint returns.
 
 use axum::Json;
 use axum::Router;
-use axum::http::StatusCode;
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use futures_util::StreamExt;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
 use serde::Serialize;
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 /// A JSON error: `{"error": "...", "field": "items[0].quantity"}`.
@@ -62,9 +73,41 @@ impl From<sqlx::Error> for ApiError {
     }
 }
 
+/// What one server lets clients do.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// A client must send a request's whole head within this (hyper's header read timer);
+    /// a slower one is disconnected.
+    pub header_read_timeout: Duration,
+    /// A request (body reading included) must be answered within this, else 503.
+    pub request_timeout: Duration,
+    /// Connections served at once; more wait in the listen backlog.
+    pub max_connections: usize,
+    /// Largest declared request body; a larger one is answered 413.
+    pub max_body_bytes: u64,
+    /// How much of a refused body is read and discarded so that the client, which is still
+    /// sending, reads the 413 instead of a reset connection; beyond it the connection is closed.
+    pub drain_bytes: u64,
+    /// On shutdown, open connections get this long to finish their request; then they are dropped.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            header_read_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(30),
+            max_connections: 1024,
+            max_body_bytes: 64 * 1024,
+            drain_bytes: 16 * 1024 * 1024,
+            shutdown_grace: Duration::from_secs(10),
+        }
+    }
+}
+
 /// Runs the request in a trace context: a child of the caller's `traceparent`, else a new trace.
 /// Events the request causes (e.g. through an outbox) continue it.
-async fn traced(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+async fn traced(request: Request, next: Next) -> Response {
     let parent = request
         .headers()
         .get(broker::headers::TRACEPARENT)
@@ -74,7 +117,49 @@ async fn traced(request: axum::extract::Request, next: axum::middleware::Next) -
     trace.scope(next.run(request)).await
 }
 
-/// Binds `addr` and serves `app` until `stop` is cancelled.
+/// Answers 503 when the request (reading its body included) takes longer than allowed.
+async fn timed(State(limits): State<Limits>, request: Request, next: Next) -> Response {
+    match tokio::time::timeout(limits.request_timeout, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("the request took longer than {:?}", limits.request_timeout),
+        )
+        .into_response(),
+    }
+}
+
+/// Refuses a body declared larger than allowed with a 413 the client can read: the body is read
+/// and discarded first (up to [`Limits::drain_bytes`]), as a client that sends its whole body
+/// before reading (Python's urllib, most simple clients) would otherwise see a reset.
+async fn limited(State(limits): State<Limits>, request: Request, next: Next) -> Response {
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let Some(declared) = declared.filter(|n| *n > limits.max_body_bytes) else {
+        return next.run(request).await;
+    };
+    if declared <= limits.drain_bytes {
+        let mut body = request.into_body().into_data_stream();
+        while let Some(Ok(_)) = body.next().await {}
+    }
+    let mut response = ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        format!(
+            "the body is {declared} bytes; at most {} are accepted",
+            limits.max_body_bytes
+        ),
+    )
+    .into_response();
+    response
+        .headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    response
+}
+
+/// Binds `addr` and serves `app` with the default [`Limits`] until `stop` is cancelled.
 ///
 /// # Errors
 /// When the address cannot be bound.
@@ -83,19 +168,215 @@ pub async fn serve(
     app: Router,
     stop: CancellationToken,
 ) -> anyhow::Result<tokio::task::JoinHandle<()>> {
-    let listener = tokio::net::TcpListener::bind(addr)
+    let listener = TcpListener::bind(addr)
         .await
         .map_err(|err| anyhow::anyhow!("cannot listen on {addr}: {err}"))?;
     tracing::info!(addr = %listener.local_addr()?, "HTTP listening");
+    Ok(tokio::spawn(serve_on(
+        listener,
+        app,
+        Limits::default(),
+        stop,
+    )))
+}
+
+/// Serves `app` on `listener` within `limits` until `stop` is cancelled; then stops accepting,
+/// lets open connections finish their request for [`Limits::shutdown_grace`] and drops the rest.
+pub async fn serve_on(listener: TcpListener, app: Router, limits: Limits, stop: CancellationToken) {
     let app = app
         .fallback(|| async { ApiError::not_found("no such endpoint") })
+        .layer(axum::middleware::from_fn_with_state(limits, limited))
+        .layer(axum::middleware::from_fn_with_state(limits, timed))
         .layer(axum::middleware::from_fn(traced));
-    Ok(tokio::spawn(async move {
-        let served = axum::serve(listener, app)
-            .with_graceful_shutdown(stop.cancelled_owned())
-            .await;
-        if let Err(err) = served {
-            tracing::error!(error = %err, "HTTP server failed");
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout);
+    let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let mut connections = JoinSet::new();
+    loop {
+        while connections.try_join_next().is_some() {}
+        let slot = tokio::select! {
+            () = stop.cancelled() => break,
+            slot = Arc::clone(&slots).acquire_owned() => slot.expect("the semaphore is never closed"),
+        };
+        let stream = tokio::select! {
+            () = stop.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(err) => {
+                    // E.g. out of file descriptors: wait for connections to close.
+                    tracing::warn!(error = %err, "HTTP accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        let service = TowerToHyperService::new(app.clone());
+        let connection = http.serve_connection(TokioIo::new(stream), service);
+        let stop = stop.clone();
+        connections.spawn(async move {
+            let _slot = slot;
+            let mut connection = std::pin::pin!(connection);
+            let served = tokio::select! {
+                served = connection.as_mut() => served,
+                () = stop.cancelled() => {
+                    connection.as_mut().graceful_shutdown();
+                    connection.await
+                }
+            };
+            if let Err(err) = served {
+                tracing::debug!(error = %err, "HTTP connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    let finished = tokio::time::timeout(limits.shutdown_grace, async {
+        while connections.join_next().await.is_some() {}
+    })
+    .await;
+    if finished.is_err() {
+        tracing::warn!(
+            open = connections.len(),
+            grace = ?limits.shutdown_grace,
+            "HTTP connections still open after the shutdown grace; dropping them"
+        );
+        connections.shutdown().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Bytes;
+    use axum::routing::{get, post};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpStream;
+
+    async fn start(limits: Limits) -> (SocketAddr, CancellationToken, tokio::task::JoinHandle<()>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let app = Router::new()
+            .route("/ping", get(|| async { "pong" }))
+            .route(
+                "/orders",
+                post(|body: Bytes| async move { body.len().to_string() }),
+            );
+        let stop = CancellationToken::new();
+        let server = tokio::spawn(serve_on(listener, app, limits, stop.clone()));
+        (addr, stop, server)
+    }
+
+    /// Sends `bytes` one at a time, 20 ms apart, until done or the server closes the connection;
+    /// returns how many were sent.
+    async fn trickle(stream: TcpStream, bytes: &[u8]) -> usize {
+        let (mut read, mut write) = stream.into_split();
+        let mut closed = tokio::spawn(async move {
+            let mut sink = Vec::new();
+            let _ = read.read_to_end(&mut sink).await;
+        });
+        for (sent, byte) in bytes.iter().enumerate() {
+            if closed.is_finished() || write.write_all(&[*byte]).await.is_err() {
+                return sent;
+            }
+            tokio::select! {
+                _ = &mut closed => return sent + 1,
+                () = tokio::time::sleep(Duration::from_millis(20)) => {}
+            }
         }
-    }))
+        bytes.len()
+    }
+
+    #[tokio::test]
+    async fn a_client_sending_its_head_byte_by_byte_is_cut_off() {
+        let (addr, _stop, _server) = start(Limits {
+            header_read_timeout: Duration::from_millis(300),
+            ..Limits::default()
+        })
+        .await;
+        // 1,000 bytes at 20 ms each would take 20 s.
+        let head = format!(
+            "GET /ping HTTP/1.1\r\nhost: x\r\nx-slow: {}\r\n\r\n",
+            "a".repeat(960)
+        );
+        let stream = TcpStream::connect(addr).await.unwrap();
+        let sent = trickle(stream, head.as_bytes()).await;
+        assert!(sent < head.len(), "the whole slow head was accepted");
+
+        // A prompt client is still served.
+        let mut stream = TcpStream::connect(addr).await.unwrap();
+        stream
+            .write_all(b"GET /ping HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).await.unwrap();
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        assert!(answer.ends_with("pong"), "{answer}");
+    }
+
+    #[tokio::test]
+    async fn shutdown_drops_a_stuck_client_after_the_grace() {
+        let (addr, stop, server) = start(Limits {
+            shutdown_grace: Duration::from_millis(500),
+            ..Limits::default()
+        })
+        .await;
+        // A whole head, then a body that arrives one byte per 20 ms (20 s in all).
+        let mut stream = TcpStream::connect(addr).await.unwrap();
+        stream
+            .write_all(b"POST /orders HTTP/1.1\r\nhost: x\r\ncontent-length: 1000\r\n\r\n")
+            .await
+            .unwrap();
+        let client = tokio::spawn(trickle(stream, &[b'x'; 1000]));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        stop.cancel();
+        wait_until("the server stopped", Duration::from_secs(15), || {
+            server.is_finished()
+        })
+        .await;
+        let sent = client.await.unwrap();
+        assert!(sent < 1000, "the server waited for the whole slow body");
+    }
+
+    /// Polls `done` every 50 ms until true; panics naming `what` after `timeout`.
+    async fn wait_until(what: &str, timeout: Duration, done: impl Fn() -> bool) {
+        let deadline = tokio::time::Instant::now() + timeout;
+        while !done() {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "timed out after {timeout:?} waiting for {what}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn a_plain_client_posting_10_mb_reads_the_413() {
+        let (addr, _stop, _server) = start(Limits::default()).await;
+        let script = r#"
+import json, sys, urllib.request, urllib.error
+request = urllib.request.Request(sys.argv[1], data=b"x" * (10 * 1024 * 1024), method="POST",
+                                 headers={"content-type": "application/json"})
+try:
+    urllib.request.urlopen(request, timeout=60)
+    print("accepted")
+except urllib.error.HTTPError as err:
+    print(err.code, json.loads(err.read())["error"])
+"#;
+        let out = tokio::process::Command::new("python3")
+            .args(["-c", script, &format!("http://{addr}/orders")])
+            .output()
+            .await
+            .expect("python3 is installed");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "urllib failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            stdout.starts_with("413 the body is 10485760 bytes"),
+            "{stdout}"
+        );
+    }
 }
