@@ -202,6 +202,26 @@ async fn soak(args: &Args, seed: u64) -> anyhow::Result<bool> {
     let first = wait_quiet(&mut system, &stores, args.retry_max, drain, quiet_for).await?;
     let first_letters = first.counts.dead_letter_total();
     let first_by_queue = first.counts.dead_letters.clone();
+    // Dead letters of `tok_outage` orders are planned; any other one a fault caused.
+    let outage_ids: HashSet<String> = planned
+        .iter()
+        .zip(&submitted)
+        .filter(|(order, _)| order.kind == plan::Kind::Outage)
+        .filter_map(|(_, submitted)| match submitted {
+            Submitted::Created { order_id, .. } => Some(order_id.to_string()),
+            Submitted::Failed { .. } => None,
+        })
+        .collect();
+    let planned_letters = first
+        .letters
+        .iter()
+        .filter(|l| {
+            l.correlation_id
+                .as_ref()
+                .is_some_and(|id| outage_ids.contains(id))
+        })
+        .count();
+    let fault_letters = first.letters.len() - planned_letters;
     let explained: HashSet<&str> = first
         .letters
         .iter()
@@ -269,6 +289,8 @@ async fn soak(args: &Args, seed: u64) -> anyhow::Result<bool> {
         "quiet": last.reached,
         "statuses": audit.statuses,
         "dead_letters_by_queue": first_by_queue,
+        "dead_letters_planned": planned_letters,
+        "dead_letters_from_faults": fault_letters,
         "dead_letters_left": last.counts.dead_letter_total(),
         "post_attempts": submitted.iter().map(attempts).sum::<u32>(),
         "idempotent_replays": submitted.iter().filter(|s| matches!(s, Submitted::Created { replayed: true, .. })).count(),

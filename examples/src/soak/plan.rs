@@ -19,6 +19,12 @@ pub const APPROVE: &str = "tok_visa";
 pub const DECLINE: &str = "tok_declined";
 /// The payment token that fails transiently twice, then approves (fits in `RETRY_MAX=3`).
 pub const TRANSIENT: &str = "tok_transient_2";
+/// The payment token that fails until its dead letter is replayed, then approves.
+pub const OUTAGE: &str = "tok_outage";
+
+/// One order in this many (the one at index 50 of every hundred) uses [`OUTAGE`], so every run
+/// of 51 orders or more has dead letters to replay.
+const OUTAGE_EVERY: usize = 100;
 
 /// The kind of order, which fixes the outcome it must reach.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -31,6 +37,9 @@ pub enum Kind {
     Transient,
     /// Approved, one unit of the scarce SKU: completes while stock lasts, else `out_of_stock`.
     Shortage,
+    /// Fails until an operator replays its dead letter: pending with a dead letter, then
+    /// completed once replayed.
+    Outage,
 }
 
 impl Kind {
@@ -42,6 +51,7 @@ impl Kind {
             Kind::Decline => "decline",
             Kind::Transient => "transient",
             Kind::Shortage => "shortage",
+            Kind::Outage => "outage",
         }
     }
 
@@ -49,7 +59,7 @@ impl Kind {
     #[must_use]
     pub fn accepts(self, status: &str, reason: Option<&str>) -> bool {
         match (self, status) {
-            (Kind::Approve | Kind::Transient, "completed") => true,
+            (Kind::Approve | Kind::Transient | Kind::Outage, "completed") => true,
             (Kind::Decline, "cancelled") => reason == Some("payment_declined"),
             (Kind::Shortage, "completed") => true,
             (Kind::Shortage, "cancelled") => reason == Some("out_of_stock"),
@@ -119,13 +129,15 @@ impl PlannedOrder {
     }
 }
 
-/// `orders` orders in a seeded mix: 55 % approved, 15 % declined, 15 % transient, 15 % short.
+/// `orders` orders in a seeded mix: 55 % approved, 15 % declined, 15 % transient, 15 % short,
+/// and one in a hundred replayed from a DLQ (in place of whatever it would have been).
 #[must_use]
 pub fn orders(orders: usize, rng: &mut Rng) -> Vec<PlannedOrder> {
     (0..orders)
         .map(|index| {
             let roll = rng.below(100);
             let kind = match roll {
+                _ if index % OUTAGE_EVERY == OUTAGE_EVERY / 2 => Kind::Outage,
                 0..55 => Kind::Approve,
                 55..70 => Kind::Decline,
                 70..85 => Kind::Transient,
@@ -157,6 +169,7 @@ pub fn orders(orders: usize, rng: &mut Rng) -> Vec<PlannedOrder> {
                 Kind::Approve | Kind::Shortage => APPROVE,
                 Kind::Decline => DECLINE,
                 Kind::Transient => TRANSIENT,
+                Kind::Outage => OUTAGE,
             };
             PlannedOrder {
                 index,
