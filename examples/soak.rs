@@ -101,6 +101,15 @@ struct Quiet {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let _ = rustls::crypto::ring::default_provider().install_default();
+    // Logs go to stderr (stdout is for the JSON line); testkit's own subscriber then stays out.
+    // A PostgreSQL outage makes every pooled connection log a notice: expected, not news.
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new("warn,sqlx::postgres::notice=error")
+    });
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
     let args = Args::parse();
     let seed = args.seed.unwrap_or_else(|| {
         std::time::SystemTime::now()
