@@ -60,7 +60,7 @@ impl PrivatePostgres {
         }
         let conf = format!(
             "listen_addresses = '127.0.0.1'\nport = {port}\nunix_socket_directories = '{}'\n\
-             fsync = off\nsynchronous_commit = off\nfull_page_writes = off\nmax_connections = 200\n",
+             max_connections = 200\n",
             server.dir.display()
         );
         append(&data.join("postgresql.conf"), &conf)?;

@@ -64,9 +64,7 @@ impl System {
         let stock_file = settings.dir.join("stock.json");
         std::fs::write(&stock_file, serde_json::to_string(&settings.inventory)?)?;
         let postgres = if settings.postgres {
-            let server = PrivatePostgres::start().await?;
-            make_durable(&server).await?;
-            Some(server)
+            Some(PrivatePostgres::start().await?)
         } else {
             None
         };
@@ -217,43 +215,5 @@ impl System {
             .find(|part| !part.is_empty())
             .and_then(|n| n.parse().ok())
             .unwrap_or(0))
-    }
-}
-
-/// Turns the test server's speed settings (`fsync`, `synchronous_commit`, `full_page_writes`
-/// off) back to PostgreSQL's durable defaults: with `synchronous_commit = off`, an immediate
-/// stop loses transactions already reported committed, which no worker could survive and no
-/// production server would do.
-async fn make_durable(server: &PrivatePostgres) -> anyhow::Result<()> {
-    use sqlx::Connection as _;
-    sqlx::any::install_default_drivers();
-    let mut conn = sqlx::AnyConnection::connect(&server.url("postgres"))
-        .await
-        .context("connecting to the private PostgreSQL")?;
-    for setting in ["fsync", "synchronous_commit", "full_page_writes"] {
-        sqlx::query(&format!("ALTER SYSTEM SET {setting} = on"))
-            .execute(&mut conn)
-            .await?;
-    }
-    sqlx::query("SELECT pg_reload_conf()")
-        .execute(&mut conn)
-        .await?;
-    conn.close().await?;
-    // The reload reaches each backend asynchronously: ask fresh sessions until one says so.
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let mut conn = sqlx::AnyConnection::connect(&server.url("postgres")).await?;
-        let sync: String = sqlx::query_scalar("SHOW synchronous_commit")
-            .fetch_one(&mut conn)
-            .await?;
-        conn.close().await?;
-        if sync == "on" {
-            return Ok(());
-        }
-        anyhow::ensure!(
-            std::time::Instant::now() < deadline,
-            "synchronous_commit is still {sync}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
