@@ -396,7 +396,7 @@ async fn wait_quiet(
                     if since.elapsed() >= quiet_for {
                         let mut broker = broker.take().context("connected above")?;
                         let letters = broker.dead_letters().await?;
-                        broker.close().await;
+                        drop(broker);
                         let snapshot = stores.snapshot().await?;
                         return Ok(Quiet {
                             counts,

@@ -4,12 +4,12 @@
 
 use anyhow::Context;
 use broker::headers;
-use broker::lapin::options::{BasicGetOptions, BasicNackOptions, QueueDeclareOptions};
+use broker::lapin::options::{BasicGetOptions, BasicNackOptions};
 use broker::lapin::types::{AMQPValue, FieldTable};
-use broker::lapin::{Channel, Connection, ConnectionProperties};
 use broker::topology::{dead_letter_queue, retry_queue};
 use contracts::names::queues;
 use std::collections::BTreeMap;
+use testkit::inspect::Inspector;
 
 /// One dead letter, as the audit needs it.
 #[derive(Debug, Clone)]
@@ -53,8 +53,7 @@ impl Counts {
 
 /// A short-lived connection to the node, for counting and peeking.
 pub struct Broker {
-    connection: Connection,
-    channel: Channel,
+    inspector: Inspector,
     tiers: u32,
 }
 
@@ -64,16 +63,10 @@ impl Broker {
     /// # Errors
     /// When the broker cannot be reached.
     pub async fn connect(url: &str, tiers: u32) -> anyhow::Result<Self> {
-        let properties = ConnectionProperties::default().with_connection_name("soak-audit".into());
-        let connection = Connection::connect(url, properties)
+        let inspector = Inspector::connect(url)
             .await
             .context("connecting to the private node")?;
-        let channel = connection.create_channel().await?;
-        Ok(Self {
-            connection,
-            channel,
-            tiers,
-        })
+        Ok(Self { inspector, tiers })
     }
 
     /// Counts every consumer queue, retry tier and DLQ of the system.
@@ -99,22 +92,7 @@ impl Broker {
     }
 
     async fn count(&mut self, queue: &str) -> anyhow::Result<u32> {
-        let passive = QueueDeclareOptions {
-            passive: true,
-            ..QueueDeclareOptions::default()
-        };
-        match self
-            .channel
-            .queue_declare(queue.into(), passive, FieldTable::default())
-            .await
-        {
-            Ok(declared) => Ok(declared.message_count()),
-            Err(_) => {
-                // A passive declare of a missing queue closes the channel.
-                self.channel = self.connection.create_channel().await?;
-                Ok(0)
-            }
-        }
+        self.inspector.count(queue).await
     }
 
     /// Every dead letter in every DLQ, left in place: each is got without an ack, and all are
@@ -130,7 +108,8 @@ impl Broker {
             let mut last = None;
             for _ in 0..total {
                 let Some(got) = self
-                    .channel
+                    .inspector
+                    .channel()
                     .basic_get(dlq.as_str().into(), BasicGetOptions::default())
                     .await?
                 else {
@@ -149,12 +128,6 @@ impl Broker {
             }
         }
         Ok(letters)
-    }
-
-    /// Closes the connection politely.
-    pub async fn close(self) {
-        let _ = self.channel.close(200, "done".into()).await;
-        let _ = self.connection.close(200, "done".into()).await;
     }
 }
 
