@@ -6,14 +6,13 @@
 //!
 //! - [`validation`]: the order request and its checks.
 //! - [`store`]: orders, outbox, idempotency keys.
-//! - `inbox`: the facts applied, by message id, queue and order.
+//! - the inbox (`service::inbox`) keys facts by message id, queue and order.
 //! - [`outbox`]: the relay that publishes outbox rows.
 //! - [`handlers`]: stock and payment facts → order status.
 //! - [`api`]: `POST /orders`, `GET /orders/{id}`.
 
 pub mod api;
 pub mod handlers;
-mod inbox;
 pub mod outbox;
 pub mod store;
 pub mod validation;
