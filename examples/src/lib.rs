@@ -12,7 +12,7 @@ use std::time::Duration;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-/// The broker a local setup runs (DESIGN.md §5).
+/// The broker a local setup runs (`docs/design.md` §4).
 pub const DEFAULT_AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
 
 /// The `app_id` stamped on what the examples publish.

@@ -21,6 +21,8 @@ pub const ORIGINAL_ROUTING_KEY: &str = "original-routing-key";
 pub const REPLAY_COUNT: &str = "replay-count";
 /// The broker's count of earlier deliveries of a quorum queue message (read, never written).
 pub const DELIVERY_COUNT: &str = "x-delivery-count";
+/// The broker's record of how often and why it dead-lettered a message (read, never written).
+pub const X_DEATH: &str = "x-death";
 /// W3C trace context, carried from publisher to consumer.
 pub const TRACEPARENT: &str = "traceparent";
 
@@ -103,6 +105,19 @@ pub fn integer(headers: Option<&FieldTable>, name: &str) -> Option<u64> {
     u64::try_from(signed).ok()
 }
 
+/// The broker's reason in the latest `x-death` entry (`delivery_limit`, `expired`, `rejected`,
+/// ...): why the broker, not the library, dead-lettered a message.
+#[must_use]
+pub fn death_reason(headers: Option<&FieldTable>) -> Option<String> {
+    let AMQPValue::FieldArray(deaths) = headers?.inner().get(X_DEATH)? else {
+        return None;
+    };
+    let AMQPValue::FieldTable(latest) = deaths.as_slice().first()? else {
+        return None;
+    };
+    text(Some(latest), "reason")
+}
+
 /// The `retry-count` of a delivery: 0 when absent or unreadable.
 #[must_use]
 pub fn retry_count(properties: &BasicProperties) -> u32 {
@@ -182,6 +197,25 @@ mod tests {
         let line = one_line(&long);
         assert!(line.len() <= MAX_ERROR_LEN + '…'.len_utf8());
         assert!(line.ends_with('…'));
+    }
+
+    #[test]
+    fn the_latest_death_reason_is_read_from_x_death() {
+        let entry = |reason: &str| {
+            let mut table = FieldTable::default();
+            set_text(&mut table, "reason", reason);
+            AMQPValue::FieldTable(table)
+        };
+        let mut headers = FieldTable::default();
+        assert_eq!(death_reason(Some(&headers)), None);
+        headers.insert(
+            X_DEATH.into(),
+            AMQPValue::FieldArray(vec![entry("delivery_limit"), entry("expired")].into()),
+        );
+        assert_eq!(
+            death_reason(Some(&headers)).as_deref(),
+            Some("delivery_limit")
+        );
     }
 
     #[test]

@@ -11,16 +11,38 @@ use lapin::{Channel, ExchangeKind};
 /// The exchange every dead letter is published to, routed by its source queue's name.
 pub const DEAD_LETTER_EXCHANGE: &str = "orders.dlx";
 
+/// What follows a consumer queue's name in its dead-letter queue's.
+pub const DEAD_LETTER_SUFFIX: &str = ".dlq";
+
+/// What stands between a consumer queue's name and a retry tier's number.
+const RETRY_INFIX: &str = ".retry.";
+
 /// Name of retry tier `tier` (1-based) of `queue`.
 #[must_use]
 pub fn retry_queue(queue: &str, tier: u32) -> String {
-    format!("{queue}.retry.{tier}")
+    format!("{queue}{RETRY_INFIX}{tier}")
 }
 
 /// Name of the dead-letter queue of `queue`.
 #[must_use]
 pub fn dead_letter_queue(queue: &str) -> String {
-    format!("{queue}.dlq")
+    format!("{queue}{DEAD_LETTER_SUFFIX}")
+}
+
+/// The consumer queue whose dead letters `name` holds, when `name` is a `Q.dlq`.
+#[must_use]
+pub fn queue_of_dead_letter_queue(name: &str) -> Option<&str> {
+    name.strip_suffix(DEAD_LETTER_SUFFIX)
+        .filter(|queue| !queue.is_empty())
+}
+
+/// The consumer queue and tier of `name`, when `name` is a retry tier `Q.retry.N`.
+#[must_use]
+pub fn queue_of_retry_tier(name: &str) -> Option<(&str, u32)> {
+    let (queue, tier) = name.rsplit_once(RETRY_INFIX)?;
+    let digits = !tier.is_empty() && tier.bytes().all(|b| b.is_ascii_digit());
+    let tier = tier.parse().ok().filter(|_| digits)?;
+    (!queue.is_empty()).then_some((queue, tier))
 }
 
 /// An exchange's routing type.
@@ -98,6 +120,12 @@ impl QueueSpec {
             retry: RetryPolicy::default(),
             delivery_limit: Some(10),
         }
+    }
+
+    /// Binds the queue to where events of type `E` are published (its exchange and key).
+    #[must_use]
+    pub fn bind_event<E: crate::Event>(self) -> Self {
+        self.bind(E::EXCHANGE, E::ROUTING_KEY)
     }
 
     /// Binds the queue to `exchange` with `routing_key`.
@@ -359,6 +387,21 @@ async fn bind(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn queue_names_parse_back_to_their_consumer_queue() {
+        assert_eq!(queue_of_retry_tier(&retry_queue("q", 3)), Some(("q", 3)));
+        assert_eq!(queue_of_retry_tier("a.b.retry.12"), Some(("a.b", 12)));
+        for not_a_tier in ["q.retry.x", "q.retry.", "q.retry.+1", ".retry.1", "q"] {
+            assert_eq!(queue_of_retry_tier(not_a_tier), None, "{not_a_tier}");
+        }
+        assert_eq!(
+            queue_of_dead_letter_queue(&dead_letter_queue("q")),
+            Some("q")
+        );
+        assert_eq!(queue_of_dead_letter_queue(".dlq"), None);
+        assert_eq!(queue_of_dead_letter_queue("q"), None);
+    }
     use std::time::Duration;
 
     fn arg<'a>(args: &'a FieldTable, key: &str) -> &'a AMQPValue {

@@ -255,7 +255,10 @@ async fn a_message_that_keeps_crashing_its_consumer_hits_the_delivery_limit() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     assert_eq!(dead.len(), 1);
-    assert_eq!(dead[0].death_reason().as_deref(), Some("delivery_limit"));
+    assert_eq!(
+        broker::headers::death_reason(dead[0].properties.headers().as_ref()).as_deref(),
+        Some("delivery_limit")
+    );
     assert_eq!(inspector.count("svc.poison").await.unwrap(), 0);
     running.shutdown().await.unwrap();
 }

@@ -570,7 +570,10 @@ async fn a_retry_copy_that_cannot_be_stored_requeues_the_original_and_loses_noth
     running.shutdown().await.unwrap();
 
     assert_eq!(dead.len(), 1);
-    assert_eq!(dead[0].death_reason().as_deref(), Some("delivery_limit"));
+    assert_eq!(
+        broker::headers::death_reason(dead[0].properties.headers().as_ref()).as_deref(),
+        Some("delivery_limit")
+    );
     let failing = recorder.calls_for(0);
     assert!(failing.len() >= 3, "requeued, not acked: {failing:?}");
     // The pauses before the first returns: at least 250 ms, then 500 ms.

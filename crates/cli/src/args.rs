@@ -3,7 +3,7 @@
 use clap::{Args as ClapArgs, Parser, Subcommand};
 use std::path::PathBuf;
 
-/// The default broker and vhost (DESIGN.md §5).
+/// The default broker and vhost (`docs/design.md` §4).
 pub const DEFAULT_AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
 
 /// `orderflow`: inspect the topology, list, show, replay and purge dead letters, publish events.

@@ -1,7 +1,7 @@
 //! Dead-letter queues: counting, listing, showing without removing, and purging.
 
 use crate::management;
-use crate::queues::{DeadLetterQueue, is_dead_letter_queue};
+use crate::queues::DeadLetterQueue;
 use crate::target::{Session, Target, is_not_found};
 use anyhow::{Context, bail};
 use broker::headers;
@@ -10,7 +10,7 @@ use broker::lapin::message::Delivery;
 use broker::lapin::options::{
     BasicGetOptions, BasicNackOptions, QueueDeclareOptions, QueuePurgeOptions,
 };
-use broker::lapin::types::{AMQPValue, FieldTable};
+use broker::lapin::types::FieldTable;
 
 /// One dead letter as an operator reads it.
 #[derive(Debug, Clone)]
@@ -51,23 +51,11 @@ impl DeadLetter {
             kind: text(props.kind()),
             app_id: text(props.app_id()),
             timestamp: *props.timestamp(),
-            death_reason: death_reason(&headers),
+            death_reason: headers::death_reason(Some(&headers)),
             headers,
             body: delivery.data.clone(),
         }
     }
-}
-
-/// The reason in the latest (first) `x-death` entry: `delivery_limit`, `expired`, `rejected`, ...
-#[must_use]
-pub fn death_reason(headers: &FieldTable) -> Option<String> {
-    let AMQPValue::FieldArray(deaths) = headers.inner().get("x-death")? else {
-        return None;
-    };
-    let AMQPValue::FieldTable(latest) = deaths.as_slice().first()? else {
-        return None;
-    };
-    headers::text(Some(latest), "reason")
 }
 
 /// The number of ready messages in `queue`, or `None` when it does not exist.
@@ -127,7 +115,7 @@ pub async fn list(target: &Target) -> anyhow::Result<Vec<(String, u32)>> {
         .await?
         .into_iter()
         .map(|q| q.name)
-        .filter(|name| is_dead_letter_queue(name))
+        .filter(|name| broker::topology::queue_of_dead_letter_queue(name).is_some())
         .collect();
     names.sort();
     let mut session = Session::open(target).await?;
@@ -222,32 +210,4 @@ pub async fn purge(target: &Target, dlq: &DeadLetterQueue, confirmed: bool) -> a
         .with_context(|| format!("cannot purge '{}'", dlq.name))?;
     session.close().await;
     Ok(removed)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use broker::lapin::types::{FieldArray, LongString};
-
-    #[test]
-    fn the_latest_death_reason_is_read_from_x_death() {
-        let entry = |reason: &str| {
-            let mut table = FieldTable::default();
-            table.insert(
-                "reason".into(),
-                AMQPValue::LongString(LongString::from(reason)),
-            );
-            AMQPValue::FieldTable(table)
-        };
-        let mut headers = FieldTable::default();
-        assert_eq!(death_reason(&headers), None);
-        headers.insert(
-            "x-death".into(),
-            AMQPValue::FieldArray(FieldArray::from(vec![
-                entry("delivery_limit"),
-                entry("expired"),
-            ])),
-        );
-        assert_eq!(death_reason(&headers).as_deref(), Some("delivery_limit"));
-    }
 }

@@ -1,10 +1,10 @@
 //! The management API view of the vhost: every queue's statistics, and the per-consumer-queue
 //! topology report built from them.
 
-use crate::queues::{DLQ_SUFFIX, retry_tier_of};
 use crate::target::Target;
 use anyhow::Context;
 use broker::topology::dead_letter_queue;
+use broker::topology::{queue_of_dead_letter_queue, queue_of_retry_tier};
 use std::collections::BTreeMap;
 
 /// One queue's statistics as the management API samples them (refreshed every few seconds).
@@ -76,13 +76,13 @@ pub fn topology(queues: &[QueueStats]) -> Vec<TopologyRow> {
         queues.iter().map(|q| (q.name.as_str(), q)).collect();
     let mut retrying: BTreeMap<&str, u64> = BTreeMap::new();
     for queue in queues {
-        if let Some(owner) = retry_tier_of(&queue.name) {
+        if let Some((owner, _)) = queue_of_retry_tier(&queue.name) {
             *retrying.entry(owner).or_default() += queue.messages;
         }
     }
     by_name
         .values()
-        .filter(|q| !q.name.ends_with(DLQ_SUFFIX))
+        .filter(|q| queue_of_dead_letter_queue(&q.name).is_none())
         .filter_map(|q| {
             let dlq = by_name.get(dead_letter_queue(&q.name).as_str())?;
             Some(TopologyRow {

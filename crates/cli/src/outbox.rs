@@ -2,29 +2,8 @@
 //! (`GET /outbox/quarantined`, `POST /outbox/quarantined/{message_id}/release`).
 
 use anyhow::{Context, bail};
-use serde::Deserialize;
+use contracts::outbox::QuarantinedRow;
 use std::io::Write;
-
-/// A row the outbox relay gave up on, as the order worker reports it.
-#[derive(Debug, Clone, Deserialize, serde::Serialize)]
-pub struct Quarantined {
-    /// Its `message_id`.
-    pub message_id: String,
-    /// The order it is about.
-    pub order_id: String,
-    /// Event type.
-    pub event_type: String,
-    /// Target exchange.
-    pub exchange: String,
-    /// Routing key.
-    pub routing_key: String,
-    /// Failed publishes.
-    pub attempts: i64,
-    /// The last publish error.
-    pub last_error: Option<String>,
-    /// When it was quarantined.
-    pub quarantined_at: String,
-}
 
 fn client() -> reqwest::Client {
     // One TLS stack (rustls) with one crypto provider (ring) across the workspace.
@@ -36,7 +15,7 @@ fn client() -> reqwest::Client {
 ///
 /// # Errors
 /// When the order worker cannot be reached or answers with an error.
-pub async fn list(order_url: &str) -> anyhow::Result<Vec<Quarantined>> {
+pub async fn list(order_url: &str) -> anyhow::Result<Vec<QuarantinedRow>> {
     let url = format!("{}/outbox/quarantined", order_url.trim_end_matches('/'));
     let response = client()
         .get(&url)
@@ -79,7 +58,7 @@ pub async fn release(order_url: &str, message_id: &str) -> anyhow::Result<()> {
 ///
 /// # Errors
 /// When writing fails.
-pub fn print(out: &mut impl Write, rows: &[Quarantined], json: bool) -> anyhow::Result<()> {
+pub fn print(out: &mut impl Write, rows: &[QuarantinedRow], json: bool) -> anyhow::Result<()> {
     if json {
         for row in rows {
             writeln!(out, "{}", serde_json::to_string(row)?)?;

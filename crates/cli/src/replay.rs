@@ -5,12 +5,10 @@ use crate::dead_letters::{self, requeue_all};
 use crate::queues::DeadLetterQueue;
 use crate::target::{Session, Target};
 use anyhow::bail;
-use broker::headers;
-use broker::lapin::BasicProperties;
+use broker::Publisher;
+use broker::copies;
 use broker::lapin::message::Delivery;
 use broker::lapin::options::{BasicAckOptions, BasicNackOptions};
-use broker::lapin::types::FieldTable;
-use broker::{Outgoing, Publisher};
 
 /// Which dead letters to replay.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -19,42 +17,6 @@ pub enum Selection {
     First(Option<u32>),
     /// Only the one with this `message_id`.
     MessageId(String),
-}
-
-/// The headers a replayed copy loses: the broker's own (`x-` prefix) and the failure record.
-const DROPPED: [&str; 3] = [headers::ERROR, headers::ERROR_KIND, headers::FAILED_AT];
-
-/// The copy of a dead letter that goes back to its source queue: same body and properties,
-/// published to the default exchange with the `source-queue` header (else `dlq.source`) as
-/// routing key, so a fanout event is not re-broadcast to subscribers that handled it already.
-///
-/// Headers: every `x-` header and `error`, `error-kind`, `failed-at` are dropped, `retry-count`
-/// starts again at 0 and `replay-count` goes up by one; everything else is kept.
-#[must_use]
-pub fn replay_copy(body: &[u8], properties: &BasicProperties, dlq: &DeadLetterQueue) -> Outgoing {
-    let original = properties.headers().as_ref();
-    let target = headers::text(original, headers::SOURCE_QUEUE)
-        .filter(|queue| !queue.is_empty())
-        .unwrap_or_else(|| dlq.source.clone());
-    let replays = headers::integer(original, headers::REPLAY_COUNT).unwrap_or(0);
-    let mut table = FieldTable::default();
-    for (name, value) in original.into_iter().flat_map(FieldTable::inner) {
-        if !name.as_str().starts_with("x-") && !DROPPED.contains(&name.as_str()) {
-            table.insert(name.clone(), value.clone());
-        }
-    }
-    headers::set_integer(&mut table, headers::RETRY_COUNT, 0);
-    headers::set_integer(
-        &mut table,
-        headers::REPLAY_COUNT,
-        u32::try_from(replays.saturating_add(1)).unwrap_or(u32::MAX),
-    );
-    Outgoing {
-        exchange: String::new(),
-        routing_key: target,
-        body: body.to_vec(),
-        properties: properties.clone().with_headers(table),
-    }
 }
 
 /// What a replay did.
@@ -145,7 +107,7 @@ async fn move_back(
     delivery: &Delivery,
     id: Option<&str>,
 ) -> anyhow::Result<()> {
-    let copy = replay_copy(&delivery.data, &delivery.properties, dlq);
+    let copy = copies::replay(&delivery.data, &delivery.properties, &dlq.source);
     let id = id.unwrap_or("(no message id)");
     if let Err(err) = publisher.publish(&copy).await {
         let requeue = BasicNackOptions {
@@ -167,91 +129,5 @@ async fn move_back(
             copy.routing_key,
             dlq.name
         ),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use broker::lapin::types::{AMQPValue, LongString};
-
-    fn dlq() -> DeadLetterQueue {
-        DeadLetterQueue::parse("stock.order-paid").unwrap()
-    }
-
-    fn dead_letter(extra: &[(&str, AMQPValue)]) -> BasicProperties {
-        let mut table = broker::message::text_headers(&[
-            (headers::ERROR, "boom"),
-            (headers::ERROR_KIND, "retries-exhausted"),
-            (headers::FAILED_AT, "2026-11-22T10:00:00Z"),
-            (headers::ORIGINAL_EXCHANGE, "order.paid"),
-            (headers::ORIGINAL_ROUTING_KEY, ""),
-            (headers::TRACEPARENT, "00-abc-def-01"),
-        ]);
-        headers::set_integer(&mut table, headers::RETRY_COUNT, 5);
-        for (name, value) in extra {
-            table.insert((*name).into(), value.clone());
-        }
-        BasicProperties::default()
-            .with_message_id("m-1".into())
-            .with_correlation_id("order-1".into())
-            .with_type("order.paid".into())
-            .with_headers(table)
-    }
-
-    #[test]
-    fn the_copy_goes_to_the_source_queue_with_a_clean_failure_record() {
-        let props = dead_letter(&[
-            (
-                headers::SOURCE_QUEUE,
-                AMQPValue::LongString(LongString::from("stock.order-paid")),
-            ),
-            ("x-death", AMQPValue::Boolean(true)),
-            ("x-first-death-reason", AMQPValue::Boolean(true)),
-        ]);
-        let copy = replay_copy(b"{\"a\":1}", &props, &dlq());
-        assert_eq!(
-            copy.exchange, "",
-            "never through the original (fanout) exchange"
-        );
-        assert_eq!(copy.routing_key, "stock.order-paid");
-        assert_eq!(copy.body, b"{\"a\":1}");
-        assert_eq!(copy.message_id(), Some("m-1"));
-        assert_eq!(
-            copy.properties
-                .correlation_id()
-                .as_ref()
-                .map(|c| c.as_str()),
-            Some("order-1")
-        );
-        let h = copy.properties.headers().clone().unwrap();
-        for gone in [
-            "x-death",
-            "x-first-death-reason",
-            "error",
-            "error-kind",
-            "failed-at",
-        ] {
-            assert!(!h.contains_key(gone), "{gone} must be dropped");
-        }
-        assert_eq!(headers::integer(Some(&h), headers::RETRY_COUNT), Some(0));
-        assert_eq!(headers::integer(Some(&h), headers::REPLAY_COUNT), Some(1));
-        for kept in [
-            headers::ORIGINAL_EXCHANGE,
-            headers::ORIGINAL_ROUTING_KEY,
-            headers::SOURCE_QUEUE,
-            headers::TRACEPARENT,
-        ] {
-            assert!(h.contains_key(kept), "{kept} must be kept");
-        }
-    }
-
-    #[test]
-    fn replay_count_goes_up_and_the_dlq_name_is_the_fallback_target() {
-        let props = dead_letter(&[(headers::REPLAY_COUNT, AMQPValue::LongLongInt(2))]);
-        let copy = replay_copy(b"x", &props, &dlq());
-        assert_eq!(copy.routing_key, "stock.order-paid");
-        let h = copy.properties.headers().clone().unwrap();
-        assert_eq!(headers::integer(Some(&h), headers::REPLAY_COUNT), Some(3));
     }
 }

@@ -3,13 +3,15 @@
 //! # Layout
 //!
 //! - [`events`]: every event of the saga with its `type`, exchange and routing key.
-//! - [`names`]: exchange and queue names (DESIGN.md §2).
+//! - [`names`]: exchange and queue names (`docs/design.md` §2).
+//! - [`outbox`]: the order worker's quarantined outbox rows as its API shows them.
 //! - [`topology`]: the whole system's exchanges and consumer queues, declared by every worker.
 //! - [`ids`]: deterministic message ids, so a re-published event is recognised as a duplicate.
 
 pub mod events;
 pub mod ids;
 pub mod names;
+pub mod outbox;
 pub mod topology;
 
 pub use events::*;

@@ -166,7 +166,7 @@ pub fn routes(store: OrderStore, wake: Arc<Notify>) -> Router {
 
 async fn list(
     State((store, _)): State<(OrderStore, Arc<Notify>)>,
-) -> Result<axum::Json<Vec<crate::store::QuarantinedRow>>, ApiError> {
+) -> Result<axum::Json<Vec<contracts::outbox::QuarantinedRow>>, ApiError> {
     Ok(axum::Json(store.quarantined().await?))
 }
 

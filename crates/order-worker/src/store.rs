@@ -3,6 +3,7 @@
 
 use crate::validation::ValidOrder;
 use broker::{Event, Outgoing, TraceParent};
+use contracts::outbox::QuarantinedRow;
 use futures_util::FutureExt;
 use service::clock;
 use service::db::Db;
@@ -114,27 +115,6 @@ impl OutboxRow {
             None => message,
         }
     }
-}
-
-/// An outbox row the relay gave up on, as the API shows it.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct QuarantinedRow {
-    /// Its `message_id`.
-    pub message_id: String,
-    /// The order it is about.
-    pub order_id: String,
-    /// Event type.
-    pub event_type: String,
-    /// Target exchange.
-    pub exchange: String,
-    /// Routing key.
-    pub routing_key: String,
-    /// Failed publishes.
-    pub attempts: i64,
-    /// The last publish error.
-    pub last_error: Option<String>,
-    /// When the relay quarantined it.
-    pub quarantined_at: String,
 }
 
 /// Outbox rows marked sent per statement (well below SQLite's and PostgreSQL's bind limits).

@@ -1,4 +1,4 @@
-//! The flags every worker takes, each with an environment fallback (DESIGN.md §5).
+//! The flags every worker takes, each with an environment fallback (`docs/design.md` §4).
 
 use broker::{BrokerConfig, RetryPolicy};
 use std::net::SocketAddr;

@@ -5,7 +5,7 @@ use lapin::uri::AMQPUri;
 use std::time::Duration;
 use tokio::sync::OnceCell;
 
-/// The default broker, as DESIGN.md §5 names it.
+/// The default broker, as `docs/design.md` §4 names it.
 pub const DEFAULT_AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
 
 /// A reachable broker: its AMQP address and its management API.

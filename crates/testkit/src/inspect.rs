@@ -29,24 +29,6 @@ impl Taken {
         }
     }
 
-    /// The broker's own reason in the latest `x-death` entry (`expired`, `delivery_limit`, ...).
-    #[must_use]
-    pub fn death_reason(&self) -> Option<String> {
-        let table = self.properties.headers().as_ref()?;
-        let lapin::types::AMQPValue::FieldArray(deaths) = table.inner().get("x-death")? else {
-            return None;
-        };
-        let lapin::types::AMQPValue::FieldTable(latest) = deaths.as_slice().first()? else {
-            return None;
-        };
-        match latest.inner().get("reason")? {
-            lapin::types::AMQPValue::LongString(s) => {
-                Some(String::from_utf8_lossy(s.as_bytes()).into_owned())
-            }
-            _ => None,
-        }
-    }
-
     /// A header as an integer.
     #[must_use]
     pub fn header_int(&self, name: &str) -> Option<i64> {

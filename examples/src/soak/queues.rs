@@ -5,7 +5,6 @@
 use anyhow::Context;
 use broker::headers;
 use broker::lapin::options::{BasicGetOptions, BasicNackOptions};
-use broker::lapin::types::{AMQPValue, FieldTable};
 use broker::topology::{dead_letter_queue, retry_queue};
 use contracts::names::queues;
 use std::collections::BTreeMap;
@@ -137,7 +136,7 @@ fn read(queue: &str, properties: &broker::lapin::BasicProperties) -> DeadLetter 
     };
     let table = properties.headers().as_ref();
     let why = headers::text(table, headers::ERROR_KIND)
-        .or_else(|| death_reason(table?))
+        .or_else(|| headers::death_reason(table).map(|reason| format!("x-death:{reason}")))
         .unwrap_or_else(|| "unknown".to_owned());
     DeadLetter {
         queue: queue.to_owned(),
@@ -147,15 +146,4 @@ fn read(queue: &str, properties: &broker::lapin::BasicProperties) -> DeadLetter 
         why,
         error: headers::text(table, headers::ERROR),
     }
-}
-
-/// The reason of the latest `x-death` entry (`delivery_limit`, `expired`, ...).
-fn death_reason(headers: &FieldTable) -> Option<String> {
-    let AMQPValue::FieldArray(deaths) = headers.inner().get("x-death")? else {
-        return None;
-    };
-    let AMQPValue::FieldTable(latest) = deaths.as_slice().first()? else {
-        return None;
-    };
-    headers::text(Some(latest), "reason").map(|reason| format!("x-death:{reason}"))
 }

@@ -1,0 +1,278 @@
+//! The copies the library publishes in place of a delivery — a retry, a dead letter, a replay —
+//! and every header each one carries (the wire contract of `docs/design.md` §2).
+
+use crate::headers::{self, DeadLetterReason};
+use crate::message::Outgoing;
+use crate::topology::{DEAD_LETTER_EXCHANGE, retry_queue};
+use lapin::BasicProperties;
+use lapin::message::Delivery;
+use lapin::types::FieldTable;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+/// The copy that waits in retry tier `tier` and then returns to `queue`.
+pub fn retry(delivery: &Delivery, queue: &str, tier: u32, error: Option<&str>) -> Outgoing {
+    let mut table = forwarded_headers(delivery, queue, error);
+    headers::set_integer(&mut table, headers::RETRY_COUNT, tier);
+    copy(delivery, "", &retry_queue(queue, tier), table)
+}
+
+/// The copy that goes to `queue`'s dead-letter queue, saying why.
+pub fn dead_letter(
+    delivery: &Delivery,
+    queue: &str,
+    reason: DeadLetterReason,
+    error: Option<&str>,
+) -> Outgoing {
+    let mut table = forwarded_headers(delivery, queue, error);
+    headers::set_integer(
+        &mut table,
+        headers::RETRY_COUNT,
+        headers::retry_count(&delivery.properties),
+    );
+    headers::set_text(&mut table, headers::ERROR_KIND, reason.as_str());
+    let now = OffsetDateTime::now_utc()
+        .format(&Rfc3339)
+        .unwrap_or_default();
+    headers::set_text(&mut table, headers::FAILED_AT, &now);
+    copy(delivery, DEAD_LETTER_EXCHANGE, queue, table)
+}
+
+fn copy(delivery: &Delivery, exchange: &str, routing_key: &str, table: FieldTable) -> Outgoing {
+    Outgoing {
+        exchange: exchange.to_owned(),
+        routing_key: routing_key.to_owned(),
+        body: delivery.data.clone(),
+        properties: delivery.properties.clone().with_headers(table),
+    }
+}
+
+/// The original headers without the broker's `x-` ones, plus where the message came from and
+/// what went wrong.
+fn forwarded_headers(delivery: &Delivery, queue: &str, error: Option<&str>) -> FieldTable {
+    let original = delivery.properties.headers().as_ref();
+    let mut table = FieldTable::default();
+    if let Some(original) = original {
+        for (name, value) in original {
+            if !name.as_str().starts_with("x-") {
+                table.insert(name.clone(), value.clone());
+            }
+        }
+    }
+    let exchange = headers::text(original, headers::ORIGINAL_EXCHANGE)
+        .unwrap_or_else(|| delivery.exchange.to_string());
+    let routing_key = headers::text(original, headers::ORIGINAL_ROUTING_KEY)
+        .unwrap_or_else(|| delivery.routing_key.to_string());
+    headers::set_text(&mut table, headers::ORIGINAL_EXCHANGE, &exchange);
+    headers::set_text(&mut table, headers::ORIGINAL_ROUTING_KEY, &routing_key);
+    headers::set_text(&mut table, headers::SOURCE_QUEUE, queue);
+    if let Some(error) = error {
+        headers::set_text(&mut table, headers::ERROR, &headers::one_line(error));
+    }
+    table
+}
+
+/// The headers a replayed copy loses: the broker's own (`x-` prefix) and the failure record.
+const DROPPED: [&str; 3] = [headers::ERROR, headers::ERROR_KIND, headers::FAILED_AT];
+
+/// The copy of a dead letter that goes back to its source queue: same body and properties,
+/// published to the default exchange with the `source-queue` header (else `fallback_queue`, the queue its DLQ belongs to) as
+/// routing key, so a fanout event is not re-broadcast to subscribers that handled it already.
+///
+/// Headers: every `x-` header and `error`, `error-kind`, `failed-at` are dropped, `retry-count`
+/// starts again at 0 and `replay-count` goes up by one; everything else is kept.
+#[must_use]
+pub fn replay(body: &[u8], properties: &BasicProperties, fallback_queue: &str) -> Outgoing {
+    let original = properties.headers().as_ref();
+    let target = headers::text(original, headers::SOURCE_QUEUE)
+        .filter(|queue| !queue.is_empty())
+        .unwrap_or_else(|| fallback_queue.to_owned());
+    let replays = headers::integer(original, headers::REPLAY_COUNT).unwrap_or(0);
+    let mut table = FieldTable::default();
+    for (name, value) in original.into_iter().flat_map(FieldTable::inner) {
+        if !name.as_str().starts_with("x-") && !DROPPED.contains(&name.as_str()) {
+            table.insert(name.clone(), value.clone());
+        }
+    }
+    headers::set_integer(&mut table, headers::RETRY_COUNT, 0);
+    headers::set_integer(
+        &mut table,
+        headers::REPLAY_COUNT,
+        u32::try_from(replays.saturating_add(1)).unwrap_or(u32::MAX),
+    );
+    Outgoing {
+        exchange: String::new(),
+        routing_key: target,
+        body: body.to_vec(),
+        properties: properties.clone().with_headers(table),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lapin::types::{AMQPValue, LongString};
+
+    fn delivery(exchange: &str, routing_key: &str, headers: FieldTable) -> Delivery {
+        let mut delivery = Delivery::mock(
+            1,
+            exchange.into(),
+            routing_key.into(),
+            false,
+            b"{\"a\":1}".to_vec(),
+        );
+        delivery.properties = BasicProperties::default()
+            .with_message_id("m-1".into())
+            .with_headers(headers);
+        delivery
+    }
+
+    #[test]
+    fn first_retry_records_the_origin_and_drops_broker_headers() {
+        let mut original = FieldTable::default();
+        original.insert("x-death".into(), AMQPValue::Boolean(true));
+        original.insert("traceparent".into(), AMQPValue::LongString("00-abc".into()));
+        let d = delivery("orders", "order.created", original);
+        let copy = retry(&d, "payment.order-created", 1, Some("boom\nagain"));
+        assert_eq!(copy.exchange, "");
+        assert_eq!(copy.routing_key, "payment.order-created.retry.1");
+        assert_eq!(copy.body, d.data);
+        let h = copy.properties.headers().clone().unwrap();
+        assert!(!h.contains_key("x-death"));
+        assert_eq!(
+            headers::text(Some(&h), "traceparent").as_deref(),
+            Some("00-abc")
+        );
+        assert_eq!(headers::integer(Some(&h), headers::RETRY_COUNT), Some(1));
+        assert_eq!(
+            headers::text(Some(&h), headers::ERROR).as_deref(),
+            Some("boom again")
+        );
+        assert_eq!(
+            headers::text(Some(&h), headers::ORIGINAL_EXCHANGE).as_deref(),
+            Some("orders")
+        );
+        assert_eq!(
+            headers::text(Some(&h), headers::ORIGINAL_ROUTING_KEY).as_deref(),
+            Some("order.created")
+        );
+        assert_eq!(
+            headers::text(Some(&h), headers::SOURCE_QUEUE).as_deref(),
+            Some("payment.order-created")
+        );
+        assert_eq!(copy.message_id(), Some("m-1"));
+    }
+
+    #[test]
+    fn a_returning_retry_keeps_the_first_origin() {
+        let mut original = FieldTable::default();
+        headers::set_text(&mut original, headers::ORIGINAL_EXCHANGE, "order.paid");
+        headers::set_text(&mut original, headers::ORIGINAL_ROUTING_KEY, "");
+        headers::set_integer(&mut original, headers::RETRY_COUNT, 2);
+        // After a tier expires, the broker delivers through the default exchange with key = queue.
+        let d = delivery("", "stock.order-paid", original);
+        let dead = dead_letter(
+            &d,
+            "stock.order-paid",
+            DeadLetterReason::RetriesExhausted,
+            Some("x"),
+        );
+        assert_eq!(dead.exchange, DEAD_LETTER_EXCHANGE);
+        assert_eq!(dead.routing_key, "stock.order-paid");
+        let h = dead.properties.headers().clone().unwrap();
+        assert_eq!(
+            headers::text(Some(&h), headers::ORIGINAL_EXCHANGE).as_deref(),
+            Some("order.paid")
+        );
+        assert_eq!(
+            headers::text(Some(&h), headers::ORIGINAL_ROUTING_KEY).as_deref(),
+            Some("")
+        );
+        assert_eq!(headers::integer(Some(&h), headers::RETRY_COUNT), Some(2));
+        assert_eq!(
+            headers::text(Some(&h), headers::ERROR_KIND).as_deref(),
+            Some("retries-exhausted")
+        );
+        let failed_at = headers::text(Some(&h), headers::FAILED_AT).unwrap();
+        assert!(
+            OffsetDateTime::parse(&failed_at, &Rfc3339).is_ok(),
+            "{failed_at}"
+        );
+    }
+
+    fn dead_letter_properties(extra: &[(&str, AMQPValue)]) -> BasicProperties {
+        let mut table = crate::message::text_headers(&[
+            (headers::ERROR, "boom"),
+            (headers::ERROR_KIND, "retries-exhausted"),
+            (headers::FAILED_AT, "2026-11-22T10:00:00Z"),
+            (headers::ORIGINAL_EXCHANGE, "order.paid"),
+            (headers::ORIGINAL_ROUTING_KEY, ""),
+            (headers::TRACEPARENT, "00-abc-def-01"),
+        ]);
+        headers::set_integer(&mut table, headers::RETRY_COUNT, 5);
+        for (name, value) in extra {
+            table.insert((*name).into(), value.clone());
+        }
+        BasicProperties::default()
+            .with_message_id("m-1".into())
+            .with_correlation_id("order-1".into())
+            .with_type("order.paid".into())
+            .with_headers(table)
+    }
+
+    #[test]
+    fn the_copy_goes_to_the_source_queue_with_a_clean_failure_record() {
+        let props = dead_letter_properties(&[
+            (
+                headers::SOURCE_QUEUE,
+                AMQPValue::LongString(LongString::from("stock.order-paid")),
+            ),
+            ("x-death", AMQPValue::Boolean(true)),
+            ("x-first-death-reason", AMQPValue::Boolean(true)),
+        ]);
+        let copy = replay(b"{\"a\":1}", &props, "stock.order-paid");
+        assert_eq!(
+            copy.exchange, "",
+            "never through the original (fanout) exchange"
+        );
+        assert_eq!(copy.routing_key, "stock.order-paid");
+        assert_eq!(copy.body, b"{\"a\":1}");
+        assert_eq!(copy.message_id(), Some("m-1"));
+        assert_eq!(
+            copy.properties
+                .correlation_id()
+                .as_ref()
+                .map(|c| c.as_str()),
+            Some("order-1")
+        );
+        let h = copy.properties.headers().clone().unwrap();
+        for gone in [
+            "x-death",
+            "x-first-death-reason",
+            "error",
+            "error-kind",
+            "failed-at",
+        ] {
+            assert!(!h.contains_key(gone), "{gone} must be dropped");
+        }
+        assert_eq!(headers::integer(Some(&h), headers::RETRY_COUNT), Some(0));
+        assert_eq!(headers::integer(Some(&h), headers::REPLAY_COUNT), Some(1));
+        for kept in [
+            headers::ORIGINAL_EXCHANGE,
+            headers::ORIGINAL_ROUTING_KEY,
+            headers::SOURCE_QUEUE,
+            headers::TRACEPARENT,
+        ] {
+            assert!(h.contains_key(kept), "{kept} must be kept");
+        }
+    }
+
+    #[test]
+    fn replay_count_goes_up_and_the_fallback_queue_is_the_target_without_source_queue() {
+        let props = dead_letter_properties(&[(headers::REPLAY_COUNT, AMQPValue::LongLongInt(2))]);
+        let copy = replay(b"x", &props, "stock.order-paid");
+        assert_eq!(copy.routing_key, "stock.order-paid");
+        let h = copy.properties.headers().clone().unwrap();
+        assert_eq!(headers::integer(Some(&h), headers::REPLAY_COUNT), Some(3));
+    }
+}
