@@ -1,16 +1,12 @@
 //! What the examples (this package's `[[example]]` targets) share: the broker option, order lines
 //! given as `SKU:QTY:PRICE_CENTS`, building an `order.created` and publishing it with confirms.
 
-pub mod chart;
-pub mod procs;
 pub mod soak;
 
 use anyhow::Context as _;
 use broker::{BrokerConfig, BrokerError, Outgoing, Publisher};
 use contracts::{LineItem, OrderCreated};
 use std::time::Duration;
-use time::OffsetDateTime;
-use uuid::Uuid;
 
 /// The broker a local setup runs (`docs/design.md` §4).
 pub const DEFAULT_AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
@@ -70,34 +66,22 @@ pub fn parse_item(text: &str) -> Result<LineItem, String> {
     })
 }
 
-/// A new `order.created` with a fresh order id and `total_cents` summed from `items`.
+/// A new `order.created` with a fresh order id, checked like `POST /orders` checks a request.
 ///
 /// # Errors
-/// When there are no items or the total overflows.
+/// The first field that breaks the contract.
 pub fn new_order(
     customer_id: &str,
     items: Vec<LineItem>,
     currency: &str,
     payment_token: Option<String>,
 ) -> anyhow::Result<OrderCreated> {
-    anyhow::ensure!(!items.is_empty(), "an order needs at least one item");
-    let total_cents = items
-        .iter()
-        .try_fold(0_u64, |sum, item| {
-            item.unit_price_cents
-                .checked_mul(u64::from(item.quantity))
-                .and_then(|line| sum.checked_add(line))
-        })
-        .context("the order's total overflows")?;
-    Ok(OrderCreated {
-        order_id: Uuid::new_v4(),
-        customer_id: customer_id.to_owned(),
+    Ok(OrderCreated::new(
+        customer_id,
         items,
-        total_cents,
-        currency: currency.to_owned(),
+        currency,
         payment_token,
-        created_at: OffsetDateTime::now_utc(),
-    })
+    )?)
 }
 
 /// The message for `order`, with the deterministic `message_id` of its `order.created` fact

@@ -249,6 +249,29 @@ pub fn check_order(
 }
 
 impl OrderCreated {
+    /// A new order with a fresh id, `total_cents` summed from `items` and `created_at` now,
+    /// checked against the contract as `POST /orders` checks a request.
+    ///
+    /// # Errors
+    /// The first field that breaks the contract.
+    pub fn new(
+        customer_id: &str,
+        items: Vec<LineItem>,
+        currency: &str,
+        payment_token: Option<String>,
+    ) -> Result<Self, InvalidField> {
+        let total_cents = check_order(customer_id, &items, currency, payment_token.as_deref())?;
+        Ok(Self {
+            order_id: Uuid::new_v4(),
+            customer_id: customer_id.to_owned(),
+            items,
+            total_cents,
+            currency: currency.to_owned(),
+            payment_token,
+            created_at: OffsetDateTime::now_utc(),
+        })
+    }
+
     /// Checks the order against the contract, as `POST /orders` checks a request (see
     /// [`check_order`]), and that `total_cents` is the sum of its lines. Consumers reject an
     /// event that fails (it goes to their DLQ): nothing is charged or reserved for it.
@@ -365,6 +388,23 @@ mod tests {
 
     /// Breaks one field of a valid event.
     type Breakage = fn(&mut OrderCreated);
+
+    #[test]
+    fn a_new_order_sums_its_lines_and_refuses_what_the_api_refuses() {
+        let line = |quantity, unit_price_cents| LineItem {
+            sku: "SKU-1".into(),
+            quantity,
+            unit_price_cents,
+        };
+        let order =
+            OrderCreated::new("c-1", vec![line(2, 1250), line(1, 99)], "USD", None).unwrap();
+        assert_eq!(order.total_cents, 2599);
+        assert!(order.validate().is_ok());
+        let refused = OrderCreated::new("c-1", vec![line(0, 1250)], "USD", None).unwrap_err();
+        assert_eq!(refused.field, "items[0].quantity");
+        assert!(OrderCreated::new("c-1", vec![], "USD", None).is_err());
+        assert!(OrderCreated::new("c-1", vec![line(1, 1)], "XXX", None).is_err());
+    }
 
     #[test]
     fn an_order_created_that_breaks_the_contract_names_the_field() {

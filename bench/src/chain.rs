@@ -1,0 +1,161 @@
+//! The chain ceiling: the broker's throughput for a bare 3-hop chain of the workers' kind —
+//! publish (pipelined confirms) → consume, republish to a fanout with a confirm, ack → two
+//! consumers ack — on quorum queues with the workers' prefetch.
+
+use crate::bare::{self, Finish};
+use crate::procs;
+use anyhow::Context;
+use broker::lapin::ExchangeKind;
+use broker::lapin::options::{
+    BasicAckOptions, BasicPublishOptions, ExchangeDeclareOptions, QueueBindOptions,
+    QueueDeclareOptions, QueueDeleteOptions,
+};
+use broker::lapin::types::{AMQPValue, FieldTable};
+use futures_util::StreamExt;
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+use uuid::Uuid;
+
+/// Confirms awaited together by the first publisher.
+const CONFIRM_BATCH: usize = 256;
+
+/// Messages per second through the chain for `n` messages of `body`, and the CPU ms per
+/// message of the broker and of this process (the chain's client).
+///
+/// # Errors
+/// When the broker refuses a declaration or the chain does not finish in 10 minutes.
+pub async fn ceiling(
+    url: &str,
+    n: usize,
+    prefetch: u16,
+    body: &[u8],
+) -> anyhow::Result<(f64, BTreeMap<String, f64>)> {
+    let tag = Uuid::new_v4().simple().to_string();
+    let (input, fanout) = (format!("bench.{tag}.in"), format!("bench.{tag}.fanout"));
+    let outputs = [format!("bench.{tag}.out.1"), format!("bench.{tag}.out.2")];
+    let conn = bare::connect(url).await?;
+    let setup = conn.create_channel().await?;
+    let mut quorum = FieldTable::default();
+    quorum.insert(
+        "x-queue-type".into(),
+        AMQPValue::LongString("quorum".into()),
+    );
+    let durable = QueueDeclareOptions {
+        durable: true,
+        ..Default::default()
+    };
+    setup
+        .exchange_declare(
+            fanout.as_str().into(),
+            ExchangeKind::Fanout,
+            ExchangeDeclareOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
+    for queue in std::iter::once(&input).chain(&outputs) {
+        setup
+            .queue_declare(queue.as_str().into(), durable, quorum.clone())
+            .await?;
+    }
+    for queue in &outputs {
+        setup
+            .queue_bind(
+                queue.as_str().into(),
+                fanout.as_str().into(),
+                "".into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+    }
+    let props = bare::properties();
+
+    // The two sinks.
+    let finish = Finish::new(2 * n);
+    for queue in &outputs {
+        let (channel, mut consumer) = bare::consume(&conn, queue, prefetch).await?;
+        let finish = finish.clone();
+        tokio::spawn(async move {
+            while let Some(Ok(delivery)) = consumer.next().await {
+                let _ = delivery.acker.ack(BasicAckOptions::default()).await;
+                finish.one();
+            }
+            drop(channel);
+        });
+    }
+    // The relay: consume, republish with a confirm, then ack.
+    let (relay_in, mut relay) = bare::consume(&conn, &input, prefetch).await?;
+    let relay_out = bare::confirm_channel(&conn).await?;
+    let relay_fanout = fanout.clone();
+    let relay_props = props.clone();
+    tokio::spawn(async move {
+        while let Some(Ok(delivery)) = relay.next().await {
+            let out = relay_out.clone();
+            let (exchange, props) = (relay_fanout.clone(), relay_props.clone());
+            tokio::spawn(async move {
+                let confirm = out
+                    .basic_publish(
+                        exchange.as_str().into(),
+                        "".into(),
+                        BasicPublishOptions::default(),
+                        &delivery.data,
+                        props,
+                    )
+                    .await;
+                if let Ok(confirm) = confirm
+                    && confirm.await.is_ok()
+                {
+                    let _ = delivery.acker.ack(BasicAckOptions::default()).await;
+                }
+            });
+        }
+        drop(relay_in);
+    });
+
+    let publish = bare::confirm_channel(&conn).await?;
+    let cpu_before = procs::sample();
+    let client_before = procs::own_cpu_ms();
+    let started = Instant::now();
+    let mut pending = Vec::with_capacity(CONFIRM_BATCH);
+    for _ in 0..n {
+        pending.push(
+            publish
+                .basic_publish(
+                    "".into(),
+                    input.as_str().into(),
+                    BasicPublishOptions::default(),
+                    body,
+                    props.clone(),
+                )
+                .await?,
+        );
+        if pending.len() == CONFIRM_BATCH {
+            for confirm in pending.drain(..) {
+                confirm.await?;
+            }
+        }
+    }
+    for confirm in pending {
+        confirm.await?;
+    }
+    tokio::time::timeout(Duration::from_secs(600), finish.all())
+        .await
+        .context("the ceiling chain did not finish in 10 minutes")?;
+    let elapsed = started.elapsed().as_secs_f64();
+    let mut cpu = procs::cpu_between(&cpu_before, &procs::sample(), n as f64);
+    cpu.retain(|name, _| name == procs::BROKER);
+    cpu.insert(
+        "client".to_owned(),
+        (procs::own_cpu_ms() - client_before) / n as f64,
+    );
+    for queue in std::iter::once(&input).chain(&outputs) {
+        let _ = setup
+            .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
+            .await;
+    }
+    let _ = setup
+        .exchange_delete(fanout.as_str().into(), Default::default())
+        .await;
+    let _ = conn.close(200, "done".into()).await;
+    Ok((n as f64 / elapsed, cpu))
+}
