@@ -1,6 +1,5 @@
 //! Connecting to the broker, reconnect backoff, and the readiness flag.
 
-use backon::{BackoffBuilder, ExponentialBuilder};
 use lapin::{Connection, ConnectionProperties};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -109,20 +108,9 @@ pub async fn connect(url: &str, app_id: &str, role: &str) -> Result<Connection, 
     Connection::connect(&with_frame_max(url), properties(app_id, role)).await
 }
 
-/// Jittered exponential delays from `min` doubling to `max`, for ever: between reconnects
-/// (100 ms → 5 s), publish attempts (50 ms → 2 s) and runs of a handler held through an outage.
-pub(crate) fn backoff(min: Duration, max: Duration) -> impl Iterator<Item = Duration> {
-    ExponentialBuilder::default()
-        .with_min_delay(min)
-        .with_max_delay(max)
-        .with_jitter()
-        .without_max_times()
-        .build()
-}
-
 /// Delays between reconnect attempts: 100 ms doubling to 5 s, with jitter, for ever.
 pub(crate) fn reconnect_backoff() -> impl Iterator<Item = Duration> {
-    backoff(Duration::from_millis(100), Duration::from_secs(5))
+    crate::backoff::jittered(Duration::from_millis(100), Duration::from_secs(5))
 }
 
 /// Whether the runtime is connected and consuming; cheap to clone and poll (e.g. from `/readyz`).

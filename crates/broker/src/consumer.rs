@@ -375,7 +375,7 @@ async fn attempt_through_outages(
     stopping: &Stopping,
 ) -> Option<Attempt> {
     let mut held: Option<(Hold, Instant)> = None;
-    let mut delays = crate::connection::backoff(Duration::from_millis(100), Duration::from_secs(5));
+    let mut delays = crate::backoff::jittered(Duration::from_millis(100), Duration::from_secs(5));
     loop {
         let attempt = spec.attempt(body, meta.clone()).await;
         if attempt.outcome != Outcome::Unavailable {

@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 mod acks;
+pub mod backoff;
 pub mod connection;
 pub mod consumer;
 pub mod copies;

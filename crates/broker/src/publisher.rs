@@ -117,7 +117,7 @@ impl Publisher {
     pub async fn publish(&self, message: &Outgoing) -> Result<(), BrokerError> {
         let deadline = Instant::now() + self.inner.retry_for;
         let mut delays =
-            crate::connection::backoff(Duration::from_millis(50), Duration::from_secs(2));
+            crate::backoff::jittered(Duration::from_millis(50), Duration::from_secs(2));
         loop {
             // Bound each attempt (connecting included) by what is left of the window.
             let left = deadline

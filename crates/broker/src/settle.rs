@@ -60,8 +60,7 @@ fn delivery_count(delivery: &Delivery) -> u32 {
 /// time: 250 ms doubling to 30 s, so the delivery limit (10 by default) is reached only after
 /// minutes of refusals.
 fn return_delay(count: u32) -> Duration {
-    let millis = 250u64.saturating_mul(1 << count.min(7));
-    Duration::from_millis(millis.min(30_000))
+    crate::backoff::doubling(Duration::from_millis(250), Duration::from_secs(30), count)
 }
 
 #[cfg(test)]

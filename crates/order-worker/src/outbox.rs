@@ -129,9 +129,7 @@ async fn record_refusal(store: &OrderStore, row: &OutboxRow, err: &broker::Broke
 
 /// The pause after `failures` failures in a row: doubling from [`FIRST_BACKOFF`], capped.
 fn backoff(failures: u32) -> Duration {
-    FIRST_BACKOFF
-        .saturating_mul(2u32.saturating_pow(failures.saturating_sub(1)))
-        .min(MAX_BACKOFF)
+    broker::backoff::doubling(FIRST_BACKOFF, MAX_BACKOFF, failures.saturating_sub(1))
 }
 
 async fn pause(stop: &CancellationToken, wake: Option<&Notify>, at_most: Duration) {

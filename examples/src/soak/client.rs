@@ -86,7 +86,8 @@ impl Submitter {
         let key = order.idempotency_key(self.seed);
         let body = order.body();
         let deadline = Instant::now() + self.give_up_after;
-        let mut pause = Duration::from_millis(50);
+        let mut pauses =
+            broker::backoff::jittered(Duration::from_millis(50), Duration::from_secs(2));
         let mut attempts = 0;
         loop {
             attempts += 1;
@@ -130,11 +131,11 @@ impl Submitter {
                 Ok(response) => format!("status {}", response.status()),
                 Err(err) => err.to_string(),
             };
+            let pause = pauses.next().unwrap_or(Duration::from_secs(2));
             if Instant::now() + pause > deadline {
                 return Submitted::Failed { error, attempts };
             }
             tokio::time::sleep(pause).await;
-            pause = (pause * 2).min(Duration::from_secs(2));
         }
     }
 }
