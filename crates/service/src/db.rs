@@ -12,7 +12,6 @@ use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 use sqlx::pool::PoolConnection;
 use sqlx::{Acquire, AnyConnection, AnyPool};
-use std::any::Any;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use tokio::sync::{mpsc, oneshot};
@@ -20,46 +19,57 @@ use tokio::sync::{mpsc, oneshot};
 /// Transactions one SQLite commit holds at most.
 const MAX_GROUP: usize = 128;
 
-type Output = Result<Box<dyn Any + Send>, sqlx::Error>;
-
-/// A transaction's statements over its inputs; it may run twice (a failed optimistic group is run
-/// again), so it must only touch the connection.
-trait Work: Send + Sync {
-    fn run<'c>(&'c self, conn: &'c mut AnyConnection) -> BoxFuture<'c, Output>;
+/// One queued transaction: statements that may run more than once (a failed optimistic group is
+/// run again), and where the outcome of their last run goes once the group's commit is known.
+trait Job: Send {
+    /// Runs the statements on `conn` and keeps their outcome; whether they succeeded.
+    fn run<'c>(&'c mut self, conn: &'c mut AnyConnection) -> BoxFuture<'c, bool>;
+    /// Reports the kept outcome if the commit holding it succeeded, else `commit_failed`.
+    fn report(self: Box<Self>, commit_failed: Option<sqlx::Error>);
 }
 
-/// [`Work`] from the inputs `data` and the statements `f` over them.
-struct Statements<D, F> {
+/// A [`Job`] from the inputs `data`, the statements `f` over them, and the caller's channel.
+struct Statements<D, F, T> {
     data: D,
     f: F,
+    outcome: Option<Result<T, sqlx::Error>>,
+    done: oneshot::Sender<Result<T, sqlx::Error>>,
 }
 
-impl<D, F, T> Work for Statements<D, F>
+impl<D, F, T> Job for Statements<D, F, T>
 where
-    D: Send + Sync,
-    T: Send + 'static,
-    F: for<'c> Fn(&'c mut AnyConnection, &'c D) -> BoxFuture<'c, Result<T, sqlx::Error>>
-        + Send
-        + Sync,
+    D: Send,
+    T: Send,
+    F: for<'c> Fn(&'c mut AnyConnection, &'c D) -> BoxFuture<'c, Result<T, sqlx::Error>> + Send,
 {
-    fn run<'c>(&'c self, conn: &'c mut AnyConnection) -> BoxFuture<'c, Output> {
-        (self.f)(conn, &self.data)
-            .map(|outcome| outcome.map(|value| Box::new(value) as Box<dyn Any + Send>))
-            .boxed()
+    fn run<'c>(&'c mut self, conn: &'c mut AnyConnection) -> BoxFuture<'c, bool> {
+        async move {
+            let outcome = caught((self.f)(conn, &self.data)).await;
+            let succeeded = outcome.is_ok();
+            self.outcome = Some(outcome);
+            succeeded
+        }
+        .boxed()
     }
-}
 
-/// One queued transaction and where its outcome goes.
-struct Job {
-    work: Box<dyn Work>,
-    done: oneshot::Sender<Output>,
+    fn report(self: Box<Self>, commit_failed: Option<sqlx::Error>) {
+        let outcome = match commit_failed {
+            Some(err) => Err(err),
+            None => self.outcome.unwrap_or_else(|| {
+                Err(sqlx::Error::Protocol(
+                    "a grouped transaction was committed without running".into(),
+                ))
+            }),
+        };
+        let _ = self.done.send(outcome);
+    }
 }
 
 /// The pool and, on SQLite, the queue of the writer task.
 #[derive(Debug, Clone)]
 pub struct Db {
     pool: AnyPool,
-    writer: Option<mpsc::UnboundedSender<Job>>,
+    writer: Option<mpsc::UnboundedSender<Box<dyn Job>>>,
 }
 
 impl Db {
@@ -105,24 +115,22 @@ impl Db {
             return Ok(value);
         };
         let (done, outcome) = oneshot::channel();
-        let work = Box::new(Statements {
-            data,
-            f: statements,
-        });
         writer
-            .send(Job { work, done })
+            .send(Box::new(Statements {
+                data,
+                f: statements,
+                outcome: None,
+                done,
+            }))
             .map_err(|_| sqlx::Error::PoolClosed)?;
-        let value = outcome.await.map_err(|_| sqlx::Error::PoolClosed)??;
-        Ok(*value
-            .downcast::<T>()
-            .expect("the writer returns what the statements produced"))
+        outcome.await.map_err(|_| sqlx::Error::PoolClosed)?
     }
 }
 
 /// The writer task: takes every job queued, runs them in one transaction, commits, then reports.
 /// It keeps one connection (and so SQLite's page cache warm) until the pool closes. Ends when
 /// every [`Db`] handle is gone.
-async fn write_groups(pool: AnyPool, mut jobs: mpsc::UnboundedReceiver<Job>) {
+async fn write_groups(pool: AnyPool, mut jobs: mpsc::UnboundedReceiver<Box<dyn Job>>) {
     let mut group = Vec::with_capacity(MAX_GROUP);
     let mut held: Option<PoolConnection<sqlx::Any>> = None;
     loop {
@@ -141,73 +149,65 @@ async fn write_groups(pool: AnyPool, mut jobs: mpsc::UnboundedReceiver<Job>) {
         if received == 0 {
             break;
         }
-        let (works, waiting): (Vec<_>, Vec<_>) = group.drain(..).map(|j| (j.work, j.done)).unzip();
-        let size = works.len();
-        let outcome = async {
+        let size = group.len();
+        let committed = async {
             let mut conn = match held.take() {
                 Some(conn) => conn,
                 None => pool.acquire().await?,
             };
-            let outcomes = run_group(&mut conn, &works).await?;
+            run_group(&mut conn, &mut group).await?;
             // Only a connection that just committed is kept.
             held = Some(conn);
-            Ok::<_, sqlx::Error>(outcomes)
+            Ok::<_, sqlx::Error>(())
         }
         .await;
-        match outcome {
-            Ok(outcomes) => {
+        match committed {
+            Ok(()) => {
                 metrics::histogram!("orderflow_store_group_size").record(size as f64);
-                for (done, outcome) in waiting.into_iter().zip(outcomes) {
-                    let _ = done.send(outcome);
+                for job in group.drain(..) {
+                    job.report(None);
                 }
             }
             Err(err) => {
                 tracing::warn!(error = %err, size, "store: a group commit failed; its transactions report the error");
-                for done in waiting {
-                    let _ = done.send(Err(group_failed(&err)));
+                for job in group.drain(..) {
+                    job.report(Some(group_failed(&err)));
                 }
             }
         }
     }
 }
 
-/// Runs `works` in one transaction and commits it; their outcomes in order. When one fails, the
-/// group runs again with each in a savepoint. An error of the transaction itself (begin,
-/// savepoint, commit) fails them all.
-async fn run_group(
-    conn: &mut AnyConnection,
-    works: &[Box<dyn Work>],
-) -> Result<Vec<Output>, sqlx::Error> {
+/// Runs `jobs` in one transaction and commits it; each job keeps its own outcome. When one
+/// fails, the group runs again with each in a savepoint. An error of the transaction itself
+/// (begin, savepoint, commit) fails them all.
+async fn run_group(conn: &mut AnyConnection, jobs: &mut [Box<dyn Job>]) -> Result<(), sqlx::Error> {
     let mut tx = conn.begin().await?;
-    let mut outcomes = Vec::with_capacity(works.len());
-    for work in works {
-        let outcome = caught(work.run(&mut tx)).await;
-        if outcome.is_err() {
+    let mut all_succeeded = true;
+    for job in jobs.iter_mut() {
+        if !job.run(&mut tx).await {
+            all_succeeded = false;
             break;
         }
-        outcomes.push(outcome);
     }
-    if outcomes.len() == works.len() {
+    if all_succeeded {
         tx.commit().await?;
-        return Ok(outcomes);
+        return Ok(());
     }
     // A failed statement may have ended the transaction already; the next `begin` tells.
     let _ = tx.rollback().await;
     metrics::counter!("orderflow_store_group_reruns_total").increment(1);
-    outcomes.clear();
     let mut tx = conn.begin().await?;
-    for work in works {
+    for job in jobs.iter_mut() {
         let mut savepoint = tx.begin().await?;
-        let outcome = caught(work.run(&mut savepoint)).await;
-        if outcome.is_ok() {
+        if job.run(&mut savepoint).await {
             savepoint.commit().await?;
         } else {
             savepoint.rollback().await?;
         }
-        outcomes.push(outcome);
     }
     tx.commit().await?;
-    Ok(outcomes)
+    Ok(())
 }
 
 /// `work`'s outcome, with a panic turned into an error (its transaction is then rolled back).
