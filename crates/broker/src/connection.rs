@@ -1,13 +1,19 @@
-//! Connecting to the broker, reconnect backoff, and the readiness flag.
+//! Connecting to the broker (one node, or the first of a cluster's nodes that answers), reconnect
+//! backoff, and the readiness flag.
 
 use lapin::{Connection, ConnectionProperties};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
-/// A connection URL (broker or database) without its password, for messages and logs.
+/// A connection URL (broker or database), or a comma-separated list of them, without its
+/// passwords, for messages and logs.
 #[must_use]
 pub fn redact(url: &str) -> String {
+    url.split(',').map(redact_one).collect::<Vec<_>>().join(",")
+}
+
+fn redact_one(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
         (Some(scheme_end), Some(at)) if at > scheme_end => {
             let userinfo = &url[scheme_end + 3..at];
@@ -25,7 +31,8 @@ pub(crate) const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Where and as whom to connect.
 #[derive(Debug, Clone)]
 pub struct BrokerConfig {
-    /// `amqp://` or `amqps://` URL, including the vhost.
+    /// `amqp://` or `amqps://` URL, including the vhost; or several, separated by commas (the
+    /// nodes of a cluster), tried in turn.
     pub url: String,
     /// The `app_id` stamped on published messages and the connection name's prefix.
     pub app_id: String,
@@ -108,6 +115,55 @@ pub async fn connect(url: &str, app_id: &str, role: &str) -> Result<Connection, 
     Connection::connect(&with_frame_max(url), properties(app_id, role)).await
 }
 
+/// The addresses a configured URL names: one URL, or several separated by commas.
+#[must_use]
+pub fn addresses(url: &str) -> Vec<&str> {
+    url.split(',')
+        .map(str::trim)
+        .filter(|address| !address.is_empty())
+        .collect()
+}
+
+/// Which address the next connection tries first: the one that answered last, so a healthy
+/// node keeps its clients and a lost one is left for the next.
+#[derive(Debug, Default)]
+pub struct Cursor(AtomicUsize);
+
+/// Opens one connection to the first of `url`'s addresses that answers, starting at `cursor`
+/// (left on the one that answered); returns it with that address.
+///
+/// # Errors
+/// The last address's error when none answers.
+pub async fn connect_any(
+    url: &str,
+    cursor: &Cursor,
+    app_id: &str,
+    role: &str,
+) -> Result<(Connection, String), lapin::Error> {
+    let addresses = addresses(url);
+    let count = addresses.len().max(1);
+    let start = cursor.0.load(Ordering::Relaxed);
+    let mut step = 0;
+    loop {
+        let index = (start + step) % count;
+        let address = addresses.get(index).copied().unwrap_or(url);
+        match connect(address, app_id, role).await {
+            Ok(connection) => {
+                cursor.0.store(index, Ordering::Relaxed);
+                if count > 1 {
+                    tracing::info!(address = %redact(address), role, "connected");
+                }
+                return Ok((connection, address.to_owned()));
+            }
+            Err(err) if step + 1 < count => {
+                tracing::warn!(address = %redact(address), role, error = %err, "broker node not reachable; trying the next");
+                step += 1;
+            }
+            Err(err) => return Err(err),
+        }
+    }
+}
+
 /// Delays between reconnect attempts: 100 ms doubling to 5 s, with jitter, for ever.
 pub(crate) fn reconnect_backoff() -> impl Iterator<Item = Duration> {
     crate::backoff::jittered(Duration::from_millis(100), Duration::from_secs(5))
@@ -132,6 +188,18 @@ impl Readiness {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_list_of_urls_names_each_node_and_redacts_each_password() {
+        let list = "amqp://u:p1@a:5672/%2f, amqp://u:p2@b:5672/%2f,";
+        assert_eq!(
+            addresses(list),
+            ["amqp://u:p1@a:5672/%2f", "amqp://u:p2@b:5672/%2f"]
+        );
+        let shown = redact(list);
+        assert!(!shown.contains("p1") && !shown.contains("p2"), "{shown}");
+        assert_eq!(addresses("amqp://h/%2f"), ["amqp://h/%2f"]);
+    }
 
     #[test]
     fn frame_max_is_added_unless_the_url_sets_it() {

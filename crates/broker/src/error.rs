@@ -11,9 +11,9 @@ pub enum BrokerError {
     /// The publisher was closed (the runtime shut down).
     #[error("the publisher is closed")]
     Closed,
-    /// The publishing pool could not hand out a connection.
-    #[error("no broker connection available: {0}")]
-    Pool(String),
+    /// The configured URL names no broker.
+    #[error("no broker URL given")]
+    NoAddress,
     /// A mandatory publish matched no queue.
     #[error(
         "unroutable: no queue is bound to exchange '{exchange}' with routing key '{routing_key}' ({reply})"
@@ -54,11 +54,13 @@ impl BrokerError {
         match self {
             // A channel-level (soft) error such as a missing exchange fails again on a new channel.
             Self::Connection(err) => !err.is_amqp_soft_error(),
-            Self::Pool(_) | Self::ConfirmTimeout(_) => true,
+            Self::ConfirmTimeout(_) => true,
             Self::Topology(err) => err.is_recoverable(),
-            Self::Unroutable { .. } | Self::Nacked { .. } | Self::Serialize(_) | Self::Closed => {
-                false
-            }
+            Self::Unroutable { .. }
+            | Self::Nacked { .. }
+            | Self::Serialize(_)
+            | Self::Closed
+            | Self::NoAddress => false,
         }
     }
 }

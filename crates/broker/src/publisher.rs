@@ -8,11 +8,10 @@
 //! unroutable copy could be reported confirmed (and its original acked: a lost message) while a
 //! routable publish was reported unroutable.
 
-use crate::connection::{BrokerConfig, properties, with_frame_max};
+use crate::connection::{BrokerConfig, Cursor, connect_any};
 use crate::error::BrokerError;
 use crate::event::Event;
 use crate::message::Outgoing;
-use deadpool_lapin::{Pool, Runtime};
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
 use lapin::{Channel, Confirmation};
 use std::sync::Arc;
@@ -27,7 +26,10 @@ pub struct Publisher {
 }
 
 struct Inner {
-    pool: Pool,
+    /// The broker's address (or a cluster's, comma-separated).
+    url: String,
+    /// Where the next connection attempt starts.
+    cursor: Cursor,
     app_id: String,
     confirm_timeout: Duration,
     retry_for: Duration,
@@ -39,10 +41,10 @@ struct Inner {
     generations: AtomicU64,
 }
 
-/// The pooled connection the lanes are opened on.
+/// The connection the lanes are opened on.
 struct Link {
     generation: u64,
-    connection: deadpool_lapin::Object,
+    connection: lapin::Connection,
 }
 
 /// A confirm channel that carries one publish at a time.
@@ -63,24 +65,16 @@ impl Publisher {
     /// A publisher for `config.url`; it connects on first use.
     ///
     /// # Errors
-    /// When the URL cannot be used to build a connection pool.
+    /// When the URL names no broker.
     pub fn new(config: &BrokerConfig) -> Result<Self, BrokerError> {
-        let app_id = config.app_id.clone();
-        let pool_config = deadpool_lapin::Config {
-            url: Some(with_frame_max(&config.url)),
-            ..deadpool_lapin::Config::default()
-        };
-        let props_app_id = app_id.clone();
-        let pool = pool_config
-            .create_pool(
-                move || properties(&props_app_id, "publisher"),
-                Runtime::Tokio1,
-            )
-            .map_err(|err| BrokerError::Pool(err.to_string()))?;
+        if crate::connection::addresses(&config.url).is_empty() {
+            return Err(BrokerError::NoAddress);
+        }
         Ok(Self {
             inner: Arc::new(Inner {
-                pool,
-                app_id,
+                url: config.url.clone(),
+                cursor: Cursor::default(),
+                app_id: config.app_id.clone(),
                 confirm_timeout: config.confirm_timeout,
                 retry_for: config.publish_retry_for,
                 link: Mutex::new(None),
@@ -224,10 +218,16 @@ impl Publisher {
             .is_none_or(|l| !l.connection.status().connected())
         {
             *link = None;
-            let connection = self.inner.pool.get().await.map_err(|err| match err {
-                deadpool_lapin::PoolError::Closed => BrokerError::Closed,
-                err => BrokerError::Pool(err.to_string()),
-            })?;
+            if self.inner.lanes.is_closed() {
+                return Err(BrokerError::Closed);
+            }
+            let (connection, _) = connect_any(
+                &self.inner.url,
+                &self.inner.cursor,
+                &self.inner.app_id,
+                "publisher",
+            )
+            .await?;
             let generation = self.inner.generations.fetch_add(1, Ordering::AcqRel) + 1;
             *link = Some(Link {
                 generation,
@@ -265,7 +265,7 @@ impl Publisher {
         .await;
     }
 
-    /// Closes the lanes and the pooled connections; later publishes fail with
+    /// Closes the lanes and the connection; later publishes fail with
     /// [`BrokerError::Closed`].
     pub async fn close(&self) {
         self.inner.lanes.close();
@@ -285,7 +285,6 @@ impl Publisher {
         {
             tracing::warn!("the broker did not confirm closing the publisher; leaving it");
         }
-        self.inner.pool.close();
     }
 }
 

@@ -1,7 +1,7 @@
 //! The supervisor: connect, declare the topology, run every consumer, and on any failure start
 //! over on a fresh connection with backoff; on shutdown drain in-flight handlers and close.
 
-use crate::connection::{BrokerConfig, Readiness, connect, reconnect_backoff};
+use crate::connection::{BrokerConfig, Cursor, Readiness, connect_any, reconnect_backoff};
 use crate::consumer::{ConsumerSpec, Ended, Stopping, consume};
 use crate::error::BrokerError;
 use crate::publisher::Publisher;
@@ -30,6 +30,8 @@ pub struct Runtime {
     consumers: Vec<Arc<ConsumerSpec>>,
     publisher: Publisher,
     readiness: Readiness,
+    /// Where the consumer connection's next attempt starts (a cluster's nodes in turn).
+    cursor: Cursor,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -54,6 +56,7 @@ impl Runtime {
             consumers: Vec::new(),
             publisher,
             readiness: Readiness::default(),
+            cursor: Cursor::default(),
         })
     }
 
@@ -145,7 +148,14 @@ impl Runtime {
     }
 
     async fn open(&self) -> Result<Session, BrokerError> {
-        let version = match version::detect(&self.config.url).await {
+        let (connection, address) = connect_any(
+            &self.config.url,
+            &self.cursor,
+            &self.config.app_id,
+            "consumer",
+        )
+        .await?;
+        let version = match version::detect(&address).await {
             Some(version) => {
                 tracing::info!(%version, "broker version");
                 version
@@ -156,7 +166,6 @@ impl Runtime {
                 version
             }
         };
-        let connection = connect(&self.config.url, &self.config.app_id, "consumer").await?;
         let events = connection.events_listener().boxed();
         let channel = connection.create_channel().await?;
         self.topology.declare(&channel, version).await?;

@@ -6,10 +6,12 @@
 //!   RabbitMQ where a Docker engine runs) or fails saying how to start one.
 //! - [`vhost`]: an isolated virtual host per test, deleted when dropped.
 //! - [`node`]: a private `rabbitmq-server` node for tests that restart or disturb the broker.
+//! - [`cluster`]: three private nodes clustered, for tests that lose or restart nodes.
 //! - [`postgres`]: a private PostgreSQL server for tests that stop or restart the database.
 //! - [`inspect`]: reading queues the way a test asserts on them.
 //! - [`wait`]: polling a condition with a deadline (never a bare sleep).
 
+pub mod cluster;
 pub mod endpoint;
 pub mod inspect;
 pub mod node;
@@ -17,6 +19,7 @@ pub mod postgres;
 pub mod vhost;
 pub mod wait;
 
+pub use cluster::PrivateCluster;
 pub use endpoint::Endpoint;
 pub use node::PrivateNode;
 pub use postgres::PrivatePostgres;

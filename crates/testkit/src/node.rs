@@ -63,17 +63,7 @@ impl PrivateNode {
     /// # Errors
     /// When `rabbitmqctl` fails.
     pub fn close_all_connections(&self, reason: &str) -> anyhow::Result<()> {
-        let status = Command::new("rabbitmqctl")
-            .args(["-n", &self.node, "close_all_connections", reason])
-            .output()
-            .context("running rabbitmqctl")?;
-        if !status.status.success() {
-            bail!(
-                "rabbitmqctl close_all_connections failed: {}",
-                String::from_utf8_lossy(&status.stderr)
-            );
-        }
-        Ok(())
+        self.ctl(&["close_all_connections", reason])
     }
 
     /// Stops the node (every connection drops), then starts it again on the same data.
@@ -85,22 +75,42 @@ impl PrivateNode {
         self.launch().await
     }
 
+    /// Joins the cluster of `seed` (this node's own data is reset): `stop_app`, `join_cluster`,
+    /// `start_app`, then waits until it accepts AMQP connections again.
+    ///
+    /// # Errors
+    /// When `rabbitmqctl` fails or the node does not come back within 60 s.
+    pub async fn join(&self, seed: &PrivateNode) -> anyhow::Result<()> {
+        self.ctl(&["stop_app"])?;
+        self.ctl(&["join_cluster", seed.node_name()])?;
+        self.ctl(&["start_app"])?;
+        self.wait_until_up().await
+    }
+
+    /// Runs `rabbitmqctl -n <this node> <args>`.
+    fn ctl(&self, args: &[&str]) -> anyhow::Result<()> {
+        let output = Command::new("rabbitmqctl")
+            .args(["-n", &self.node])
+            .args(args)
+            .output()
+            .context("running rabbitmqctl")?;
+        if !output.status.success() {
+            bail!(
+                "rabbitmqctl {} on {} failed: {}",
+                args.join(" "),
+                self.node,
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        Ok(())
+    }
+
     /// Stops the node and waits until its port is closed.
     ///
     /// # Errors
     /// When `rabbitmqctl` fails.
     pub fn stop(&self) -> anyhow::Result<()> {
-        let status = Command::new("rabbitmqctl")
-            .args(["-n", &self.node, "stop"])
-            .output()
-            .context("running rabbitmqctl")?;
-        if !status.status.success() {
-            bail!(
-                "rabbitmqctl stop failed: {}",
-                String::from_utf8_lossy(&status.stderr)
-            );
-        }
-        Ok(())
+        self.ctl(&["stop"])
     }
 
     async fn launch(&self) -> anyhow::Result<()> {
@@ -121,6 +131,10 @@ impl PrivateNode {
         if !status.success() {
             bail!("rabbitmq-server -detached failed for {}", self.node);
         }
+        self.wait_until_up().await
+    }
+
+    async fn wait_until_up(&self) -> anyhow::Result<()> {
         let deadline = Instant::now() + Duration::from_secs(60);
         let url = self.url();
         loop {
