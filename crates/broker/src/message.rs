@@ -35,6 +35,27 @@ pub struct Meta {
     pub headers: FieldTable,
 }
 
+#[cfg(feature = "test-util")]
+impl<E> Message<E> {
+    /// `event` on its first delivery from `queue` with `message_id` and no headers: what the
+    /// runtime hands a handler, for calling one in a test (feature `test-util`).
+    #[must_use]
+    pub fn delivered(event: E, queue: &str, message_id: &str) -> Self {
+        Self {
+            event,
+            meta: Meta {
+                queue: queue.to_owned(),
+                message_id: Some(message_id.to_owned()),
+                correlation_id: None,
+                app_id: None,
+                retry_count: 0,
+                redelivered: false,
+                headers: FieldTable::default(),
+            },
+        }
+    }
+}
+
 /// A message ready to publish: target, body and properties.
 #[derive(Debug, Clone)]
 pub struct Outgoing {

@@ -16,14 +16,14 @@ pub mod topology;
 
 pub use events::*;
 
-use broker::{BrokerError, Event, Outgoing, Publisher};
+use broker::{BrokerError, Event, Outgoing, Publish};
 
 /// Publishes a saga event with its deterministic `message_id` (one fact per order), so that
 /// re-publishing after a crash is recognised downstream as the same event.
 ///
 /// # Errors
-/// As [`Publisher::publish`].
-pub async fn publish<E: Event>(publisher: &Publisher, event: &E) -> Result<(), BrokerError> {
+/// As [`Publish::publish`].
+pub async fn publish<E: Event>(publisher: &impl Publish, event: &E) -> Result<(), BrokerError> {
     publisher
         .publish(&outgoing(event, publisher.app_id())?)
         .await

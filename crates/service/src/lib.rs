@@ -13,6 +13,7 @@
 //! - [`shutdown`]: SIGTERM / Ctrl-C as a future.
 //! - [`telemetry`]: logging setup for binaries.
 //! - [`worker`]: running the broker runtime, the HTTP server and background tasks together.
+//! - `test_store` (feature `test-util`): scratch SQLite and PostgreSQL stores for tests.
 
 pub mod args;
 pub mod clock;
@@ -24,4 +25,6 @@ pub mod outage;
 pub mod shutdown;
 pub mod store;
 pub mod telemetry;
+#[cfg(feature = "test-util")]
+pub mod test_store;
 pub mod worker;
