@@ -141,6 +141,21 @@ impl Outgoing {
     pub fn message_id(&self) -> Option<&str> {
         self.properties.message_id().as_ref().map(|id| id.as_str())
     }
+
+    /// The event type (the AMQP `type` property), if set.
+    #[must_use]
+    pub fn event_type(&self) -> Option<&str> {
+        self.properties.kind().as_ref().map(|kind| kind.as_str())
+    }
+
+    /// The `correlation_id` (the order id), if set.
+    #[must_use]
+    pub fn correlation_id(&self) -> Option<&str> {
+        self.properties
+            .correlation_id()
+            .as_ref()
+            .map(|id| id.as_str())
+    }
 }
 
 /// Builds a header table from text pairs.

@@ -7,8 +7,11 @@
 //! - [`outbox`]: the order worker's quarantined outbox rows as its API shows them.
 //! - [`topology`]: the whole system's exchanges and consumer queues, declared by every worker.
 //! - [`ids`]: deterministic message ids, so a re-published event is recognised as a duplicate.
+//! - `fixtures` (feature `test-util`): a valid `order.created`; checking a published event.
 
 pub mod events;
+#[cfg(feature = "test-util")]
+pub mod fixtures;
 pub mod ids;
 pub mod names;
 pub mod outbox;

@@ -13,7 +13,8 @@
 //! - [`shutdown`]: SIGTERM / Ctrl-C as a future.
 //! - [`telemetry`]: logging setup for binaries.
 //! - [`worker`]: running the broker runtime, the HTTP server and background tasks together.
-//! - `test_store` (feature `test-util`): scratch SQLite and PostgreSQL stores for tests.
+//! - `test_store`, `test_http` (feature `test-util`): scratch SQLite and PostgreSQL stores, and
+//!   calling a router in process, for tests.
 
 pub mod args;
 pub mod clock;
@@ -25,6 +26,8 @@ pub mod outage;
 pub mod shutdown;
 pub mod store;
 pub mod telemetry;
+#[cfg(feature = "test-util")]
+pub mod test_http;
 #[cfg(feature = "test-util")]
 pub mod test_store;
 pub mod worker;

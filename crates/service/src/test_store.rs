@@ -15,6 +15,7 @@ pub const DEFAULT_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/test"
 #[derive(Debug)]
 pub struct TestStore {
     db: Db,
+    url: String,
     place: Place,
 }
 
@@ -40,6 +41,7 @@ impl TestStore {
             .unwrap_or_else(|err| panic!("opening {url}: {err:#}"));
         Self {
             db: Db::new(pool),
+            url,
             place: Place::Dir(dir),
         }
     }
@@ -58,6 +60,7 @@ impl TestStore {
             .unwrap_or_else(|err| panic!("opening {url}: {err:#}"));
         Self {
             db: Db::new(pool),
+            url,
             place,
         }
     }
@@ -66,6 +69,12 @@ impl TestStore {
     #[must_use]
     pub fn db(&self) -> Db {
         self.db.clone()
+    }
+
+    /// Its URL, for a worker that opens the store itself (`DATABASE_URL`).
+    #[must_use]
+    pub fn url(&self) -> &str {
+        &self.url
     }
 }
 

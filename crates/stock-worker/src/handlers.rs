@@ -95,3 +95,6 @@ impl broker::Handler<OrderCancelled> for Release {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests;

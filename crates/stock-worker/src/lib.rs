@@ -64,3 +64,6 @@ pub async fn run(
         .run(runtime, api::routes(store), db, listen, shutdown)
         .await
 }
+
+#[cfg(test)]
+mod tests;
