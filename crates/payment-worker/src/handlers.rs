@@ -150,3 +150,6 @@ async fn announce(publisher: &impl Publish, payment: &Payment) -> Result<(), Han
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests;
