@@ -1,9 +1,10 @@
-//! For tests (feature `test-util`): a valid `order.created`, and reading back a published saga
-//! event after checking it went out as [`crate::publish`] sends it.
+//! For tests (feature `test-util`): valid saga events, and reading back a published one after
+//! checking it went out as [`crate::publish`] sends it.
 
-use crate::{LineItem, OrderCreated, ids};
-use broker::{Event, Outgoing};
+use crate::{LineItem, OrderCancelled, OrderCreated, OrderPaid, ids};
+use broker::{Event, Outgoing, RecordingPublisher};
 use serde::de::DeserializeOwned;
+use time::OffsetDateTime;
 use uuid::Uuid;
 
 /// Price of every fixture unit.
@@ -35,8 +36,41 @@ pub fn order_created(
         items,
         currency: "EUR".to_owned(),
         payment_token: payment_token.map(str::to_owned),
-        created_at: time::OffsetDateTime::now_utc(),
+        created_at: OffsetDateTime::now_utc(),
     }
+}
+
+/// An `order.paid` for `order_id`: 100 EUR cents under a fresh payment id.
+#[must_use]
+pub fn order_paid(order_id: Uuid) -> OrderPaid {
+    OrderPaid {
+        order_id,
+        payment_id: Uuid::new_v4(),
+        amount_cents: UNIT_PRICE_CENTS,
+        currency: "EUR".to_owned(),
+        paid_at: OffsetDateTime::now_utc(),
+    }
+}
+
+/// An `order.cancelled` for `order_id` because of `reason`.
+#[must_use]
+pub fn order_cancelled(order_id: Uuid, reason: &str) -> OrderCancelled {
+    OrderCancelled {
+        order_id,
+        reason: reason.to_owned(),
+        cancelled_at: OffsetDateTime::now_utc(),
+    }
+}
+
+/// The one event `publisher` published, checked as [`published`] checks it.
+///
+/// # Panics
+/// When it published none or several, or the one fails the checks.
+#[must_use]
+pub fn only_published<E: Event + DeserializeOwned>(publisher: &RecordingPublisher) -> E {
+    let sent = publisher.published();
+    assert_eq!(sent.len(), 1, "one publish, not {}", sent.len());
+    published(&sent[0])
 }
 
 /// The `E` that `message` carries, once checked to go where `E` goes, with `E`'s type, its order

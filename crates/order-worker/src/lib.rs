@@ -83,3 +83,6 @@ pub async fn run(
     .merge(outbox::routes(store, wake));
     worker.run(runtime, api, db, listen, shutdown).await
 }
+
+#[cfg(test)]
+mod tests;

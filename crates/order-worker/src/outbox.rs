@@ -187,16 +187,4 @@ async fn release(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_doubles_from_the_first_pause_up_to_the_cap() {
-        let pauses: Vec<_> = (1..=8).map(backoff).collect();
-        assert_eq!(pauses[0], Duration::from_millis(200));
-        assert_eq!(pauses[1], Duration::from_millis(400));
-        assert_eq!(pauses[4], Duration::from_millis(3200));
-        assert_eq!(pauses[7], MAX_BACKOFF);
-        assert_eq!(backoff(u32::MAX), MAX_BACKOFF);
-    }
-}
+mod tests;

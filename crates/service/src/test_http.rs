@@ -53,16 +53,27 @@ pub async fn get(router: &Router, uri: &str) -> Answer {
     send(router, request).await
 }
 
-/// `GET path` from the server at `addr` on a fresh connection; the status and the body as JSON.
+/// `method path` with `body` (as JSON) to the server at `addr` on a fresh connection, all sent
+/// before the answer is read; the status and the body as JSON.
 ///
 /// # Panics
 /// When the server does not answer with HTTP.
-pub async fn fetch(addr: SocketAddr, path: &str) -> (StatusCode, Value) {
+pub async fn request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: &[u8],
+) -> (StatusCode, Value) {
     let mut stream = tokio::net::TcpStream::connect(addr)
         .await
         .unwrap_or_else(|err| panic!("connecting to {addr}: {err}"));
-    let head = format!("GET {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\n\r\n");
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\n\
+         content-type: application/json\r\ncontent-length: {}\r\n\r\n",
+        body.len()
+    );
     stream.write_all(head.as_bytes()).await.expect("sending");
+    stream.write_all(body).await.expect("sending the body");
     let mut answer = String::new();
     stream.read_to_string(&mut answer).await.expect("reading");
     let status = answer
@@ -73,4 +84,12 @@ pub async fn fetch(addr: SocketAddr, path: &str) -> (StatusCode, Value) {
         .unwrap_or_else(|| panic!("not an HTTP answer: {answer}"));
     let body = answer.split_once("\r\n\r\n").map_or("", |(_, body)| body);
     (status, serde_json::from_str(body).unwrap_or(Value::Null))
+}
+
+/// `GET path` from the server at `addr`; see [`request`].
+///
+/// # Panics
+/// As [`request`].
+pub async fn fetch(addr: SocketAddr, path: &str) -> (StatusCode, Value) {
+    request(addr, "GET", path, b"").await
 }

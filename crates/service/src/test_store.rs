@@ -16,6 +16,8 @@ pub const DEFAULT_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/test"
 pub struct TestStore {
     db: Db,
     url: String,
+    /// Deleted on drop, after the handle above.
+    #[expect(dead_code, reason = "held only to be dropped")]
     place: Place,
 }
 
@@ -36,14 +38,7 @@ impl TestStore {
     pub async fn sqlite(migrator: &Migrator) -> Self {
         let dir = std::env::temp_dir().join(format!("orderflow-store-{}", unique()));
         let url = format!("sqlite://{}/store.db", dir.display());
-        let pool = crate::store::open(&url, "normal", migrator)
-            .await
-            .unwrap_or_else(|err| panic!("opening {url}: {err:#}"));
-        Self {
-            db: Db::new(pool),
-            url,
-            place: Place::Dir(dir),
-        }
+        Self::migrated(url, Place::Dir(dir), migrator).await
     }
 
     /// A fresh database on the PostgreSQL server of [`admin_url`], migrated by `migrator`.
@@ -54,7 +49,11 @@ impl TestStore {
         let admin = admin_url();
         let name = format!("orderflow_test_{}", unique());
         let url = create_database(&admin, &name).await;
-        let place = Place::Database { admin, name };
+        Self::migrated(url, Place::Database { admin, name }, migrator).await
+    }
+
+    /// Opens and migrates `url`; `place` is deleted even when that fails.
+    async fn migrated(url: String, place: Place, migrator: &Migrator) -> Self {
         let pool = crate::store::open(&url, "normal", migrator)
             .await
             .unwrap_or_else(|err| panic!("opening {url}: {err:#}"));
@@ -78,9 +77,9 @@ impl TestStore {
     }
 }
 
-impl Drop for TestStore {
+impl Drop for Place {
     fn drop(&mut self) {
-        match &self.place {
+        match self {
             Place::Dir(dir) => {
                 let _ = std::fs::remove_dir_all(dir);
             }

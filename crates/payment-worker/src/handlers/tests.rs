@@ -5,11 +5,10 @@ use super::{Charge, Refund, payment_id};
 use crate::provider::{Charges, Simulated};
 use crate::store::{PaymentStore, Status};
 use broker::{Handler, HandlerError, Message, RecordingPublisher};
-use contracts::fixtures::{order_created, published};
+use contracts::fixtures::{only_published, order_cancelled, order_created, published};
 use contracts::names::queues;
 use contracts::{OrderCancelled, OrderCreated, OrderPaid, PaymentFailed, PaymentRefunded};
 use service::test_store::TestStore;
-use time::OffsetDateTime;
 use uuid::Uuid;
 
 struct Setup {
@@ -50,11 +49,7 @@ fn created(order_id: Uuid, token: &str) -> Message<OrderCreated> {
 }
 
 fn cancelled(order_id: Uuid) -> Message<OrderCancelled> {
-    let event = OrderCancelled {
-        order_id,
-        reason: "out_of_stock".into(),
-        cancelled_at: OffsetDateTime::now_utc(),
-    };
+    let event = order_cancelled(order_id, "out_of_stock");
     Message::delivered(event, queues::PAYMENT_ORDER_CANCELLED, "cancelled-1")
 }
 
@@ -67,9 +62,7 @@ async fn an_approved_charge_is_announced_as_paid() {
     let s = setup().await;
     let order = Uuid::new_v4();
     s.charge.handle(created(order, "tok_visa")).await.unwrap();
-    let sent = s.publisher.published();
-    assert_eq!(sent.len(), 1);
-    let paid: OrderPaid = published(&sent[0]);
+    let paid: OrderPaid = only_published(&s.publisher);
     assert_eq!(paid.order_id, order);
     assert_eq!(paid.payment_id, payment_id(order));
     assert_eq!((paid.amount_cents, paid.currency.as_str()), (2500, "EUR"));
@@ -84,9 +77,7 @@ async fn a_declined_card_is_announced_as_failed() {
         .handle(created(order, "tok_declined"))
         .await
         .unwrap();
-    let sent = s.publisher.published();
-    assert_eq!(sent.len(), 1);
-    let failed: PaymentFailed = published(&sent[0]);
+    let failed: PaymentFailed = only_published(&s.publisher);
     assert_eq!(failed.reason, "card_declined");
     let payment = s.store.get(&order.to_string()).await.unwrap().unwrap();
     assert_eq!(payment.status, Status::Declined);
@@ -105,7 +96,7 @@ async fn a_provider_failure_is_retried_and_charges_once() {
     let mut retried = created(order, "tok_transient_1");
     retried.meta.retry_count = 1;
     s.charge.handle(retried).await.unwrap();
-    let paid: OrderPaid = published(&s.publisher.published()[0]);
+    let paid: OrderPaid = only_published(&s.publisher);
     assert_eq!(paid.order_id, order);
     assert_eq!(charged(&s.provider).await.charges, 1);
 }
@@ -135,9 +126,8 @@ async fn a_lost_announcement_is_resent_with_the_same_id_without_charging_again()
         "{outcome:?}"
     );
     s.charge.handle(created(order, "tok_visa")).await.unwrap();
-    let sent = s.publisher.published();
-    assert_eq!(sent.len(), 1);
-    let _: OrderPaid = published(&sent[0]);
+    let paid: OrderPaid = only_published(&s.publisher);
+    assert_eq!(paid.order_id, order);
     assert_eq!(charged(&s.provider).await.charges, 1);
 }
 

@@ -4,12 +4,11 @@
 use super::{Commit, Release, Reserve};
 use crate::store::StockStore;
 use broker::{Handler, HandlerError, Message, RecordingPublisher};
-use contracts::fixtures::{self, published};
+use contracts::fixtures::{self, only_published};
 use contracts::names::queues;
 use contracts::{OrderCancelled, OrderCreated, OrderPaid, StockRejected, StockReserved};
 use service::test_store::TestStore;
 use std::collections::BTreeMap;
-use time::OffsetDateTime;
 use uuid::Uuid;
 
 /// The handlers over one store holding 10 × SKU-1 and 1 × SKU-2, and the publisher they share.
@@ -51,22 +50,12 @@ fn created(order_id: Uuid, lines: &[(&str, u32)]) -> Message<OrderCreated> {
 }
 
 fn paid(order_id: Uuid) -> Message<OrderPaid> {
-    let event = OrderPaid {
-        order_id,
-        payment_id: Uuid::new_v4(),
-        amount_cents: 100,
-        currency: "EUR".into(),
-        paid_at: OffsetDateTime::now_utc(),
-    };
+    let event = fixtures::order_paid(order_id);
     Message::delivered(event, queues::STOCK_ORDER_PAID, "paid-1")
 }
 
 fn cancelled(order_id: Uuid) -> Message<OrderCancelled> {
-    let event = OrderCancelled {
-        order_id,
-        reason: "payment_declined".into(),
-        cancelled_at: OffsetDateTime::now_utc(),
-    };
+    let event = fixtures::order_cancelled(order_id, "payment_declined");
     Message::delivered(event, queues::STOCK_ORDER_CANCELLED, "cancelled-1")
 }
 
@@ -74,19 +63,21 @@ async fn available(store: &StockStore, sku: &str) -> i64 {
     store.level(sku).await.unwrap().unwrap().available
 }
 
-#[tokio::test]
-async fn a_served_order_is_reserved_and_announced() {
-    let s = setup().await;
-    let order = Uuid::new_v4();
+/// Delivers `order` for 3 × SKU-1; asserts it is announced as reserved and 7 units are left.
+async fn assert_reserves_three(s: &Setup, order: Uuid) {
     s.reserve
         .handle(created(order, &[("SKU-1", 3)]))
         .await
         .unwrap();
-    let sent = s.publisher.published();
-    assert_eq!(sent.len(), 1);
-    let event: StockReserved = published(&sent[0]);
+    let event: StockReserved = only_published(&s.publisher);
     assert_eq!(event.order_id, order);
     assert_eq!(available(&s.store, "SKU-1").await, 7);
+}
+
+#[tokio::test]
+async fn a_served_order_is_reserved_and_announced() {
+    let s = setup().await;
+    assert_reserves_three(&s, Uuid::new_v4()).await;
 }
 
 #[tokio::test]
@@ -97,9 +88,7 @@ async fn a_short_order_is_rejected_naming_the_short_skus() {
         .handle(created(order, &[("SKU-1", 3), ("SKU-2", 2)]))
         .await
         .unwrap();
-    let sent = s.publisher.published();
-    assert_eq!(sent.len(), 1);
-    let event: StockRejected = published(&sent[0]);
+    let event: StockRejected = only_published(&s.publisher);
     assert_eq!(event.order_id, order);
     assert_eq!(event.reason, "out_of_stock");
     assert_eq!(event.skus, ["SKU-2"]);
@@ -133,15 +122,7 @@ async fn a_failed_announcement_is_retried_and_resent_with_the_same_id() {
     );
     assert!(s.publisher.published().is_empty());
     // The redelivery finds the reservation made and announces it; stock is taken once.
-    s.reserve
-        .handle(created(order, &[("SKU-1", 3)]))
-        .await
-        .unwrap();
-    let sent = s.publisher.published();
-    assert_eq!(sent.len(), 1);
-    let event: StockReserved = published(&sent[0]);
-    assert_eq!(event.order_id, order);
-    assert_eq!(available(&s.store, "SKU-1").await, 7);
+    assert_reserves_three(&s, order).await;
 }
 
 #[tokio::test]
@@ -166,9 +147,7 @@ async fn a_payment_ahead_of_the_order_sells_on_reservation_and_announces_it() {
         .handle(created(order, &[("SKU-1", 2)]))
         .await
         .unwrap();
-    let sent = s.publisher.published();
-    assert_eq!(sent.len(), 1);
-    let event: StockReserved = published(&sent[0]);
+    let event: StockReserved = only_published(&s.publisher);
     assert_eq!(event.order_id, order);
     let level = s.store.level("SKU-1").await.unwrap().unwrap();
     assert_eq!(

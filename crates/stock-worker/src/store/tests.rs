@@ -100,25 +100,25 @@ async fn paid_before_reservation_is_sold_on_reservation(db: Db) {
     );
 }
 
-async fn cancel_before_reservation_is_never_reserved(db: Db) {
-    let store = stocked(db, &[("SKU-1", 10)]).await;
-    assert_eq!(cancelled(&store).await, Reservation::Cancelled);
+/// Cancels the order before its reservation and checks it is never reserved.
+async fn cancel_then_reserve_takes_nothing(store: &StockStore) {
+    assert_eq!(cancelled(store).await, Reservation::Cancelled);
     assert_eq!(
-        reserve(&store, &lines(&[("SKU-1", 4)])).await,
+        reserve(store, &lines(&[("SKU-1", 4)])).await,
         Reservation::Cancelled
     );
-    assert_eq!(counts(&store, "SKU-1").await, (10, 0, 0));
+    assert_eq!(counts(store, "SKU-1").await, (10, 0, 0));
+}
+
+async fn cancel_before_reservation_is_never_reserved(db: Db) {
+    let store = stocked(db, &[("SKU-1", 10)]).await;
+    cancel_then_reserve_takes_nothing(&store).await;
 }
 
 async fn paid_then_cancelled_before_reservation_is_never_reserved(db: Db) {
     let store = stocked(db, &[("SKU-1", 10)]).await;
-    paid(&store).await;
-    assert_eq!(cancelled(&store).await, Reservation::Cancelled);
-    assert_eq!(
-        reserve(&store, &lines(&[("SKU-1", 4)])).await,
-        Reservation::Cancelled
-    );
-    assert_eq!(counts(&store, "SKU-1").await, (10, 0, 0));
+    assert_eq!(paid(&store).await, Reservation::Paid);
+    cancel_then_reserve_takes_nothing(&store).await;
 }
 
 async fn shortage_gives_back_the_lines_already_taken(db: Db) {
