@@ -1,5 +1,6 @@
-//! The workers' HTTP server against clients that misbehave: a slow client cannot hold a SIGTERM
-//! open, and a plain client posting an oversized body reads the 413.
+//! The worker binary's HTTP server against a client that misbehaves: a slow client cannot hold a
+//! SIGTERM open. (The body limits are tested in process: `service::http` and the order worker's
+//! own tests.)
 
 use e2e::{Options, System};
 use std::time::Duration;
@@ -39,42 +40,4 @@ async fn sigterm_with_a_stuck_slow_client_exits_promptly_and_cleanly() {
         )
     });
     assert!(status.success(), "exit status {status}");
-}
-
-#[tokio::test]
-async fn a_10_mb_urllib_post_reads_the_413_as_json() {
-    let system = System::start(Options::default()).await;
-    let script = r#"
-import json, sys, urllib.request, urllib.error
-request = urllib.request.Request(sys.argv[1], data=b"x" * (10 * 1024 * 1024), method="POST",
-                                 headers={"content-type": "application/json"})
-try:
-    urllib.request.urlopen(request, timeout=60)
-    print("accepted")
-except urllib.error.HTTPError as err:
-    print(err.code, json.dumps(json.loads(err.read())))
-"#;
-    let out = tokio::process::Command::new("python3")
-        .args(["-c", script, &system.order.url("/orders")])
-        .output()
-        .await
-        .expect("python3 is installed");
-    assert!(
-        out.status.success(),
-        "urllib failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let (code, body) = stdout.trim().split_once(' ').unwrap_or(("", ""));
-    assert_eq!(code, "413", "{stdout}");
-    let body: serde_json::Value = serde_json::from_str(body).unwrap();
-    assert!(
-        body["error"]
-            .as_str()
-            .is_some_and(|e| e.contains("10485760")),
-        "{body}"
-    );
-    // Nothing was stored, and the server still answers.
-    assert_eq!(system.order_count().await, 0);
-    system.create_order(Some("tok_visa"), "SKU-1", 1).await;
 }

@@ -5,9 +5,9 @@
 pub mod metrics;
 pub mod process;
 
-use anyhow::Context;
 use process::{Kind, Worker};
 use serde_json::{Value, json};
+use service::test_store;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -29,7 +29,7 @@ pub struct Options {
     pub postgres: bool,
     /// The PostgreSQL server for payment and stock (a URL of any database on it, e.g. a
     /// `testkit::PrivatePostgres`'s `url("postgres")`); implies `postgres`. Default: the shared
-    /// server ([`postgres::admin_url`]).
+    /// server ([`test_store::admin_url`]).
     pub postgres_server: Option<String>,
 }
 
@@ -70,7 +70,7 @@ impl System {
         let pg_server = options
             .postgres_server
             .clone()
-            .unwrap_or_else(postgres::admin_url);
+            .unwrap_or_else(test_store::admin_url);
         let use_postgres = options.postgres || options.postgres_server.is_some();
         let mut databases = Vec::new();
         let mut database = |service: &str| -> String {
@@ -87,8 +87,8 @@ impl System {
         let order_db = format!("sqlite://{}/order.db", dir.display());
         let (payment_db, stock_db) = if use_postgres {
             (
-                postgres::create_on(&pg_server, &payment_db).await,
-                postgres::create_on(&pg_server, &stock_db).await,
+                test_store::create_database(&pg_server, &payment_db).await,
+                test_store::create_database(&pg_server, &stock_db).await,
             )
         } else {
             (payment_db, stock_db)
@@ -305,7 +305,7 @@ impl Drop for System {
             worker.kill();
         }
         for (server, database) in &self.databases {
-            postgres::drop_blocking_on(server, database);
+            test_store::drop_database_blocking(server, database);
         }
         if std::thread::panicking() {
             eprintln!("worker logs kept in {}", self.dir.display());
@@ -335,70 +335,5 @@ pub fn order_created(
         currency: "EUR".into(),
         payment_token: Some(payment_token.into()),
         created_at: time::OffsetDateTime::now_utc(),
-    }
-}
-
-/// Fresh PostgreSQL databases for tests that share a store between replicas.
-pub mod postgres {
-    use super::*;
-
-    /// The server tests use: `TEST_POSTGRES_URL`, default the local one.
-    pub fn admin_url() -> String {
-        std::env::var("TEST_POSTGRES_URL")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
-    }
-
-    fn url_of(admin: &str, database: &str) -> String {
-        let base = admin
-            .rsplit_once('/')
-            .map_or(admin, |(base, _)| base)
-            .to_owned();
-        format!("{base}/{database}")
-    }
-
-    /// Creates `database` on the shared server; returns its URL.
-    pub async fn create(database: &str) -> String {
-        create_on(&admin_url(), database).await
-    }
-
-    /// Creates `database` on the server of `admin` (a URL of any database on it); returns its URL.
-    pub async fn create_on(admin: &str, database: &str) -> String {
-        let pool = sqlx::PgPool::connect(admin)
-            .await
-            .with_context(|| format!("PostgreSQL at {admin} (set TEST_POSTGRES_URL)"))
-            .unwrap();
-        sqlx::query(&format!("CREATE DATABASE \"{database}\""))
-            .execute(&pool)
-            .await
-            .unwrap();
-        pool.close().await;
-        url_of(admin, database)
-    }
-
-    /// Drops `database` on the shared server (from a helper thread: Drop cannot await).
-    pub fn drop_blocking(database: &str) {
-        drop_blocking_on(&admin_url(), database);
-    }
-
-    /// Drops `database` on the server of `admin` (from a helper thread: Drop cannot await).
-    pub fn drop_blocking_on(admin: &str, database: &str) {
-        let (admin, database) = (admin.to_owned(), database.to_owned());
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async {
-                if let Ok(pool) = sqlx::PgPool::connect(&admin).await {
-                    let _ = sqlx::query(&format!(
-                        "DROP DATABASE IF EXISTS \"{database}\" WITH (FORCE)"
-                    ))
-                    .execute(&pool)
-                    .await;
-                    pool.close().await;
-                }
-            });
-        })
-        .join();
     }
 }

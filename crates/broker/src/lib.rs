@@ -10,7 +10,10 @@ pub mod event;
 pub mod handler;
 pub mod headers;
 pub mod message;
+pub mod publish;
 pub mod publisher;
+#[cfg(feature = "test-util")]
+pub mod recording;
 pub mod retry;
 pub mod runtime;
 mod settle;
@@ -26,7 +29,10 @@ pub use handler::{BoxError, Handler, HandlerError};
 pub use headers::DeadLetterReason;
 pub use lapin;
 pub use message::{Message, Meta, Outgoing};
+pub use publish::Publish;
 pub use publisher::Publisher;
+#[cfg(feature = "test-util")]
+pub use recording::RecordingPublisher;
 pub use retry::{Decision, Outcome, RetryPolicy, decide};
 pub use runtime::Runtime;
 pub use topology::{ExchangeType, QueueSpec, QueueType, Topology};

@@ -35,6 +35,27 @@ pub struct Meta {
     pub headers: FieldTable,
 }
 
+#[cfg(feature = "test-util")]
+impl<E> Message<E> {
+    /// `event` on its first delivery from `queue` with `message_id` and no headers: what the
+    /// runtime hands a handler, for calling one in a test (feature `test-util`).
+    #[must_use]
+    pub fn delivered(event: E, queue: &str, message_id: &str) -> Self {
+        Self {
+            event,
+            meta: Meta {
+                queue: queue.to_owned(),
+                message_id: Some(message_id.to_owned()),
+                correlation_id: None,
+                app_id: None,
+                retry_count: 0,
+                redelivered: false,
+                headers: FieldTable::default(),
+            },
+        }
+    }
+}
+
 /// A message ready to publish: target, body and properties.
 #[derive(Debug, Clone)]
 pub struct Outgoing {
@@ -119,6 +140,21 @@ impl Outgoing {
     #[must_use]
     pub fn message_id(&self) -> Option<&str> {
         self.properties.message_id().as_ref().map(|id| id.as_str())
+    }
+
+    /// The event type (the AMQP `type` property), if set.
+    #[must_use]
+    pub fn event_type(&self) -> Option<&str> {
+        self.properties.kind().as_ref().map(|kind| kind.as_str())
+    }
+
+    /// The `correlation_id` (the order id), if set.
+    #[must_use]
+    pub fn correlation_id(&self) -> Option<&str> {
+        self.properties
+            .correlation_id()
+            .as_ref()
+            .map(|id| id.as_str())
     }
 }
 

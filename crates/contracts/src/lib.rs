@@ -7,8 +7,11 @@
 //! - [`outbox`]: the order worker's quarantined outbox rows as its API shows them.
 //! - [`topology`]: the whole system's exchanges and consumer queues, declared by every worker.
 //! - [`ids`]: deterministic message ids, so a re-published event is recognised as a duplicate.
+//! - `fixtures` (feature `test-util`): a valid `order.created`; checking a published event.
 
 pub mod events;
+#[cfg(feature = "test-util")]
+pub mod fixtures;
 pub mod ids;
 pub mod names;
 pub mod outbox;
@@ -16,14 +19,14 @@ pub mod topology;
 
 pub use events::*;
 
-use broker::{BrokerError, Event, Outgoing, Publisher};
+use broker::{BrokerError, Event, Outgoing, Publish};
 
 /// Publishes a saga event with its deterministic `message_id` (one fact per order), so that
 /// re-publishing after a crash is recognised downstream as the same event.
 ///
 /// # Errors
-/// As [`Publisher::publish`].
-pub async fn publish<E: Event>(publisher: &Publisher, event: &E) -> Result<(), BrokerError> {
+/// As [`Publish::publish`].
+pub async fn publish<E: Event>(publisher: &impl Publish, event: &E) -> Result<(), BrokerError> {
     publisher
         .publish(&outgoing(event, publisher.app_id())?)
         .await

@@ -165,38 +165,4 @@ async fn show(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn decoding_errors_name_the_field() {
-        let cases: [(&str, StatusCode, Option<&str>); 5] = [
-            ("{", StatusCode::BAD_REQUEST, None),
-            (
-                r#"{"items":[],"currency":"USD"}"#,
-                StatusCode::UNPROCESSABLE_ENTITY,
-                Some("customer_id"),
-            ),
-            (
-                r#"{"customer_id":"c","items":[{"sku":"S","quantity":-1,"unit_price_cents":1}],"currency":"USD"}"#,
-                StatusCode::UNPROCESSABLE_ENTITY,
-                Some("items[0].quantity"),
-            ),
-            (
-                r#"{"customer_id":"c","items":[],"currency":"USD","colour":"red"}"#,
-                StatusCode::UNPROCESSABLE_ENTITY,
-                Some("colour"),
-            ),
-            (
-                r#"{"customer_id":7,"items":[],"currency":"USD"}"#,
-                StatusCode::UNPROCESSABLE_ENTITY,
-                Some("customer_id"),
-            ),
-        ];
-        for (body, status, field) in cases {
-            let err = decode(body.as_bytes()).unwrap_err();
-            assert_eq!(err.status, status, "{body}: {}", err.error);
-            assert_eq!(err.field.as_deref(), field, "{body}: {}", err.error);
-        }
-    }
-}
+mod tests;

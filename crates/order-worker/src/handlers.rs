@@ -128,3 +128,6 @@ impl broker::Handler<OrderCreated> for Adopt {
 fn rejected(invalid: contracts::InvalidField) -> HandlerError {
     HandlerError::reject(format!("invalid order.created: {invalid}"))
 }
+
+#[cfg(test)]
+mod tests;

@@ -20,6 +20,7 @@ pub mod validation;
 use contracts::names::queues;
 use contracts::{OrderPaid, PaymentFailed, PaymentRefunded, StockRejected, StockReserved};
 use service::args::Settings;
+use service::http::Listen;
 use std::future::Future;
 use std::sync::Arc;
 use store::OrderStore;
@@ -30,11 +31,16 @@ pub const APP_ID: &str = "order-worker";
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
-/// Runs the worker until `shutdown` completes.
+/// Runs the worker, its HTTP API on `listen` (an address, or a listener bound already), until
+/// `shutdown` completes.
 ///
 /// # Errors
 /// When the store cannot be opened, the HTTP address bound, or the topology conflicts.
-pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+pub async fn run(
+    settings: Settings,
+    listen: impl Into<Listen>,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
     let db = settings.store(&MIGRATOR).await?;
     let store = OrderStore::new(db.clone());
     let wake = Arc::new(Notify::new());
@@ -75,7 +81,8 @@ pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> anyh
         wake: Arc::clone(&wake),
     })
     .merge(outbox::routes(store, wake));
-    worker
-        .run(runtime, api, db, settings.http_addr, shutdown)
-        .await
+    worker.run(runtime, api, db, listen, shutdown).await
 }
+
+#[cfg(test)]
+mod tests;

@@ -2,8 +2,9 @@
 
 fn main() -> anyhow::Result<()> {
     let settings = service::args::parse(order_worker::APP_ID, 8080);
+    let addr = settings.http_addr;
     service::worker::block_on(
         settings.worker_threads,
-        order_worker::run(settings, service::shutdown::signal()),
+        order_worker::run(settings, addr, service::shutdown::signal()),
     )
 }

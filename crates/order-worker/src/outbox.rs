@@ -13,7 +13,7 @@ use crate::store::{OrderStore, OutboxRow};
 use axum::Router;
 use axum::extract::{Path, State};
 use axum::routing::{get, post};
-use broker::Publisher;
+use broker::Publish;
 use service::http::ApiError;
 use std::sync::Arc;
 use std::time::Duration;
@@ -35,7 +35,7 @@ const MAX_BACKOFF: Duration = Duration::from_secs(10);
 /// Relays until `stop`; `wake` is notified whenever a transaction added rows.
 pub async fn relay(
     store: OrderStore,
-    publisher: Publisher,
+    publisher: impl Publish,
     wake: Arc<Notify>,
     stop: CancellationToken,
 ) {
@@ -66,7 +66,7 @@ pub async fn relay(
 
 /// Publishes `batch`, marks what was published sent and records permanent failures; true when
 /// everything succeeded.
-async fn relay_batch(store: &OrderStore, publisher: &Publisher, batch: &[OutboxRow]) -> bool {
+async fn relay_batch(store: &OrderStore, publisher: &impl Publish, batch: &[OutboxRow]) -> bool {
     let publishes = batch.iter().map(|row| publish(publisher, row));
     let results = futures_util::future::join_all(publishes).await;
     let mut sent = Vec::with_capacity(batch.len());
@@ -103,7 +103,7 @@ async fn relay_batch(store: &OrderStore, publisher: &Publisher, batch: &[OutboxR
     ok
 }
 
-async fn publish(publisher: &Publisher, row: &OutboxRow) -> Result<(), broker::BrokerError> {
+async fn publish(publisher: &impl Publish, row: &OutboxRow) -> Result<(), broker::BrokerError> {
     publisher.publish(&row.message(publisher.app_id())).await
 }
 
@@ -185,16 +185,4 @@ async fn release(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_doubles_from_the_first_pause_up_to_the_cap() {
-        let pauses: Vec<_> = (1..=8).map(backoff).collect();
-        assert_eq!(pauses[0], Duration::from_millis(200));
-        assert_eq!(pauses[1], Duration::from_millis(400));
-        assert_eq!(pauses[4], Duration::from_millis(3200));
-        assert_eq!(pauses[7], MAX_BACKOFF);
-        assert_eq!(backoff(u32::MAX), MAX_BACKOFF);
-    }
-}
+mod tests;

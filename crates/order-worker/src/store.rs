@@ -581,53 +581,5 @@ async fn enqueue_traced<E: Event>(
     Ok(())
 }
 
-/// The inbox keyed by order: a reused `message_id` on another order's fact moves that order.
 #[cfg(test)]
-mod inbox_tests {
-    use crate::store::{Applied, Change, OrderStore};
-    use service::db::Db;
-    use uuid::Uuid;
-
-    async fn store() -> (OrderStore, std::path::PathBuf) {
-        let dir = std::env::temp_dir().join(format!("order-inbox-{}", Uuid::new_v4().simple()));
-        let url = format!("sqlite://{}/order.db", dir.display());
-        let pool = service::store::open(&url, "normal", &crate::MIGRATOR)
-            .await
-            .unwrap();
-        (OrderStore::new(Db::new(pool)), dir)
-    }
-
-    fn order(order_id: Uuid) -> contracts::OrderCreated {
-        contracts::OrderCreated {
-            order_id,
-            customer_id: "c-1".into(),
-            items: vec![contracts::LineItem {
-                sku: "SKU-1".into(),
-                quantity: 1,
-                unit_price_cents: 100,
-            }],
-            total_cents: 100,
-            currency: "EUR".into(),
-            payment_token: None,
-            created_at: time::OffsetDateTime::now_utc(),
-        }
-    }
-
-    #[tokio::test]
-    async fn a_reused_message_id_on_another_orders_fact_is_applied_to_that_order() {
-        let (store, dir) = store().await;
-        let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
-        for id in [a, b] {
-            assert!(store.adopt(&order(id)).await.unwrap());
-        }
-        let queue = "order.order-paid";
-        let reused = Some("the-same-message-id");
-        for id in [a, b] {
-            let applied = store.apply(id, &Change::Paid, reused, queue).await.unwrap();
-            assert_eq!(applied, Applied::Done);
-            let stored = store.get(&id.to_string()).await.unwrap().unwrap();
-            assert!(stored.paid, "{id} is paid");
-        }
-        let _ = std::fs::remove_dir_all(dir);
-    }
-}
+mod tests;

@@ -77,25 +77,29 @@ impl NewOrder {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn order() -> NewOrder {
-        NewOrder {
+impl NewOrder {
+    /// A valid request for `quantity` × SKU-1 at 1,250 cents, for tests.
+    pub(crate) fn example(quantity: u32) -> Self {
+        Self {
             customer_id: "c-42".into(),
             items: vec![NewItem {
                 sku: "SKU-1".into(),
-                quantity: 2,
+                quantity,
                 unit_price_cents: 1250,
             }],
             currency: "USD".into(),
             payment_token: Some("tok_visa".into()),
         }
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
 
     #[test]
     fn a_good_order_totals_its_lines() {
-        let mut request = order();
+        let mut request = NewOrder::example(2);
         request.items.push(NewItem {
             sku: "SKU_2".into(),
             quantity: 1,
@@ -130,7 +134,7 @@ mod tests {
             ),
         ];
         for (break_it, field) in cases {
-            let mut request = order();
+            let mut request = NewOrder::example(2);
             break_it(&mut request);
             assert_eq!(request.validate().unwrap_err().field, field);
         }

@@ -48,3 +48,6 @@ async fn order_charges(
 ) -> Result<Json<Charges>, ApiError> {
     Ok(Json(api.provider.charges(Some(&order_id)).await?))
 }
+
+#[cfg(test)]
+mod tests;

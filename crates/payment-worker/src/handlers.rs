@@ -4,7 +4,7 @@
 
 use crate::provider::{Attempt, ChargeRequest, Provider, Verdict};
 use crate::store::{Payment, PaymentStore, Status};
-use broker::{HandlerError, Message, Publisher, headers};
+use broker::{HandlerError, Message, Publish, headers};
 use contracts::{OrderCancelled, OrderCreated, OrderPaid, PaymentFailed, PaymentRefunded};
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -21,16 +21,16 @@ pub fn payment_id(order_id: Uuid) -> Uuid {
 
 /// Handles `order.created`: charges through the provider.
 #[derive(Debug, Clone)]
-pub struct Charge<P> {
+pub struct Charge<B, P> {
     /// Payments store.
     pub store: PaymentStore,
     /// Publisher for `order.paid` / `payment.failed`.
-    pub publisher: Publisher,
+    pub publisher: B,
     /// Who charges the card.
     pub provider: P,
 }
 
-impl<P: Provider> broker::Handler<OrderCreated> for Charge<P> {
+impl<B: Publish, P: Provider> broker::Handler<OrderCreated> for Charge<B, P> {
     async fn handle(&self, message: Message<OrderCreated>) -> Result<(), HandlerError> {
         let order = &message.event;
         // Checked like an API request: nothing is charged for an order that breaks the contract.
@@ -77,14 +77,14 @@ impl<P: Provider> broker::Handler<OrderCreated> for Charge<P> {
 
 /// Handles `order.cancelled`: refunds a charge, or stops a later one.
 #[derive(Debug, Clone)]
-pub struct Refund {
+pub struct Refund<B> {
     /// Payments store.
     pub store: PaymentStore,
     /// Publisher for `payment.refunded`.
-    pub publisher: Publisher,
+    pub publisher: B,
 }
 
-impl broker::Handler<OrderCancelled> for Refund {
+impl<B: Publish> broker::Handler<OrderCancelled> for Refund<B> {
     async fn handle(&self, message: Message<OrderCancelled>) -> Result<(), HandlerError> {
         let order_id = message.event.order_id.to_string();
         let meta = &message.meta;
@@ -100,7 +100,7 @@ impl broker::Handler<OrderCancelled> for Refund {
 }
 
 /// Publishes the event the payment's state implies (nothing for pending or cancelled).
-async fn announce(publisher: &Publisher, payment: &Payment) -> Result<(), HandlerError> {
+async fn announce(publisher: &impl Publish, payment: &Payment) -> Result<(), HandlerError> {
     let order_id: Uuid = payment
         .order_id
         .parse()
@@ -150,3 +150,6 @@ async fn announce(publisher: &Publisher, payment: &Payment) -> Result<(), Handle
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests;

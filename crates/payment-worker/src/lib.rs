@@ -16,6 +16,7 @@ pub mod store;
 
 use contracts::names::queues;
 use service::args::Settings;
+use service::http::Listen;
 use std::future::Future;
 use store::PaymentStore;
 
@@ -24,11 +25,16 @@ pub const APP_ID: &str = "payment-worker";
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
-/// Runs the worker until `shutdown` completes.
+/// Runs the worker, its HTTP API on `listen` (an address, or a listener bound already), until
+/// `shutdown` completes.
 ///
 /// # Errors
 /// When the store cannot be opened, the HTTP address bound, or the topology conflicts.
-pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+pub async fn run(
+    settings: Settings,
+    listen: impl Into<Listen>,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
     let db = settings.store(&MIGRATOR).await?;
     let store = PaymentStore::new(db.clone());
     let provider = provider::Simulated::new(db.clone());
@@ -52,6 +58,6 @@ pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> anyh
         ));
     let app = api::routes(api::Api { store, provider });
     service::worker::Worker::new()
-        .run(runtime, app, db, settings.http_addr, shutdown)
+        .run(runtime, app, db, listen, shutdown)
         .await
 }

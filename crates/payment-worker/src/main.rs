@@ -2,8 +2,9 @@
 
 fn main() -> anyhow::Result<()> {
     let settings = service::args::parse(payment_worker::APP_ID, 8081);
+    let addr = settings.http_addr;
     service::worker::block_on(
         settings.worker_threads,
-        payment_worker::run(settings, service::shutdown::signal()),
+        payment_worker::run(settings, addr, service::shutdown::signal()),
     )
 }

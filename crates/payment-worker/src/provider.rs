@@ -302,16 +302,6 @@ mod tests {
         assert_eq!(pause(Some("tok_visa")), None);
     }
 
-    /// A provider on a fresh SQLite file with the worker's migrations.
-    async fn provider() -> (Simulated, std::path::PathBuf) {
-        let dir = std::env::temp_dir().join(format!("provider-{}", uuid::Uuid::new_v4().simple()));
-        let url = format!("sqlite://{}/payment.db", dir.display());
-        let pool = service::store::open(&url, "normal", &crate::MIGRATOR)
-            .await
-            .unwrap();
-        (Simulated::new(Db::new(pool)), dir)
-    }
-
     fn request<'a>(key: &'a str, token: &'a str, retry_count: u32) -> ChargeRequest<'a> {
         ChargeRequest {
             key,
@@ -323,9 +313,9 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn a_repeated_key_returns_the_first_answer_and_charges_nothing_more() {
-        let (provider, dir) = provider().await;
+    /// On SQLite and PostgreSQL: the books' query casts its optional reference for PostgreSQL.
+    async fn a_repeated_key_returns_the_first_answer_and_charges_nothing_more(db: Db) {
+        let provider = Simulated::new(db);
         assert_eq!(
             provider.charge(request("key-1", "tok_visa", 0)).await,
             Verdict::Approved
@@ -369,6 +359,9 @@ mod tests {
                 declines: 0
             }
         );
-        let _ = std::fs::remove_dir_all(dir);
     }
+
+    service::store_tests!(crate::MIGRATOR;
+        a_repeated_key_returns_the_first_answer_and_charges_nothing_more,
+    );
 }

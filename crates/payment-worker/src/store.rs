@@ -295,3 +295,6 @@ fn payment(row: &AnyRow) -> Payment {
 async fn expect(conn: &mut AnyConnection, order_id: &str) -> Result<Payment, sqlx::Error> {
     fetch(conn, order_id).await?.ok_or(sqlx::Error::RowNotFound)
 }
+
+#[cfg(test)]
+mod tests;

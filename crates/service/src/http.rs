@@ -159,18 +159,53 @@ async fn limited(State(limits): State<Limits>, request: Request, next: Next) -> 
     response
 }
 
-/// Binds `addr` and serves `app` with the default [`Limits`] until `stop` is cancelled.
+/// Where a server listens: an address to bind when it starts, or a listener bound already (a
+/// test binds port 0 and passes it, so no other process can take the port in between).
+#[derive(Debug)]
+pub enum Listen {
+    /// Bind this address.
+    Addr(SocketAddr),
+    /// Accept on this listener.
+    Bound(TcpListener),
+}
+
+impl From<SocketAddr> for Listen {
+    fn from(addr: SocketAddr) -> Self {
+        Self::Addr(addr)
+    }
+}
+
+impl From<TcpListener> for Listen {
+    fn from(listener: TcpListener) -> Self {
+        Self::Bound(listener)
+    }
+}
+
+impl Listen {
+    /// The listener, binding the address first when there is one.
+    ///
+    /// # Errors
+    /// When the address cannot be bound.
+    pub async fn bind(self) -> anyhow::Result<TcpListener> {
+        match self {
+            Self::Addr(addr) => TcpListener::bind(addr)
+                .await
+                .map_err(|err| anyhow::anyhow!("cannot listen on {addr}: {err}")),
+            Self::Bound(listener) => Ok(listener),
+        }
+    }
+}
+
+/// Serves `app` on `listen` with the default [`Limits`] until `stop` is cancelled.
 ///
 /// # Errors
 /// When the address cannot be bound.
 pub async fn serve(
-    addr: SocketAddr,
+    listen: impl Into<Listen>,
     app: Router,
     stop: CancellationToken,
 ) -> anyhow::Result<tokio::task::JoinHandle<()>> {
-    let listener = TcpListener::bind(addr)
-        .await
-        .map_err(|err| anyhow::anyhow!("cannot listen on {addr}: {err}"))?;
+    let listener = listen.into().bind().await?;
     tracing::info!(addr = %listener.local_addr()?, "HTTP listening");
     Ok(tokio::spawn(serve_on(
         listener,

@@ -13,6 +13,8 @@
 //! - [`shutdown`]: SIGTERM / Ctrl-C as a future.
 //! - [`telemetry`]: logging setup for binaries.
 //! - [`worker`]: running the broker runtime, the HTTP server and background tasks together.
+//! - `test_store`, `test_http`, `test_worker` (feature `test-util`): scratch SQLite and
+//!   PostgreSQL stores, HTTP calls in process, a whole worker on port 0, for tests.
 
 pub mod args;
 pub mod clock;
@@ -24,4 +26,10 @@ pub mod outage;
 pub mod shutdown;
 pub mod store;
 pub mod telemetry;
+#[cfg(feature = "test-util")]
+pub mod test_http;
+#[cfg(feature = "test-util")]
+pub mod test_store;
+#[cfg(feature = "test-util")]
+pub mod test_worker;
 pub mod worker;

@@ -2,11 +2,10 @@
 //! stopped together on shutdown — or when the runtime fails for good.
 
 use crate::db::Db;
-use crate::http::serve;
+use crate::http::{Listen, serve};
 use axum::Router;
 use broker::Runtime;
 use std::future::Future;
-use std::net::SocketAddr;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -48,7 +47,7 @@ impl Worker {
         self.tasks.push(tokio::spawn(task));
     }
 
-    /// Serves `api` plus the ops routes (which check `db`) on `addr` and runs `runtime` until
+    /// Serves `api` plus the ops routes (which check `db`) on `listen` and runs `runtime` until
     /// `shutdown`; closes `db` last.
     ///
     /// # Errors
@@ -58,13 +57,13 @@ impl Worker {
         runtime: Runtime,
         api: Router,
         db: Db,
-        addr: SocketAddr,
+        listen: impl Into<Listen>,
         shutdown: impl Future<Output = ()>,
     ) -> anyhow::Result<()> {
         let pool = db.pool().clone();
         drop(db);
         let app = api.merge(crate::ops::routes(runtime.readiness(), pool.clone()));
-        let http = serve(addr, app, self.stop.clone()).await?;
+        let http = serve(listen, app, self.stop.clone()).await?;
         let mut broker = tokio::spawn(runtime.run(self.stop.clone().cancelled_owned()));
         let result = tokio::select! {
             () = shutdown => {

@@ -23,3 +23,6 @@ async fn level(
         .map(Json)
         .ok_or_else(|| ApiError::not_found(format!("unknown SKU {sku}")))
 }
+
+#[cfg(test)]
+mod tests;

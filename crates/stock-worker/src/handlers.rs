@@ -3,20 +3,20 @@
 //! crash may have lost (with the same deterministic `message_id`).
 
 use crate::store::{Lines, Reservation, StockStore};
-use broker::{HandlerError, Message, Publisher};
+use broker::{HandlerError, Message, Publish};
 use contracts::{OrderCancelled, OrderCreated, OrderPaid, StockRejected, StockReserved};
 use time::OffsetDateTime;
 
 /// Handles `order.created`.
 #[derive(Debug, Clone)]
-pub struct Reserve {
+pub struct Reserve<P> {
     /// Inventory store.
     pub store: StockStore,
     /// Publisher for `stock.reserved` / `stock.rejected`.
-    pub publisher: Publisher,
+    pub publisher: P,
 }
 
-impl broker::Handler<OrderCreated> for Reserve {
+impl<P: Publish> broker::Handler<OrderCreated> for Reserve<P> {
     async fn handle(&self, message: Message<OrderCreated>) -> Result<(), HandlerError> {
         let order = &message.event;
         // Checked like an API request: nothing is reserved for an order that breaks the contract.
@@ -95,3 +95,6 @@ impl broker::Handler<OrderCancelled> for Release {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -13,6 +13,7 @@ pub mod store;
 
 use contracts::names::queues;
 use service::args::Settings;
+use service::http::Listen;
 use std::collections::BTreeMap;
 use std::future::Future;
 use store::StockStore;
@@ -22,13 +23,15 @@ pub const APP_ID: &str = "stock-worker";
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
-/// Runs the worker until `shutdown` completes; `inventory` seeds SKUs the store does not know.
+/// Runs the worker, its HTTP API on `listen` (an address, or a listener bound already), until
+/// `shutdown` completes; `inventory` seeds SKUs the store does not know.
 ///
 /// # Errors
 /// When the store cannot be opened, the HTTP address bound, or the topology conflicts.
 pub async fn run(
     settings: Settings,
     inventory: BTreeMap<String, u64>,
+    listen: impl Into<Listen>,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let db = settings.store(&MIGRATOR).await?;
@@ -58,12 +61,9 @@ pub async fn run(
             },
         ));
     service::worker::Worker::new()
-        .run(
-            runtime,
-            api::routes(store),
-            db,
-            settings.http_addr,
-            shutdown,
-        )
+        .run(runtime, api::routes(store), db, listen, shutdown)
         .await
 }
+
+#[cfg(test)]
+mod tests;

@@ -31,8 +31,9 @@ fn main() -> anyhow::Result<()> {
     let settings = args
         .common
         .settings(stock_worker::APP_ID, ([127, 0, 0, 1], 8082).into());
+    let addr = settings.http_addr;
     service::worker::block_on(
         settings.worker_threads,
-        stock_worker::run(settings, inventory, service::shutdown::signal()),
+        stock_worker::run(settings, inventory, addr, service::shutdown::signal()),
     )
 }

@@ -413,3 +413,6 @@ async fn insert_reservation(
     .await?;
     Ok(inserted.rows_affected() == 1)
 }
+
+#[cfg(test)]
+mod tests;

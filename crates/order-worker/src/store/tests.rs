@@ -1,0 +1,229 @@
+//! The orders store on SQLite and PostgreSQL: facts in any order and before their order, the
+//! inbox keyed by order, idempotency keys, the outbox's quarantine.
+
+use super::{Applied, Change, Created, OrderStore};
+use crate::validation::{NewOrder, ValidOrder};
+use contracts::fixtures::order_created;
+use contracts::names::queues;
+use service::db::Db;
+use uuid::Uuid;
+
+fn request(quantity: u32) -> ValidOrder {
+    NewOrder::example(quantity).validate().unwrap()
+}
+
+/// An order adopted from an `order.created`, as the worker stores one from outside.
+async fn known(store: &OrderStore) -> Uuid {
+    let order_id = Uuid::new_v4();
+    assert!(
+        store
+            .adopt(&order_created(order_id, &[("SKU-1", 1)], None))
+            .await
+            .unwrap()
+    );
+    order_id
+}
+
+async fn status(store: &OrderStore, order_id: Uuid) -> String {
+    store
+        .get(&order_id.to_string())
+        .await
+        .unwrap()
+        .unwrap()
+        .status
+}
+
+/// The event types waiting in the outbox for `order_id`.
+async fn queued(store: &OrderStore, order_id: Uuid) -> Vec<String> {
+    let order = order_id.to_string();
+    store
+        .unsent(100)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|row| row.order_id == order)
+        .map(|row| row.event_type)
+        .collect()
+}
+
+async fn stock_and_payment_complete_the_order_in_either_order(db: Db) {
+    let store = OrderStore::new(db);
+    for facts in [
+        [Change::StockReserved, Change::Paid],
+        [Change::Paid, Change::StockReserved],
+    ] {
+        let order_id = known(&store).await;
+        for (n, change) in facts.iter().enumerate() {
+            let id = format!("fact-{n}");
+            let applied = store.apply(order_id, change, Some(&id), "q").await.unwrap();
+            assert_eq!(applied, Applied::Done);
+        }
+        assert_eq!(status(&store, order_id).await, "completed", "{facts:?}");
+        assert!(queued(&store, order_id).await.is_empty());
+    }
+}
+
+async fn a_fact_before_its_order_releases_its_claim(db: Db) {
+    let store = OrderStore::new(db);
+    let order_id = Uuid::new_v4();
+    let queue = queues::ORDER_ORDER_PAID;
+    let early = store
+        .apply(order_id, &Change::Paid, Some("paid-1"), queue)
+        .await
+        .unwrap();
+    assert_eq!(
+        early,
+        Applied::UnknownOrder,
+        "retryable: the order may be on its way"
+    );
+    store
+        .adopt(&order_created(order_id, &[("SKU-1", 1)], None))
+        .await
+        .unwrap();
+    // The retry of the same delivery is applied, not dropped as a duplicate.
+    let retried = store
+        .apply(order_id, &Change::Paid, Some("paid-1"), queue)
+        .await
+        .unwrap();
+    assert_eq!(retried, Applied::Done);
+    assert!(
+        store
+            .get(&order_id.to_string())
+            .await
+            .unwrap()
+            .unwrap()
+            .paid
+    );
+}
+
+async fn a_cancel_before_its_order_releases_its_claim(db: Db) {
+    let store = OrderStore::new(db);
+    let order_id = Uuid::new_v4();
+    let cancel = Change::Cancel("out_of_stock".into());
+    let queue = queues::ORDER_STOCK_REJECTED;
+    let early = store
+        .apply(order_id, &cancel, Some("rejected-1"), queue)
+        .await
+        .unwrap();
+    assert_eq!(early, Applied::UnknownOrder);
+    store
+        .adopt(&order_created(order_id, &[("SKU-1", 1)], None))
+        .await
+        .unwrap();
+    let retried = store
+        .apply(order_id, &cancel, Some("rejected-1"), queue)
+        .await
+        .unwrap();
+    assert_eq!(retried, Applied::DoneWithEvent);
+    assert_eq!(status(&store, order_id).await, "cancelled");
+    assert_eq!(queued(&store, order_id).await, ["order.cancelled"]);
+}
+
+async fn the_first_cancel_wins_and_is_announced_once(db: Db) {
+    let store = OrderStore::new(db);
+    let order_id = known(&store).await;
+    let first = Change::Cancel("out_of_stock".into());
+    let second = Change::Cancel("payment_declined".into());
+    let applied = store
+        .apply(order_id, &first, Some("a"), "q-a")
+        .await
+        .unwrap();
+    assert_eq!(applied, Applied::DoneWithEvent);
+    let applied = store
+        .apply(order_id, &second, Some("b"), "q-b")
+        .await
+        .unwrap();
+    assert_eq!(applied, Applied::Done);
+    // A payment that lands afterwards is recorded (so it is refunded), the order stays cancelled.
+    let applied = store
+        .apply(order_id, &Change::Paid, Some("c"), "q-c")
+        .await
+        .unwrap();
+    assert_eq!(applied, Applied::Done);
+    let order = store.get(&order_id.to_string()).await.unwrap().unwrap();
+    assert_eq!(
+        (order.status.as_str(), order.reason.as_deref(), order.paid),
+        ("cancelled", Some("out_of_stock"), true)
+    );
+    assert_eq!(queued(&store, order_id).await, ["order.cancelled"]);
+}
+
+async fn a_reused_message_id_on_another_orders_fact_moves_that_order(db: Db) {
+    let store = OrderStore::new(db);
+    let (a, b) = (known(&store).await, known(&store).await);
+    let reused = Some("the-same-message-id");
+    for id in [a, b] {
+        let applied = store
+            .apply(id, &Change::Paid, reused, queues::ORDER_ORDER_PAID)
+            .await
+            .unwrap();
+        assert_eq!(applied, Applied::Done);
+        assert!(
+            store.get(&id.to_string()).await.unwrap().unwrap().paid,
+            "{id} is paid"
+        );
+    }
+}
+
+async fn an_idempotency_key_returns_its_order_and_refuses_another_request(db: Db) {
+    let store = OrderStore::new(db);
+    let Created::New(order_id) = store.create(&request(2), Some("key-1")).await.unwrap() else {
+        panic!("a new key creates an order");
+    };
+    assert_eq!(
+        store.create(&request(2), Some("key-1")).await.unwrap(),
+        Created::Replayed(order_id)
+    );
+    assert_eq!(
+        store.create(&request(3), Some("key-1")).await.unwrap(),
+        Created::KeyConflict
+    );
+    let counts = store.summary().await.unwrap();
+    assert_eq!(counts["pending"], 1, "one order for the key");
+    assert_eq!(queued(&store, order_id).await, ["order.created"]);
+}
+
+async fn a_refused_row_is_quarantined_until_released(db: Db) {
+    let store = OrderStore::new(db);
+    let Created::New(order_id) = store.create(&request(1), None).await.unwrap() else {
+        panic!("a new order");
+    };
+    let row = store.unsent(10).await.unwrap().remove(0);
+    for attempt in 1..=3 {
+        let quarantined = store
+            .record_publish_failure(&row.message_id, "nacked", 3)
+            .await
+            .unwrap();
+        assert_eq!(quarantined, attempt == 3, "attempt {attempt}");
+    }
+    assert!(store.unsent(10).await.unwrap().is_empty(), "skipped");
+    let held = store.quarantined().await.unwrap();
+    assert_eq!(held.len(), 1);
+    assert_eq!(
+        (
+            held[0].order_id.as_str(),
+            held[0].attempts,
+            held[0].last_error.as_deref()
+        ),
+        (order_id.to_string().as_str(), 3, Some("nacked"))
+    );
+    assert!(store.release(&row.message_id).await.unwrap());
+    assert!(
+        !store.release(&row.message_id).await.unwrap(),
+        "released once"
+    );
+    assert_eq!(store.unsent(10).await.unwrap().len(), 1, "sent again");
+    store.mark_sent(&[row.message_id.as_str()]).await.unwrap();
+    assert!(store.unsent(10).await.unwrap().is_empty());
+    assert!(store.quarantined().await.unwrap().is_empty());
+}
+
+service::store_tests!(crate::MIGRATOR;
+    stock_and_payment_complete_the_order_in_either_order,
+    a_fact_before_its_order_releases_its_claim,
+    a_cancel_before_its_order_releases_its_claim,
+    the_first_cancel_wins_and_is_announced_once,
+    a_reused_message_id_on_another_orders_fact_moves_that_order,
+    an_idempotency_key_returns_its_order_and_refuses_another_request,
+    a_refused_row_is_quarantined_until_released,
+);

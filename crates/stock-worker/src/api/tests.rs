@@ -1,0 +1,31 @@
+//! `GET /stock/{sku}` through the router, in process.
+
+use super::routes;
+use crate::store::StockStore;
+use axum::http::StatusCode;
+use serde_json::json;
+use service::test_http::get;
+use service::test_store::TestStore;
+use std::collections::BTreeMap;
+
+#[tokio::test]
+async fn a_known_sku_shows_its_counts_and_an_unknown_one_is_404() {
+    let scratch = TestStore::sqlite(&crate::MIGRATOR).await;
+    let store = StockStore::new(scratch.db());
+    store
+        .seed(&BTreeMap::from([("SKU-1".to_owned(), 7)]))
+        .await
+        .unwrap();
+    let app = routes(store);
+
+    let known = get(&app, "/stock/SKU-1").await;
+    assert_eq!(known.status, StatusCode::OK);
+    assert_eq!(
+        known.body,
+        json!({"sku": "SKU-1", "available": 7, "reserved": 0, "committed": 0})
+    );
+
+    let unknown = get(&app, "/stock/SKU-NONE").await;
+    assert_eq!(unknown.status, StatusCode::NOT_FOUND);
+    assert_eq!(unknown.body["error"], "unknown SKU SKU-NONE");
+}
