@@ -12,7 +12,7 @@ use testkit::inspect::Inspector;
 const WAIT: Duration = Duration::from_secs(240);
 
 /// Longer than every attempt of the retry schedule failing: each attempt waits up to the store
-/// pool's 10 s acquire timeout before it fails (`service::store`), then 200 ms and 400 ms pass
+/// pool's 10 s acquire timeout before it fails (`service::database`), then 200 ms and 400 ms pass
 /// between the three attempts of `RETRY_MAX=2`.
 const OUTAGE: Duration = Duration::from_secs(40);
 

@@ -123,7 +123,13 @@ impl Publisher {
             };
             record(message, &result);
             match result {
-                Err(err) if err.is_recoverable() && Instant::now() < deadline => {
+                // A nack says the broker could not take the message now (a quorum queue
+                // electing a new leader after a node loss, a queue refusing while full): the
+                // same publish may be taken a moment later.
+                Err(err)
+                    if (err.is_recoverable() || matches!(err, BrokerError::Nacked { .. }))
+                        && Instant::now() < deadline =>
+                {
                     tracing::warn!(error = %err, exchange = %message.exchange, "publish failed; retrying");
                     let delay = delays.next().unwrap_or(Duration::from_secs(1));
                     tokio::time::sleep(

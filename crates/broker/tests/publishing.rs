@@ -6,12 +6,15 @@ use broker::lapin::options::{QueueBindOptions, QueueDeclareOptions};
 use broker::lapin::types::{AMQPValue, FieldTable};
 use broker::{BrokerError, ExchangeType, Publisher, QueueSpec, Runtime, Topology, TopologyError};
 use common::{TestEvent, config};
+use std::time::Duration;
 use testkit::TestVhost;
 use testkit::inspect::Inspector;
 
 /// Publishes one test event on a fresh publisher and returns the error it must fail with.
 async fn publish_one(url: &str) -> BrokerError {
-    let publisher = Publisher::new(&config(url)).unwrap();
+    // Nacks are retried within the publish window: a short one ends the test soon.
+    let publisher =
+        Publisher::new(&config(url).with_publish_retry_for(Duration::from_secs(1))).unwrap();
     let result = publisher
         .publish_event(&TestEvent {
             id: 1,

@@ -21,7 +21,6 @@ pub struct Args {
     pub command: Command,
 }
 
-/// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Per consumer queue: ready, unacked, consumers, messages waiting in retry tiers, dead letters.

@@ -13,6 +13,10 @@
 //! - [`outbox`]: the order worker's quarantined outbox rows, listed and released.
 //! - [`print`]: tables, dead letters as text or JSON lines.
 
+// Docs say why where it is not obvious; on every item they were filler. `missing_docs` stays
+// on for the libraries others build on (broker, contracts).
+#![allow(missing_docs)]
+
 pub mod args;
 pub mod dead_letters;
 pub mod management;

@@ -94,7 +94,6 @@ impl Target {
 #[derive(Debug)]
 pub struct Session {
     connection: Connection,
-    /// The channel.
     pub channel: Channel,
 }
 

@@ -21,7 +21,6 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 /// What the handlers share.
 #[derive(Debug, Clone)]
 pub struct Api {
-    /// Orders store.
     pub store: OrderStore,
     /// Wakes the outbox relay after a new order.
     pub wake: Arc<Notify>,

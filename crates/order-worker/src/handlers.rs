@@ -15,7 +15,6 @@ use uuid::Uuid;
 
 /// An event that reports a fact about an order.
 pub trait Fact: Send + Sync + 'static {
-    /// The order.
     fn order_id(&self) -> Uuid;
     /// The change to the order.
     fn change(&self) -> Change;
@@ -68,14 +67,13 @@ impl Fact for PaymentFailed {
 
 /// Records facts on orders; wakes the outbox relay when a change produced an event.
 #[derive(Debug, Clone)]
-pub struct Track {
-    /// Orders store.
+pub struct ApplyFact {
     pub store: OrderStore,
     /// The relay's wake-up call.
     pub wake: Arc<Notify>,
 }
 
-impl<E: Fact> broker::Handler<E> for Track {
+impl<E: Fact> broker::Handler<E> for ApplyFact {
     async fn handle(&self, message: Message<E>) -> Result<(), HandlerError> {
         let order_id = message.event.order_id();
         let meta = &message.meta;
@@ -105,7 +103,6 @@ impl<E: Fact> broker::Handler<E> for Track {
 /// An order that breaks the contract (see [`OrderCreated::validate`]) is rejected to the DLQ.
 #[derive(Debug, Clone)]
 pub struct Adopt {
-    /// Orders store.
     pub store: OrderStore,
 }
 

@@ -14,15 +14,12 @@ use uuid::Uuid;
 /// An order as the API shows it.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Order {
-    /// The order.
     pub order_id: String,
     /// `pending`, `completed` or `cancelled`.
     pub status: String,
     /// Why it was cancelled.
     pub reason: Option<String>,
-    /// Who ordered.
     pub customer_id: String,
-    /// Lines.
     pub items: serde_json::Value,
     /// Sum of the lines.
     pub total_cents: i64,
@@ -134,9 +131,6 @@ impl OrderStore {
     }
 
     /// Stores a new order and its `order.created` in the outbox, honouring an Idempotency-Key.
-    ///
-    /// # Errors
-    /// When the store fails.
     pub async fn create(
         &self,
         order: &ValidOrder,
@@ -209,9 +203,6 @@ impl OrderStore {
     }
 
     /// The order `order_id`.
-    ///
-    /// # Errors
-    /// When the store fails.
     pub async fn get(&self, order_id: &str) -> Result<Option<Order>, sqlx::Error> {
         let row = sqlx::query(
             "SELECT order_id, status, reason, customer_id, items, total_cents, currency, \
@@ -220,27 +211,27 @@ impl OrderStore {
         .bind(order_id)
         .fetch_optional(self.db.pool())
         .await?;
-        Ok(row.map(|row| Order {
-            order_id: row.get("order_id"),
-            status: row.get("status"),
-            reason: row.get("reason"),
-            customer_id: row.get("customer_id"),
-            items: serde_json::from_str(&row.get::<String, _>("items")).unwrap_or_default(),
-            total_cents: row.get("total_cents"),
-            currency: row.get("currency"),
-            stock_reserved: row.get::<i64, _>("stock_reserved") != 0,
-            paid: row.get::<i64, _>("paid") != 0,
-            refunded: row.get::<i64, _>("refunded") != 0,
-            created_at: row.get("created_at"),
-            updated_at: row.get("updated_at"),
-        }))
+        row.map(|row| {
+            Ok(Order {
+                order_id: row.get("order_id"),
+                status: row.get("status"),
+                reason: row.get("reason"),
+                customer_id: row.get("customer_id"),
+                items: service::stored::json(&row, "items")?,
+                total_cents: row.get("total_cents"),
+                currency: row.get("currency"),
+                stock_reserved: row.get::<i64, _>("stock_reserved") != 0,
+                paid: row.get::<i64, _>("paid") != 0,
+                refunded: row.get::<i64, _>("refunded") != 0,
+                created_at: row.get("created_at"),
+                updated_at: row.get("updated_at"),
+            })
+        })
+        .transpose()
     }
 
     /// Records an order published straight to the exchange (not through the API); an order the
     /// store already has is left as it is.
-    ///
-    /// # Errors
-    /// When the store fails.
     pub async fn adopt(&self, event: &contracts::OrderCreated) -> Result<bool, sqlx::Error> {
         let added = self
             .db
@@ -252,9 +243,6 @@ impl OrderStore {
     }
 
     /// How many orders are in each status.
-    ///
-    /// # Errors
-    /// When the store fails.
     pub async fn summary(&self) -> Result<std::collections::BTreeMap<String, i64>, sqlx::Error> {
         let rows = sqlx::query("SELECT status, COUNT(*) AS n FROM orders GROUP BY status")
             .fetch_all(self.db.pool())
@@ -271,9 +259,6 @@ impl OrderStore {
     }
 
     /// Applies a fact reported by another worker (once per `message_id` and order).
-    ///
-    /// # Errors
-    /// When the store fails.
     pub async fn apply(
         &self,
         order_id: Uuid,
@@ -293,9 +278,6 @@ impl OrderStore {
     }
 
     /// Up to `limit` unsent outbox rows that are not quarantined, oldest first.
-    ///
-    /// # Errors
-    /// When the store fails.
     pub async fn unsent(&self, limit: i64) -> Result<Vec<OutboxRow>, sqlx::Error> {
         let rows = sqlx::query(
             "SELECT message_id, order_id, event_type, exchange, routing_key, body, traceparent \
@@ -321,9 +303,6 @@ impl OrderStore {
 
     /// Records a failed publish of `message_id` with `error`; quarantines the row once it failed
     /// `quarantine_after` times. Returns whether it is now quarantined.
-    ///
-    /// # Errors
-    /// When the store fails.
     pub async fn record_publish_failure(
         &self,
         message_id: &str,
@@ -359,9 +338,6 @@ impl OrderStore {
     }
 
     /// The quarantined outbox rows, oldest first.
-    ///
-    /// # Errors
-    /// When the store fails.
     pub async fn quarantined(&self) -> Result<Vec<QuarantinedRow>, sqlx::Error> {
         let rows = sqlx::query(
             "SELECT message_id, order_id, event_type, exchange, routing_key, attempts, last_error, \
@@ -386,9 +362,6 @@ impl OrderStore {
     }
 
     /// Gives a quarantined row another round of attempts; returns whether one was released.
-    ///
-    /// # Errors
-    /// When the store fails.
     pub async fn release(&self, message_id: &str) -> Result<bool, sqlx::Error> {
         let released = self
             .db
@@ -410,9 +383,6 @@ impl OrderStore {
     }
 
     /// Marks outbox rows as published.
-    ///
-    /// # Errors
-    /// When the store fails.
     pub async fn mark_sent(&self, message_ids: &[&str]) -> Result<(), sqlx::Error> {
         let ids: Vec<String> = message_ids.iter().map(|id| (*id).to_owned()).collect();
         self.db

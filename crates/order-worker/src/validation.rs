@@ -10,9 +10,7 @@ pub use contracts::{CURRENCIES, MAX_ITEMS, MAX_QUANTITY, MAX_UNIT_PRICE_CENTS};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NewOrder {
-    /// Who orders.
     pub customer_id: String,
-    /// What.
     pub items: Vec<NewItem>,
     /// ISO 4217 code, one of [`CURRENCIES`].
     pub currency: String,
@@ -36,7 +34,6 @@ pub struct NewItem {
 /// A validated order: lines and their total.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ValidOrder {
-    /// The request.
     pub request: NewOrder,
     /// Lines as they go on the wire.
     pub items: Vec<LineItem>,

@@ -12,7 +12,6 @@ use service::http::ApiError;
 /// What the routes read.
 #[derive(Debug, Clone)]
 pub struct Api {
-    /// Payments store.
     pub store: PaymentStore,
     /// The simulated provider whose books `/provider/charges` shows.
     pub provider: Simulated,

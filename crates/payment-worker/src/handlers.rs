@@ -2,7 +2,7 @@
 //! state it finds, so a redelivery after a crash re-publishes what was lost (with the same
 //! deterministic `message_id`) and changes nothing else.
 
-use crate::provider::{Attempt, ChargeRequest, Provider, Verdict};
+use crate::provider::{ChargeRequest, Provider, Tries, Verdict};
 use crate::store::{Payment, PaymentStore, Status};
 use broker::{HandlerError, Message, Publish, headers};
 use contracts::{OrderCancelled, OrderCreated, OrderPaid, PaymentFailed, PaymentRefunded};
@@ -22,7 +22,6 @@ pub fn payment_id(order_id: Uuid) -> Uuid {
 /// Handles `order.created`: charges through the provider.
 #[derive(Debug, Clone)]
 pub struct Charge<B, P> {
-    /// Payments store.
     pub store: PaymentStore,
     /// Publisher for `order.paid` / `payment.failed`.
     pub publisher: B,
@@ -59,7 +58,7 @@ impl<B: Publish, P: Provider> broker::Handler<OrderCreated> for Charge<B, P> {
                 amount_cents: payment.amount_cents,
                 currency: &payment.currency,
                 token: order.payment_token.as_deref(),
-                attempt: Attempt {
+                tries: Tries {
                     retry_count: meta.retry_count,
                     replay_count: headers::integer(Some(&meta.headers), headers::REPLAY_COUNT)
                         .map_or(0, |n| u32::try_from(n).unwrap_or(u32::MAX)),
@@ -78,7 +77,6 @@ impl<B: Publish, P: Provider> broker::Handler<OrderCreated> for Charge<B, P> {
 /// Handles `order.cancelled`: refunds a charge, or stops a later one.
 #[derive(Debug, Clone)]
 pub struct Refund<B> {
-    /// Payments store.
     pub store: PaymentStore,
     /// Publisher for `payment.refunded`.
     pub publisher: B,

@@ -13,7 +13,6 @@ use std::time::Duration;
 /// What the provider answered.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
-    /// Charged.
     Approved,
     /// Refused for good, with the reason.
     Declined(String),
@@ -23,7 +22,7 @@ pub enum Verdict {
 
 /// How often this order's charge has been tried.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct Attempt {
+pub struct Tries {
     /// The message's `retry-count`.
     pub retry_count: u32,
     /// The message's `replay-count` (set when an operator replays a dead letter).
@@ -45,7 +44,7 @@ pub struct ChargeRequest<'a> {
     /// The customer's card token.
     pub token: Option<&'a str>,
     /// How often this charge has been tried (the simulated provider's transient failures use it).
-    pub attempt: Attempt,
+    pub tries: Tries,
 }
 
 /// A payment provider: charges a card at most once per idempotency key.
@@ -55,7 +54,7 @@ pub trait Provider: Send + Sync + 'static {
     fn charge(&self, request: ChargeRequest<'_>) -> impl Future<Output = Verdict> + Send;
 }
 
-/// The provider's answer for `token` on this `attempt`, before it records anything.
+/// The provider's answer for `token` on these `tries`, before it records anything.
 ///
 /// | token | answer |
 /// |---|---|
@@ -67,21 +66,21 @@ pub trait Provider: Send + Sync + 'static {
 /// | `tok_slow_<ms>` | approved, the answer arriving `<ms>` milliseconds after the charge (see [`pause`]) |
 /// | anything else | declined (`invalid_token`) |
 #[must_use]
-pub fn decide(token: Option<&str>, attempt: Attempt) -> Verdict {
+pub fn decide(token: Option<&str>, tries: Tries) -> Verdict {
     let declined = |reason: &str| Verdict::Declined(reason.to_owned());
     match token {
         None | Some("tok_visa" | "tok_mastercard") => Verdict::Approved,
         Some("tok_declined") => declined("card_declined"),
         Some("tok_insufficient_funds") => declined("insufficient_funds"),
-        Some("tok_outage") if attempt.replay_count == 0 => {
+        Some("tok_outage") if tries.replay_count == 0 => {
             Verdict::Unavailable("payment provider unavailable (simulated outage)".to_owned())
         }
         Some("tok_outage") => Verdict::Approved,
         Some(token) if pause(Some(token)).is_some() => Verdict::Approved,
         Some(token) => match token.strip_prefix("tok_transient_").map(str::parse::<u32>) {
-            Some(Ok(failures)) if attempt.retry_count < failures => Verdict::Unavailable(format!(
+            Some(Ok(failures)) if tries.retry_count < failures => Verdict::Unavailable(format!(
                 "payment provider timed out (simulated, attempt {} of {failures} failing)",
-                attempt.retry_count + 1
+                tries.retry_count + 1
             )),
             Some(Ok(_)) => Verdict::Approved,
             _ => declined("invalid_token"),
@@ -114,7 +113,6 @@ pub struct Simulated {
 pub struct Charges {
     /// Distinct charges made (approved keys).
     pub charges: i64,
-    /// Their sum.
     pub charged_cents: i64,
     /// Distinct declined keys.
     pub declines: i64,
@@ -221,7 +219,7 @@ impl Provider for Simulated {
             Ok(None) => {}
             Err(err) => return unavailable(err),
         }
-        let verdict = decide(request.token, request.attempt);
+        let verdict = decide(request.token, request.tries);
         match self.record(&request, &verdict).await {
             Ok(Verdict::Approved) => {
                 if let Some(pause) = pause(request.token) {
@@ -250,8 +248,8 @@ fn recorded_answer(row: &sqlx::any::AnyRow) -> Verdict {
 mod tests {
     use super::*;
 
-    fn at(retry_count: u32, replay_count: u32) -> Attempt {
-        Attempt {
+    fn at(retry_count: u32, replay_count: u32) -> Tries {
+        Tries {
             retry_count,
             replay_count,
         }
@@ -288,12 +286,8 @@ mod tests {
             (Some("tok_transient_x"), at(0, 0), "invalid_token"),
             (Some("bogus"), at(0, 0), "invalid_token"),
         ];
-        for (token, attempt, expected) in table {
-            assert_eq!(
-                kind(&decide(token, attempt)),
-                expected,
-                "{token:?} {attempt:?}"
-            );
+        for (token, tries, expected) in table {
+            assert_eq!(kind(&decide(token, tries)), expected, "{token:?} {tries:?}");
         }
         assert_eq!(
             pause(Some("tok_slow_1500")),
@@ -309,7 +303,7 @@ mod tests {
             amount_cents: 2500,
             currency: "EUR",
             token: Some(token),
-            attempt: at(retry_count, 0),
+            tries: at(retry_count, 0),
         }
     }
 

@@ -13,7 +13,6 @@ use sqlx::{AnyConnection, Row};
 pub enum Status {
     /// Known, not charged yet.
     Pending,
-    /// Charged.
     Charged,
     /// Declined by the provider.
     Declined,
@@ -34,23 +33,24 @@ impl Status {
         }
     }
 
-    fn parse(text: &str) -> Self {
-        match text {
-            "charged" => Self::Charged,
-            "declined" => Self::Declined,
-            "refunded" => Self::Refunded,
-            "cancelled" => Self::Cancelled,
-            _ => Self::Pending,
-        }
+    fn parse(text: &str) -> Result<Self, sqlx::Error> {
+        [
+            Self::Pending,
+            Self::Charged,
+            Self::Declined,
+            Self::Refunded,
+            Self::Cancelled,
+        ]
+        .into_iter()
+        .find(|status| status.as_str() == text)
+        .ok_or_else(|| service::stored::unknown_state("status", text))
     }
 }
 
 /// An order's payment row.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Payment {
-    /// The order.
     pub order_id: String,
-    /// Its state.
     #[serde(serialize_with = "status_text")]
     pub status: Status,
     /// The charge's id, once charged.
@@ -96,18 +96,12 @@ impl PaymentStore {
     }
 
     /// The payment of `order_id`, if known.
-    ///
-    /// # Errors
-    /// When the store fails.
     pub async fn get(&self, order_id: &str) -> Result<Option<Payment>, sqlx::Error> {
         let mut conn = self.db.pool().acquire().await?;
         fetch(&mut conn, order_id).await
     }
 
     /// Records a new order as `pending` (unless known) and the message as handled; returns the row.
-    ///
-    /// # Errors
-    /// When the store fails.
     pub async fn open(
         &self,
         order_id: &str,
@@ -139,10 +133,10 @@ impl PaymentStore {
                         .fetch_optional(&mut *conn)
                         .await?;
                         if let Some(row) = inserted {
-                            return Ok(payment(&row));
+                            return payment(&row);
                         }
                     }
-                    expect(conn, order_id).await
+                    written_payment(conn, order_id).await
                 }
                 .boxed()
             })
@@ -153,9 +147,6 @@ impl PaymentStore {
     /// cancelled while the provider was charging, the charge is recorded together with its refund
     /// (status `refunded`), so no customer stays charged for a cancelled order. One conditional
     /// statement: replicas racing on one order record one charge.
-    ///
-    /// # Errors
-    /// When the store fails.
     pub async fn charge(&self, order_id: &str, payment_id: &str) -> Result<Payment, sqlx::Error> {
         let input = (order_id.to_owned(), payment_id.to_owned());
         self.db
@@ -178,8 +169,8 @@ impl PaymentStore {
                     .fetch_optional(&mut *conn)
                     .await?;
                     match charged {
-                        Some(row) => Ok(payment(&row)),
-                        None => expect(conn, order_id).await,
+                        Some(row) => payment(&row),
+                        None => written_payment(conn, order_id).await,
                     }
                 }
                 .boxed()
@@ -188,9 +179,6 @@ impl PaymentStore {
     }
 
     /// Records the decline if the payment is still pending; returns the row as it now stands.
-    ///
-    /// # Errors
-    /// When the store fails.
     pub async fn decline(&self, order_id: &str, reason: &str) -> Result<Payment, sqlx::Error> {
         let input = (order_id.to_owned(), reason.to_owned());
         self.db
@@ -205,7 +193,7 @@ impl PaymentStore {
                     .bind(clock::now())
                     .execute(&mut *conn)
                     .await?;
-                    expect(conn, order_id).await
+                    written_payment(conn, order_id).await
                 }
                 .boxed()
             })
@@ -213,9 +201,6 @@ impl PaymentStore {
     }
 
     /// The order was cancelled: refund a charge, or make sure it is never charged. Returns the row.
-    ///
-    /// # Errors
-    /// When the store fails.
     pub async fn cancel(
         &self,
         order_id: &str,
@@ -254,7 +239,7 @@ impl PaymentStore {
                         .execute(&mut *conn)
                         .await?;
                     }
-                    expect(conn, order_id).await
+                    written_payment(conn, order_id).await
                 }
                 .boxed()
             })
@@ -272,14 +257,14 @@ async fn fetch(conn: &mut AnyConnection, order_id: &str) -> Result<Option<Paymen
     .bind(order_id)
     .fetch_optional(conn)
     .await?;
-    Ok(row.as_ref().map(payment))
+    row.as_ref().map(payment).transpose()
 }
 
 /// A payment from a row of the columns of `columns!`.
-fn payment(row: &AnyRow) -> Payment {
-    Payment {
+fn payment(row: &AnyRow) -> Result<Payment, sqlx::Error> {
+    Ok(Payment {
         order_id: row.get("order_id"),
-        status: Status::parse(row.get::<String, _>("status").as_str()),
+        status: Status::parse(row.get::<String, _>("status").as_str())?,
         payment_id: row.get("payment_id"),
         amount_cents: row.get("amount_cents"),
         currency: row.get("currency"),
@@ -288,11 +273,11 @@ fn payment(row: &AnyRow) -> Payment {
         decline_reason: row.get("decline_reason"),
         charged_at: row.get("charged_at"),
         refunded_at: row.get("refunded_at"),
-    }
+    })
 }
 
 /// The payment of `order_id`, which the same transaction has just written.
-async fn expect(conn: &mut AnyConnection, order_id: &str) -> Result<Payment, sqlx::Error> {
+async fn written_payment(conn: &mut AnyConnection, order_id: &str) -> Result<Payment, sqlx::Error> {
     fetch(conn, order_id).await?.ok_or(sqlx::Error::RowNotFound)
 }
 

@@ -153,9 +153,12 @@ impl Settings {
     ///
     /// # Errors
     /// When the database cannot be reached or a migration fails.
-    pub async fn store(&self, migrator: &sqlx::migrate::Migrator) -> anyhow::Result<crate::db::Db> {
+    pub async fn database(
+        &self,
+        migrator: &sqlx::migrate::Migrator,
+    ) -> anyhow::Result<crate::db::Db> {
         let pool =
-            crate::store::open(&self.database_url, &self.sqlite_synchronous, migrator).await?;
+            crate::database::open(&self.database_url, &self.sqlite_synchronous, migrator).await?;
         Ok(crate::db::Db::new(pool))
     }
 

@@ -41,9 +41,6 @@ impl Claim {
 }
 
 /// Records the delivery `claim` as handled; false when it already was (a duplicate).
-///
-/// # Errors
-/// When the store fails.
 pub async fn claim(
     conn: &mut AnyConnection,
     claim: &Claim,
@@ -76,9 +73,6 @@ pub async fn claim(
 
 /// Takes back `claim` recorded earlier in the same transaction, when the change it guarded turned
 /// out not to apply (its order is not known yet): the redelivery must not look like a duplicate.
-///
-/// # Errors
-/// When the store fails.
 pub async fn release(conn: &mut AnyConnection, claim: &Claim) -> Result<(), sqlx::Error> {
     if let Some(message_id) = &claim.message_id {
         let statement = match &claim.order_id {

@@ -52,7 +52,7 @@ pub fn routes(readiness: Readiness, pool: AnyPool) -> Router {
 
 async fn ready(State(ops): State<Ops>) -> (StatusCode, Json<serde_json::Value>) {
     let broker = ops.readiness.is_ready();
-    let store = crate::store::is_reachable(&ops.pool).await;
+    let store = crate::database::is_reachable(&ops.pool).await;
     let status = if broker && store {
         StatusCode::OK
     } else {

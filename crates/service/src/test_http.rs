@@ -15,9 +15,7 @@ const MAX_ANSWER_BYTES: usize = 1024 * 1024;
 /// What a router answered.
 #[derive(Debug)]
 pub struct Answer {
-    /// The status.
     pub status: StatusCode,
-    /// The headers.
     pub headers: HeaderMap,
     /// The body as JSON; `Value::Null` when it is empty or not JSON.
     pub body: Value,

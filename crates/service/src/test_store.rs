@@ -54,7 +54,7 @@ impl TestStore {
 
     /// Opens and migrates `url`; `place` is deleted even when that fails.
     async fn migrated(url: String, place: Place, migrator: &Migrator) -> Self {
-        let pool = crate::store::open(&url, "normal", migrator)
+        let pool = crate::database::open(&url, "normal", migrator)
             .await
             .unwrap_or_else(|err| panic!("opening {url}: {err:#}"));
         Self {

@@ -106,13 +106,17 @@ async fn check_isolation(db: &Db) {
 async fn sqlite_group_commits_keep_each_transaction_whole() {
     let dir = std::env::temp_dir().join(format!("orderflow-db-test-{}", std::process::id()));
     let url = format!("sqlite://{}/items.db", dir.display());
-    let pool = service::store::open(&url, "full", &MIGRATOR).await.unwrap();
+    let pool = service::database::open(&url, "full", &MIGRATOR)
+        .await
+        .unwrap();
     let db = Db::new(pool);
     check_isolation(&db).await;
 
     // Committed means on disk: a separate pool opened afterwards sees every row.
     db.pool().close().await;
-    let reopened = service::store::open(&url, "full", &MIGRATOR).await.unwrap();
+    let reopened = service::database::open(&url, "full", &MIGRATOR)
+        .await
+        .unwrap();
     let count: i64 = sqlx::query("SELECT COUNT(*) AS n FROM items")
         .fetch_one(&reopened)
         .await
@@ -140,7 +144,7 @@ async fn postgres_transactions_keep_each_transaction_whole() {
         .await
         .unwrap();
     let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
-    let pool = service::store::open(&format!("{base}/{database}"), "full", &MIGRATOR)
+    let pool = service::database::open(&format!("{base}/{database}"), "full", &MIGRATOR)
         .await
         .unwrap();
     let db = Db::new(pool);

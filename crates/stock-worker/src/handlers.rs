@@ -10,7 +10,6 @@ use time::OffsetDateTime;
 /// Handles `order.created`.
 #[derive(Debug, Clone)]
 pub struct Reserve<P> {
-    /// Inventory store.
     pub store: StockStore,
     /// Publisher for `stock.reserved` / `stock.rejected`.
     pub publisher: P,
@@ -60,7 +59,6 @@ impl<P: Publish> broker::Handler<OrderCreated> for Reserve<P> {
 /// Handles `order.paid`.
 #[derive(Debug, Clone)]
 pub struct Commit {
-    /// Inventory store.
     pub store: StockStore,
 }
 
@@ -81,7 +79,6 @@ impl broker::Handler<OrderPaid> for Commit {
 /// Handles `order.cancelled`.
 #[derive(Debug, Clone)]
 pub struct Release {
-    /// Inventory store.
     pub store: StockStore,
 }
 

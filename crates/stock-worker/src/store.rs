@@ -20,7 +20,6 @@ pub struct StockLevel {
     pub available: i64,
     /// Held for orders not yet paid.
     pub reserved: i64,
-    /// Sold.
     pub committed: i64,
 }
 
@@ -58,9 +57,6 @@ impl StockStore {
     }
 
     /// Adds SKUs not yet known with their initial stock; known SKUs keep their counts.
-    ///
-    /// # Errors
-    /// When the store fails.
     pub async fn seed(&self, inventory: &BTreeMap<String, u64>) -> Result<usize, sqlx::Error> {
         self.db
             .write(inventory.clone(), |conn, inventory| {
@@ -85,9 +81,6 @@ impl StockStore {
     }
 
     /// The counts of `sku`.
-    ///
-    /// # Errors
-    /// When the store fails.
     pub async fn level(&self, sku: &str) -> Result<Option<StockLevel>, sqlx::Error> {
         let row =
             sqlx::query("SELECT sku, available, reserved, committed FROM stock WHERE sku = $1")
@@ -103,9 +96,6 @@ impl StockStore {
     }
 
     /// The reservation of `order_id`, if any.
-    ///
-    /// # Errors
-    /// When the store fails.
     pub async fn reservation(&self, order_id: &str) -> Result<Option<Reservation>, sqlx::Error> {
         let mut conn = self.db.pool().acquire().await?;
         reservation(&mut conn, order_id).await
@@ -113,9 +103,6 @@ impl StockStore {
 
     /// Reserves every line for `order_id` at once, or records the refusal; returns the outcome
     /// (the earlier one when the order was already decided).
-    ///
-    /// # Errors
-    /// When the store fails.
     pub async fn reserve(
         &self,
         order_id: &str,
@@ -137,9 +124,6 @@ impl StockStore {
 
     /// Moves a reservation to sold; when the payment overtook the reservation, records it as
     /// paid so the reservation sells its units straight away. Returns the reservation.
-    ///
-    /// # Errors
-    /// When the store fails.
     pub async fn commit(
         &self,
         order_id: &str,
@@ -152,9 +136,6 @@ impl StockStore {
 
     /// Returns a reservation's units to stock, or (when none was made yet) leaves a tombstone so
     /// the order is never reserved.
-    ///
-    /// # Errors
-    /// When the store fails.
     pub async fn release(
         &self,
         order_id: &str,
@@ -237,19 +218,19 @@ async fn reservation(
         .bind(order_id)
         .fetch_optional(conn)
         .await?;
-    Ok(row.map(|row| {
+    row.map(|row| {
         let status: String = row.get("status");
-        match status.as_str() {
+        Ok(match status.as_str() {
             "reserved" => Reservation::Reserved,
             "committed" => Reservation::Committed,
             "released" => Reservation::Released,
             "cancelled" => Reservation::Cancelled,
             "paid" => Reservation::Paid,
-            _ => Reservation::Rejected(
-                serde_json::from_str(&row.get::<String, _>("short_skus")).unwrap_or_default(),
-            ),
-        }
-    }))
+            "rejected" => Reservation::Rejected(service::stored::json(&row, "short_skus")?),
+            other => return Err(service::stored::unknown_state("status", other)),
+        })
+    })
+    .transpose()
 }
 
 /// Reserves every line of `order_id` on `conn` (inside a transaction), or records the refusal;
@@ -263,7 +244,7 @@ async fn reserve(
 ) -> Result<Reservation, sqlx::Error> {
     let now = clock::now();
     if !inbox::claim(conn, claim, &now).await? {
-        return expect(conn, order_id).await;
+        return written_reservation(conn, order_id).await;
     }
     let encoded = serde_json::to_string(lines).unwrap_or_default();
     // Where the units go, how to give them back, and what that makes the reservation.
@@ -298,7 +279,7 @@ async fn reserve(
         )
     } else {
         // Decided earlier (a tombstone, or a duplicate without a message id).
-        return expect(conn, order_id).await;
+        return written_reservation(conn, order_id).await;
     };
     let mut taken = Vec::new();
     let mut short = Vec::new();
@@ -361,8 +342,7 @@ async fn settle(
         .fetch_optional(&mut *conn)
         .await?;
         if let Some(row) = row {
-            let lines: Lines =
-                serde_json::from_str(&row.get::<String, _>("lines")).unwrap_or_default();
+            let lines: Lines = service::stored::json(&row, "lines")?;
             for (sku, units) in &lines {
                 sqlx::query(how.statement())
                     .bind(sku)
@@ -383,10 +363,14 @@ async fn settle(
             .await?;
         }
     }
-    expect(conn, order_id).await
+    written_reservation(conn, order_id).await
 }
 
-async fn expect(conn: &mut AnyConnection, order_id: &str) -> Result<Reservation, sqlx::Error> {
+/// The reservation of `order_id`, which the same transaction has just written.
+async fn written_reservation(
+    conn: &mut AnyConnection,
+    order_id: &str,
+) -> Result<Reservation, sqlx::Error> {
     reservation(conn, order_id)
         .await?
         .ok_or(sqlx::Error::RowNotFound)

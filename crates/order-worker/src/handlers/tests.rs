@@ -1,6 +1,6 @@
 //! The handlers without a broker: how each outcome reaches the runtime and what it stores.
 
-use super::{Adopt, Track};
+use super::{Adopt, ApplyFact};
 use crate::store::OrderStore;
 use broker::{Handler, HandlerError, Message};
 use contracts::fixtures::{order_created, order_paid};
@@ -13,7 +13,7 @@ use tokio::sync::Notify;
 use uuid::Uuid;
 
 struct Setup {
-    track: Track,
+    apply_fact: ApplyFact,
     adopt: Adopt,
     store: OrderStore,
     _scratch: TestStore,
@@ -23,7 +23,7 @@ async fn setup() -> Setup {
     let scratch = TestStore::sqlite(&crate::MIGRATOR).await;
     let store = OrderStore::new(scratch.db());
     Setup {
-        track: Track {
+        apply_fact: ApplyFact {
             store: store.clone(),
             wake: Arc::new(Notify::new()),
         },
@@ -66,7 +66,7 @@ async fn status(store: &OrderStore, order_id: Uuid) -> Option<String> {
 #[tokio::test]
 async fn a_fact_about_an_unknown_order_is_retried() {
     let s = setup().await;
-    let outcome = s.track.handle(paid(Uuid::new_v4())).await;
+    let outcome = s.apply_fact.handle(paid(Uuid::new_v4())).await;
     assert!(
         matches!(outcome, Err(HandlerError::Retry(_))),
         "{outcome:?}"
@@ -78,12 +78,15 @@ async fn a_rejection_cancels_the_order_and_wakes_the_relay() {
     let s = setup().await;
     let order = Uuid::new_v4();
     s.adopt.handle(created(order)).await.unwrap();
-    s.track.handle(rejected(order)).await.unwrap();
+    s.apply_fact.handle(rejected(order)).await.unwrap();
     assert_eq!(status(&s.store, order).await.as_deref(), Some("cancelled"));
     // The relay's wake-up is pending: it publishes the order.cancelled now, not at its next poll.
-    tokio::time::timeout(std::time::Duration::from_secs(5), s.track.wake.notified())
-        .await
-        .expect("the relay was woken");
+    tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        s.apply_fact.wake.notified(),
+    )
+    .await
+    .expect("the relay was woken");
     let queued: Vec<_> = s.store.unsent(10).await.unwrap();
     assert_eq!(queued.len(), 1);
     assert_eq!(queued[0].event_type, "order.cancelled");

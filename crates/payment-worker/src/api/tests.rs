@@ -1,7 +1,7 @@
 //! The payment API through the router, in process.
 
 use super::{Api, routes};
-use crate::provider::{Attempt, ChargeRequest, Provider, Simulated, Verdict};
+use crate::provider::{ChargeRequest, Provider, Simulated, Tries, Verdict};
 use crate::store::PaymentStore;
 use axum::http::StatusCode;
 use serde_json::json;
@@ -25,7 +25,7 @@ async fn a_payment_and_the_providers_books_are_shown_and_an_unknown_payment_is_4
         amount_cents: 1200,
         currency: "EUR",
         token: None,
-        attempt: Attempt::default(),
+        tries: Tries::default(),
     };
     assert_eq!(provider.charge(request).await, Verdict::Approved);
     store.charge(ORDER, "key-1").await.unwrap();

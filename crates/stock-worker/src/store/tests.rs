@@ -167,6 +167,31 @@ async fn a_redelivered_reservation_takes_stock_once(db: Db) {
     assert_eq!(counts(&store, "SKU-1").await, (7, 3, 0));
 }
 
+async fn a_corrupt_reservation_is_an_error_and_moves_no_stock(db: Db) {
+    let store = stocked(db.clone(), &[("SKU-1", 10)]).await;
+    reserve(&store, &lines(&[("SKU-1", 3)])).await;
+    sqlx::query("UPDATE reservations SET lines = '{\"SKU-1\": 3' WHERE order_id = $1")
+        .bind(ORDER)
+        .execute(db.pool())
+        .await
+        .unwrap();
+    let refused = store
+        .commit(ORDER, Some("paid-1"), queues::STOCK_ORDER_PAID)
+        .await
+        .unwrap_err();
+    assert!(refused.to_string().contains("lines"), "{refused}");
+    assert_eq!(counts(&store, "SKU-1").await, (7, 3, 0), "nothing moved");
+    sqlx::query("UPDATE reservations SET status = 'lost' WHERE order_id = $1")
+        .bind(ORDER)
+        .execute(db.pool())
+        .await
+        .unwrap();
+    assert!(
+        store.reservation(ORDER).await.is_err(),
+        "an unknown state is an error"
+    );
+}
+
 service::store_tests!(crate::MIGRATOR;
     reserved_then_paid_sells_the_units,
     reserved_then_cancelled_returns_the_units,
@@ -176,4 +201,5 @@ service::store_tests!(crate::MIGRATOR;
     shortage_gives_back_the_lines_already_taken,
     paid_first_shortage_sells_nothing,
     a_redelivered_reservation_takes_stock_once,
+    a_corrupt_reservation_is_an_error_and_moves_no_stock,
 );
