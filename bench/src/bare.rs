@@ -1,12 +1,83 @@
 //! Bare-lapin plumbing the two ceilings share: a connection, confirm channels, consumers with
 //! the workers' prefetch, persistent JSON properties, and a completion counter.
 
-use broker::lapin::options::{BasicConsumeOptions, BasicQosOptions, ConfirmSelectOptions};
+use crate::procs;
+use anyhow::Context;
+use broker::lapin::options::{
+    BasicConsumeOptions, BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions,
+};
 use broker::lapin::types::FieldTable;
 use broker::lapin::{BasicProperties, Channel, Connection, ConnectionProperties, Consumer};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 use tokio::sync::Notify;
+
+/// Confirms awaited together by the first publisher (the outbox relay's batch).
+const CONFIRM_BATCH: usize = 256;
+
+/// Where the first publisher sends each of a run's messages.
+#[derive(Debug, Clone, Copy)]
+pub struct Target<'a> {
+    /// Exchange ("" is the default exchange).
+    pub exchange: &'a str,
+    /// Routing key.
+    pub routing_key: &'a str,
+    /// The body every message carries.
+    pub body: &'a [u8],
+}
+
+/// Publishes `n` messages to `target` on `channel` (pipelined confirms, `properties` for each),
+/// waits until `finish` has counted everything, and measures: `n` per second, and the CPU ms per
+/// message of the broker and of this process.
+///
+/// # Errors
+/// When a publish fails or the run does not finish in 10 minutes.
+pub async fn measure(
+    channel: &Channel,
+    n: usize,
+    target: Target<'_>,
+    properties: impl Fn() -> BasicProperties,
+    finish: &Finish,
+) -> anyhow::Result<(f64, BTreeMap<String, f64>)> {
+    let cpu_before = procs::sample();
+    let client_before = procs::own_cpu_ms();
+    let started = Instant::now();
+    let mut pending = Vec::with_capacity(CONFIRM_BATCH);
+    for _ in 0..n {
+        pending.push(
+            channel
+                .basic_publish(
+                    target.exchange.into(),
+                    target.routing_key.into(),
+                    BasicPublishOptions::default(),
+                    target.body,
+                    properties(),
+                )
+                .await?,
+        );
+        if pending.len() == CONFIRM_BATCH {
+            for confirm in pending.drain(..) {
+                confirm.await?;
+            }
+        }
+    }
+    for confirm in pending {
+        confirm.await?;
+    }
+    tokio::time::timeout(Duration::from_secs(600), finish.all())
+        .await
+        .context("the ceiling did not finish in 10 minutes")?;
+    let elapsed = started.elapsed().as_secs_f64();
+    let mut cpu = procs::cpu_between(&cpu_before, &procs::sample(), n as f64);
+    cpu.retain(|name, _| name == procs::BROKER);
+    cpu.insert(
+        "client".to_owned(),
+        (procs::own_cpu_ms() - client_before) / n as f64,
+    );
+    Ok((n as f64 / elapsed, cpu))
+}
 
 /// A connection with the workers' frame size.
 ///

@@ -3,8 +3,6 @@
 //! consumers ack — on quorum queues with the workers' prefetch.
 
 use crate::bare::{self, Finish};
-use crate::procs;
-use anyhow::Context;
 use broker::lapin::ExchangeKind;
 use broker::lapin::options::{
     BasicAckOptions, BasicPublishOptions, ExchangeDeclareOptions, QueueBindOptions,
@@ -13,11 +11,7 @@ use broker::lapin::options::{
 use broker::lapin::types::{AMQPValue, FieldTable};
 use futures_util::StreamExt;
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
 use uuid::Uuid;
-
-/// Confirms awaited together by the first publisher.
-const CONFIRM_BATCH: usize = 256;
 
 /// Messages per second through the chain for `n` messages of `body`, and the CPU ms per
 /// message of the broker and of this process (the chain's client).
@@ -113,41 +107,12 @@ pub async fn ceiling(
     });
 
     let publish = bare::confirm_channel(&conn).await?;
-    let cpu_before = procs::sample();
-    let client_before = procs::own_cpu_ms();
-    let started = Instant::now();
-    let mut pending = Vec::with_capacity(CONFIRM_BATCH);
-    for _ in 0..n {
-        pending.push(
-            publish
-                .basic_publish(
-                    "".into(),
-                    input.as_str().into(),
-                    BasicPublishOptions::default(),
-                    body,
-                    props.clone(),
-                )
-                .await?,
-        );
-        if pending.len() == CONFIRM_BATCH {
-            for confirm in pending.drain(..) {
-                confirm.await?;
-            }
-        }
-    }
-    for confirm in pending {
-        confirm.await?;
-    }
-    tokio::time::timeout(Duration::from_secs(600), finish.all())
-        .await
-        .context("the ceiling chain did not finish in 10 minutes")?;
-    let elapsed = started.elapsed().as_secs_f64();
-    let mut cpu = procs::cpu_between(&cpu_before, &procs::sample(), n as f64);
-    cpu.retain(|name, _| name == procs::BROKER);
-    cpu.insert(
-        "client".to_owned(),
-        (procs::own_cpu_ms() - client_before) / n as f64,
-    );
+    let target = bare::Target {
+        exchange: "",
+        routing_key: &input,
+        body,
+    };
+    let measured = bare::measure(&publish, n, target, || props.clone(), &finish).await;
     for queue in std::iter::once(&input).chain(&outputs) {
         let _ = setup
             .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
@@ -157,5 +122,5 @@ pub async fn ceiling(
         .exchange_delete(fanout.as_str().into(), Default::default())
         .await;
     let _ = conn.close(200, "done".into()).await;
-    Ok((n as f64 / elapsed, cpu))
+    measured
 }

@@ -9,8 +9,7 @@
 //! order queue has seen both. Three publishes and six deliveries, as in orderflow.
 
 use crate::bare::{self, Finish};
-use crate::{orders, procs};
-use anyhow::Context;
+use crate::orders;
 use broker::lapin::message::Delivery;
 use broker::lapin::options::{BasicAckOptions, BasicPublishOptions, QueueDeleteOptions};
 use broker::lapin::{BasicProperties, Channel, Connection};
@@ -20,12 +19,8 @@ use contracts::{OrderCreated, OrderPaid, StockReserved};
 use futures_util::StreamExt;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 use time::OffsetDateTime;
 use uuid::Uuid;
-
-/// Confirms awaited together by the order publisher (the outbox relay's batch).
-const CONFIRM_BATCH: usize = 256;
 
 /// The objects of one run, named apart from the system's by a fresh tag.
 struct Names {
@@ -152,45 +147,22 @@ pub async fn ceiling(
     }
 
     let publish = bare::confirm_channel(&conn).await?;
-    let cpu_before = procs::sample();
-    let client_before = procs::own_cpu_ms();
-    let started = Instant::now();
-    let mut pending = Vec::with_capacity(CONFIRM_BATCH);
-    for _ in 0..n {
-        let order = Uuid::new_v4().to_string();
-        pending.push(
-            publish
-                .basic_publish(
-                    names.orders.as_str().into(),
-                    "order.created".into(),
-                    BasicPublishOptions::default(),
-                    &bodies.created,
-                    message(&order),
-                )
-                .await?,
-        );
-        if pending.len() == CONFIRM_BATCH {
-            for confirm in pending.drain(..) {
-                confirm.await?;
-            }
-        }
-    }
-    for confirm in pending {
-        confirm.await?;
-    }
-    tokio::time::timeout(Duration::from_secs(600), finish.all())
-        .await
-        .context("the saga ceiling did not finish in 10 minutes")?;
-    let elapsed = started.elapsed().as_secs_f64();
-    let mut cpu = procs::cpu_between(&cpu_before, &procs::sample(), n as f64);
-    cpu.retain(|name, _| name == procs::BROKER);
-    cpu.insert(
-        "client".to_owned(),
-        (procs::own_cpu_ms() - client_before) / n as f64,
-    );
+    let target = bare::Target {
+        exchange: &names.orders,
+        routing_key: "order.created",
+        body: &bodies.created,
+    };
+    let measured = bare::measure(
+        &publish,
+        n,
+        target,
+        || message(&Uuid::new_v4().to_string()),
+        &finish,
+    )
+    .await;
     delete(&setup, &names).await;
     let _ = conn.close(200, "done".into()).await;
-    Ok((n as f64 / elapsed, cpu))
+    measured
 }
 
 /// The bodies the saga's events carry, serialized once.

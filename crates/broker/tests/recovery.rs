@@ -2,8 +2,11 @@
 
 mod common;
 
-use broker::{ConsumerSpec, ExchangeType, QueueSpec, RetryPolicy, Runtime, Topology};
-use common::{Recorder, Running, TestEvent, all_succeeded, config, flaky_handler};
+use broker::{ConsumerSpec, ExchangeType, QueueSpec, Runtime, Topology};
+use common::{
+    Recorder, Running, TestEvent, all_succeeded, config, publish_all, recording_runtime as runtime,
+    wait_for_successes,
+};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
@@ -11,51 +14,6 @@ use testkit::inspect::Inspector;
 use testkit::{PrivateNode, TestVhost, eventually};
 
 const MESSAGES: u32 = 1000;
-
-fn runtime(url: &str, queue: &str, recorder: &Recorder, work: Duration) -> Runtime {
-    Runtime::new(config(url).with_publish_retry_for(Duration::from_secs(90)))
-        .unwrap()
-        .with_topology(Topology::default().exchange(common::EXCHANGE, ExchangeType::Direct))
-        .with_consumer(
-            ConsumerSpec::new(
-                QueueSpec::new(queue)
-                    .bind(common::EXCHANGE, common::ROUTING_KEY)
-                    .with_retry(
-                        RetryPolicy::default().with_initial_delay(Duration::from_millis(100)),
-                    ),
-                flaky_handler(recorder.clone(), work),
-            )
-            .with_prefetch(50)
-            .with_concurrency(8),
-        )
-}
-
-/// Publishes ids `0..MESSAGES` in waves of 50 concurrent confirmed publishes.
-async fn publish_all(publisher: broker::Publisher) {
-    for wave in (0..MESSAGES).collect::<Vec<_>>().chunks(50) {
-        let publishes = wave.iter().map(|&id| {
-            let publisher = publisher.clone();
-            async move {
-                publisher
-                    .publish_event(&TestEvent { id, fail_times: 0 })
-                    .await
-            }
-        });
-        for result in futures_util::future::join_all(publishes).await {
-            result.expect("publish survives broker disturbances");
-        }
-    }
-}
-
-async fn wait_for_successes(recorder: &Recorder, at_least: usize) {
-    let recorder = recorder.clone();
-    eventually("progress", Duration::from_secs(60), || {
-        let n = recorder.successes().len();
-        async move { (n >= at_least).then_some(()) }
-    })
-    .await
-    .unwrap();
-}
 
 #[tokio::test]
 async fn a_consumer_killed_mid_handler_loses_nothing() {
@@ -68,7 +26,7 @@ async fn a_consumer_killed_mid_handler_loses_nothing() {
         Duration::from_millis(2),
     ))
     .await;
-    publish_all(first.publisher.clone()).await;
+    publish_all(first.publisher.clone(), MESSAGES, 50).await;
     wait_for_successes(&recorder, 200).await;
 
     // Kill: the runtime's task is aborted and its connections torn down mid-handler.
@@ -103,7 +61,7 @@ async fn force_closed_connections_recover_without_a_restart() {
         Duration::from_millis(1),
     ))
     .await;
-    let publishing = tokio::spawn(publish_all(running.publisher.clone()));
+    let publishing = tokio::spawn(publish_all(running.publisher.clone(), MESSAGES, 50));
     wait_for_successes(&recorder, 300).await;
 
     // Both the consumer's and the publisher's connections.
@@ -129,7 +87,7 @@ async fn a_broker_restart_mid_run_loses_nothing() {
         Duration::from_millis(1),
     ))
     .await;
-    let publishing = tokio::spawn(publish_all(running.publisher.clone()));
+    let publishing = tokio::spawn(publish_all(running.publisher.clone(), MESSAGES, 50));
     wait_for_successes(&recorder, 300).await;
 
     node.restart().await.unwrap();

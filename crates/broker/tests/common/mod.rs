@@ -178,3 +178,53 @@ pub async fn all_succeeded(recorder: &Recorder, ids: impl Iterator<Item = u32>, 
         )
     });
 }
+
+/// A runtime consuming `queue` with [`flaky_handler`] (each call takes `work`), retries after
+/// 100 ms, prefetch 50, 8 handlers at once; publishes retry through outages for 120 s.
+pub fn recording_runtime(url: &str, queue: &str, recorder: &Recorder, work: Duration) -> Runtime {
+    use broker::{ConsumerSpec, ExchangeType, QueueSpec, RetryPolicy, Topology};
+    Runtime::new(config(url).with_publish_retry_for(Duration::from_secs(120)))
+        .unwrap()
+        .with_topology(Topology::default().exchange(EXCHANGE, ExchangeType::Direct))
+        .with_consumer(
+            ConsumerSpec::new(
+                QueueSpec::new(queue)
+                    .bind(EXCHANGE, ROUTING_KEY)
+                    .with_retry(
+                        RetryPolicy::default().with_initial_delay(Duration::from_millis(100)),
+                    ),
+                flaky_handler(recorder.clone(), work),
+            )
+            .with_prefetch(50)
+            .with_concurrency(8),
+        )
+}
+
+/// Publishes ids `0..count`, `wave` confirmed publishes at a time; each must succeed whatever
+/// happens to the broker meanwhile.
+pub async fn publish_all(publisher: Publisher, count: u32, wave: usize) {
+    for ids in (0..count).collect::<Vec<_>>().chunks(wave) {
+        let publishes = ids.iter().map(|&id| {
+            let publisher = publisher.clone();
+            async move {
+                publisher
+                    .publish_event(&TestEvent { id, fail_times: 0 })
+                    .await
+            }
+        });
+        for result in futures_util::future::join_all(publishes).await {
+            result.expect("a publish survives broker disturbances");
+        }
+    }
+}
+
+/// Waits (up to 60 s) until at least `at_least` distinct messages were handled.
+pub async fn wait_for_successes(recorder: &Recorder, at_least: usize) {
+    let recorder = recorder.clone();
+    testkit::eventually("progress", Duration::from_secs(60), || {
+        let n = recorder.successes().len();
+        async move { (n >= at_least).then_some(()) }
+    })
+    .await
+    .unwrap();
+}
