@@ -147,7 +147,7 @@ impl Runtime {
         result
     }
 
-    async fn open(&self) -> Result<Session, BrokerError> {
+    async fn open(&self) -> Result<Connected, BrokerError> {
         let (connection, address) = connect_any(
             &self.config.url,
             &self.cursor,
@@ -186,7 +186,7 @@ impl Runtime {
                 stopping.clone(),
             ));
         }
-        Ok(Session {
+        Ok(Connected {
             connection,
             events,
             loops,
@@ -197,7 +197,7 @@ impl Runtime {
 }
 
 /// One connection's worth of consumers.
-struct Session {
+struct Connected {
     connection: Connection,
     events: BoxStream<'static, Event>,
     loops: JoinSet<Ended>,
@@ -205,7 +205,7 @@ struct Session {
     stopping: Stopping,
 }
 
-impl Session {
+impl Connected {
     /// Waits for the first sign that the connection or a consumer is gone.
     async fn failure(&mut self) -> String {
         loop {

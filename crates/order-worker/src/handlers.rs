@@ -9,6 +9,7 @@ use broker::{HandlerError, Message};
 use contracts::{
     OrderCreated, OrderPaid, PaymentFailed, PaymentRefunded, StockRejected, StockReserved,
 };
+use service::inbox::Claim;
 use std::sync::Arc;
 use tokio::sync::Notify;
 use uuid::Uuid;
@@ -82,8 +83,11 @@ impl<E: Fact> broker::Handler<E> for ApplyFact {
             .apply(
                 order_id,
                 &message.event.change(),
-                meta.message_id.as_deref(),
-                &meta.queue,
+                Claim::for_order(
+                    meta.message_id.as_deref(),
+                    &meta.queue,
+                    &order_id.to_string(),
+                ),
             )
             .await?
         {

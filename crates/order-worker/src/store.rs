@@ -263,13 +263,9 @@ impl OrderStore {
         &self,
         order_id: Uuid,
         change: &Change,
-        message_id: Option<&str>,
-        queue: &str,
+        claim: Claim,
     ) -> Result<Applied, sqlx::Error> {
-        let input = (
-            change.clone(),
-            Claim::for_order(message_id, queue, &order_id.to_string()),
-        );
+        let input = (change.clone(), claim);
         self.db
             .write(input, move |conn, (change, claim)| {
                 apply_in(conn, order_id, change, claim).boxed()

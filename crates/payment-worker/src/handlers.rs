@@ -6,6 +6,7 @@ use crate::provider::{ChargeRequest, Provider, Tries, Verdict};
 use crate::store::{Payment, PaymentStore, Status};
 use broker::{HandlerError, Message, Publish, headers};
 use contracts::{OrderCancelled, OrderCreated, OrderPaid, PaymentFailed, PaymentRefunded};
+use service::inbox::Claim;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -42,13 +43,7 @@ impl<B: Publish, P: Provider> broker::Handler<OrderCreated> for Charge<B, P> {
         let meta = &message.meta;
         let mut payment = self
             .store
-            .open(
-                &order_id,
-                amount,
-                &order.currency,
-                meta.message_id.as_deref(),
-                &meta.queue,
-            )
+            .open(&order_id, amount, &order.currency, Claim::of(meta))
             .await?;
         if payment.status == Status::Pending {
             let payment_id = payment_id(order.order_id).to_string();
@@ -86,10 +81,7 @@ impl<B: Publish> broker::Handler<OrderCancelled> for Refund<B> {
     async fn handle(&self, message: Message<OrderCancelled>) -> Result<(), HandlerError> {
         let order_id = message.event.order_id.to_string();
         let meta = &message.meta;
-        let payment = self
-            .store
-            .cancel(&order_id, meta.message_id.as_deref(), &meta.queue)
-            .await?;
+        let payment = self.store.cancel(&order_id, Claim::of(meta)).await?;
         if payment.status == Status::Refunded {
             announce(&self.publisher, &payment).await?;
         }

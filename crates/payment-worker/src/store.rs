@@ -107,14 +107,13 @@ impl PaymentStore {
         order_id: &str,
         amount_cents: i64,
         currency: &str,
-        message_id: Option<&str>,
-        queue: &str,
+        claim: Claim,
     ) -> Result<Payment, sqlx::Error> {
         let input = (
             order_id.to_owned(),
             amount_cents,
             currency.to_owned(),
-            Claim::new(message_id, queue),
+            claim,
         );
         self.db
             .write(input, |conn, (order_id, amount_cents, currency, claim)| {
@@ -201,13 +200,8 @@ impl PaymentStore {
     }
 
     /// The order was cancelled: refund a charge, or make sure it is never charged. Returns the row.
-    pub async fn cancel(
-        &self,
-        order_id: &str,
-        message_id: Option<&str>,
-        queue: &str,
-    ) -> Result<Payment, sqlx::Error> {
-        let input = (order_id.to_owned(), Claim::new(message_id, queue));
+    pub async fn cancel(&self, order_id: &str, claim: Claim) -> Result<Payment, sqlx::Error> {
+        let input = (order_id.to_owned(), claim);
         self.db
             .write(input, |conn, (order_id, claim)| {
                 async move {

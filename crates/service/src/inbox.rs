@@ -29,6 +29,12 @@ impl Claim {
         }
     }
 
+    /// The key of a delivery, from its metadata.
+    #[must_use]
+    pub fn of(meta: &broker::Meta) -> Self {
+        Self::new(meta.message_id.as_deref(), &meta.queue)
+    }
+
     /// The key of a delivery of `message_id` from `queue` about `order_id`, for an inbox keyed by
     /// `(message_id, queue, order_id)`.
     #[must_use]

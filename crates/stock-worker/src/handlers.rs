@@ -5,6 +5,7 @@
 use crate::store::{Lines, Reservation, StockStore};
 use broker::{HandlerError, Message, Publish};
 use contracts::{OrderCancelled, OrderCreated, OrderPaid, StockRejected, StockReserved};
+use service::inbox::Claim;
 use time::OffsetDateTime;
 
 /// Handles `order.created`.
@@ -30,7 +31,7 @@ impl<P: Publish> broker::Handler<OrderCreated> for Reserve<P> {
         let order_id = order.order_id.to_string();
         let outcome = self
             .store
-            .reserve(&order_id, &lines, meta.message_id.as_deref(), &meta.queue)
+            .reserve(&order_id, &lines, Claim::of(meta))
             .await?;
         match outcome {
             Reservation::Reserved | Reservation::Committed => {
@@ -69,9 +70,7 @@ impl broker::Handler<OrderPaid> for Commit {
         // A payment that overtook this worker's `order.created` is recorded, and the reservation
         // sells the units when it comes; rejected or cancelled orders are refunded by the payment
         // worker. Nothing is left to wait for here.
-        self.store
-            .commit(&order_id, meta.message_id.as_deref(), &meta.queue)
-            .await?;
+        self.store.commit(&order_id, Claim::of(meta)).await?;
         Ok(())
     }
 }
@@ -86,9 +85,7 @@ impl broker::Handler<OrderCancelled> for Release {
     async fn handle(&self, message: Message<OrderCancelled>) -> Result<(), HandlerError> {
         let meta = &message.meta;
         let order_id = message.event.order_id.to_string();
-        self.store
-            .release(&order_id, meta.message_id.as_deref(), &meta.queue)
-            .await?;
+        self.store.release(&order_id, Claim::of(meta)).await?;
         Ok(())
     }
 }

@@ -107,14 +107,9 @@ impl StockStore {
         &self,
         order_id: &str,
         lines: &Lines,
-        message_id: Option<&str>,
-        queue: &str,
+        claim: Claim,
     ) -> Result<Reservation, sqlx::Error> {
-        let input = (
-            order_id.to_owned(),
-            lines.clone(),
-            Claim::new(message_id, queue),
-        );
+        let input = (order_id.to_owned(), lines.clone(), claim);
         self.db
             .write(input, |conn, (order_id, lines, claim)| {
                 reserve(conn, order_id, lines, claim).boxed()
@@ -124,39 +119,26 @@ impl StockStore {
 
     /// Moves a reservation to sold; when the payment overtook the reservation, records it as
     /// paid so the reservation sells its units straight away. Returns the reservation.
-    pub async fn commit(
-        &self,
-        order_id: &str,
-        message_id: Option<&str>,
-        queue: &str,
-    ) -> Result<Reservation, sqlx::Error> {
-        self.settle(order_id, Settle::Commit, message_id, queue)
-            .await
+    pub async fn commit(&self, order_id: &str, claim: Claim) -> Result<Reservation, sqlx::Error> {
+        self.resolve(order_id, Resolve::Commit, claim).await
     }
 
     /// Returns a reservation's units to stock, or (when none was made yet) leaves a tombstone so
     /// the order is never reserved.
-    pub async fn release(
-        &self,
-        order_id: &str,
-        message_id: Option<&str>,
-        queue: &str,
-    ) -> Result<Reservation, sqlx::Error> {
-        self.settle(order_id, Settle::Release, message_id, queue)
-            .await
+    pub async fn release(&self, order_id: &str, claim: Claim) -> Result<Reservation, sqlx::Error> {
+        self.resolve(order_id, Resolve::Release, claim).await
     }
 
-    async fn settle(
+    async fn resolve(
         &self,
         order_id: &str,
-        how: Settle,
-        message_id: Option<&str>,
-        queue: &str,
+        how: Resolve,
+        claim: Claim,
     ) -> Result<Reservation, sqlx::Error> {
-        let input = (order_id.to_owned(), Claim::new(message_id, queue));
+        let input = (order_id.to_owned(), claim);
         self.db
             .write(input, move |conn, (order_id, claim)| {
-                settle(conn, order_id, how, claim).boxed()
+                resolve(conn, order_id, how, claim).boxed()
             })
             .await
     }
@@ -164,14 +146,14 @@ impl StockStore {
 
 /// What becomes of a reservation when its order is decided.
 #[derive(Debug, Clone, Copy)]
-enum Settle {
+enum Resolve {
     /// Paid: the reserved units are sold.
     Commit,
     /// Cancelled: the reserved units go back to stock.
     Release,
 }
 
-impl Settle {
+impl Resolve {
     /// The reservation's status afterwards.
     fn status(self) -> &'static str {
         match self {
@@ -181,7 +163,7 @@ impl Settle {
     }
 
     /// The reservation afterwards, as the handlers see it.
-    fn settled(self) -> Reservation {
+    fn resolved(self) -> Reservation {
         match self {
             Self::Commit => Reservation::Committed,
             Self::Release => Reservation::Released,
@@ -318,15 +300,15 @@ async fn reserve(
     Ok(taken_as)
 }
 
-/// Settles the reservation of `order_id` on `conn` (inside a transaction): the tombstone first
+/// Resolves the reservation of `order_id` on `conn` (inside a transaction): the tombstone first
 /// (it waits for an in-flight reservation of the same order on PostgreSQL, so what follows sees
 /// it), then a `reserved` reservation moves on with its units. A tombstone left means the
 /// decision came first: a payment is sold when the reservation comes; a cancellation means the
 /// order is never reserved.
-async fn settle(
+async fn resolve(
     conn: &mut AnyConnection,
     order_id: &str,
-    how: Settle,
+    how: Resolve,
     claim: &Claim,
 ) -> Result<Reservation, sqlx::Error> {
     let now = clock::now();
@@ -350,8 +332,8 @@ async fn settle(
                     .execute(&mut *conn)
                     .await?;
             }
-            return Ok(how.settled());
-        } else if matches!(how, Settle::Release) {
+            return Ok(how.resolved());
+        } else if matches!(how, Resolve::Release) {
             // Paid ahead, then cancelled: nothing was taken, and nothing ever will be.
             sqlx::query(
                 "UPDATE reservations SET status = 'cancelled', updated_at = $2 \

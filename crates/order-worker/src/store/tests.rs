@@ -6,6 +6,7 @@ use crate::validation::{NewOrder, ValidOrder};
 use contracts::fixtures::order_created;
 use contracts::names::queues;
 use service::db::Db;
+use service::inbox::Claim;
 use uuid::Uuid;
 
 fn request(quantity: u32) -> ValidOrder {
@@ -55,7 +56,14 @@ async fn stock_and_payment_complete_the_order_in_either_order(db: Db) {
         let order_id = known(&store).await;
         for (n, change) in facts.iter().enumerate() {
             let id = format!("fact-{n}");
-            let applied = store.apply(order_id, change, Some(&id), "q").await.unwrap();
+            let applied = store
+                .apply(
+                    order_id,
+                    change,
+                    Claim::for_order(Some(&id), "q", &order_id.to_string()),
+                )
+                .await
+                .unwrap();
             assert_eq!(applied, Applied::Done);
         }
         assert_eq!(status(&store, order_id).await, "completed", "{facts:?}");
@@ -68,7 +76,11 @@ async fn a_fact_before_its_order_releases_its_claim(db: Db) {
     let order_id = Uuid::new_v4();
     let queue = queues::ORDER_ORDER_PAID;
     let early = store
-        .apply(order_id, &Change::Paid, Some("paid-1"), queue)
+        .apply(
+            order_id,
+            &Change::Paid,
+            Claim::for_order(Some("paid-1"), queue, &order_id.to_string()),
+        )
         .await
         .unwrap();
     assert_eq!(
@@ -82,7 +94,11 @@ async fn a_fact_before_its_order_releases_its_claim(db: Db) {
         .unwrap();
     // The retry of the same delivery is applied, not dropped as a duplicate.
     let retried = store
-        .apply(order_id, &Change::Paid, Some("paid-1"), queue)
+        .apply(
+            order_id,
+            &Change::Paid,
+            Claim::for_order(Some("paid-1"), queue, &order_id.to_string()),
+        )
         .await
         .unwrap();
     assert_eq!(retried, Applied::Done);
@@ -102,7 +118,11 @@ async fn a_cancel_before_its_order_releases_its_claim(db: Db) {
     let cancel = Change::Cancel("out_of_stock".into());
     let queue = queues::ORDER_STOCK_REJECTED;
     let early = store
-        .apply(order_id, &cancel, Some("rejected-1"), queue)
+        .apply(
+            order_id,
+            &cancel,
+            Claim::for_order(Some("rejected-1"), queue, &order_id.to_string()),
+        )
         .await
         .unwrap();
     assert_eq!(early, Applied::UnknownOrder);
@@ -111,7 +131,11 @@ async fn a_cancel_before_its_order_releases_its_claim(db: Db) {
         .await
         .unwrap();
     let retried = store
-        .apply(order_id, &cancel, Some("rejected-1"), queue)
+        .apply(
+            order_id,
+            &cancel,
+            Claim::for_order(Some("rejected-1"), queue, &order_id.to_string()),
+        )
         .await
         .unwrap();
     assert_eq!(retried, Applied::DoneWithEvent);
@@ -125,18 +149,30 @@ async fn the_first_cancel_wins_and_is_announced_once(db: Db) {
     let first = Change::Cancel("out_of_stock".into());
     let second = Change::Cancel("payment_declined".into());
     let applied = store
-        .apply(order_id, &first, Some("a"), "q-a")
+        .apply(
+            order_id,
+            &first,
+            Claim::for_order(Some("a"), "q-a", &order_id.to_string()),
+        )
         .await
         .unwrap();
     assert_eq!(applied, Applied::DoneWithEvent);
     let applied = store
-        .apply(order_id, &second, Some("b"), "q-b")
+        .apply(
+            order_id,
+            &second,
+            Claim::for_order(Some("b"), "q-b", &order_id.to_string()),
+        )
         .await
         .unwrap();
     assert_eq!(applied, Applied::Done);
     // A payment that lands afterwards is recorded (so it is refunded), the order stays cancelled.
     let applied = store
-        .apply(order_id, &Change::Paid, Some("c"), "q-c")
+        .apply(
+            order_id,
+            &Change::Paid,
+            Claim::for_order(Some("c"), "q-c", &order_id.to_string()),
+        )
         .await
         .unwrap();
     assert_eq!(applied, Applied::Done);
@@ -154,7 +190,11 @@ async fn a_reused_message_id_on_another_orders_fact_moves_that_order(db: Db) {
     let reused = Some("the-same-message-id");
     for id in [a, b] {
         let applied = store
-            .apply(id, &Change::Paid, reused, queues::ORDER_ORDER_PAID)
+            .apply(
+                id,
+                &Change::Paid,
+                Claim::for_order(reused, queues::ORDER_ORDER_PAID, &id.to_string()),
+            )
             .await
             .unwrap();
         assert_eq!(applied, Applied::Done);

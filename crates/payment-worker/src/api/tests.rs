@@ -5,6 +5,7 @@ use crate::provider::{ChargeRequest, Provider, Simulated, Tries, Verdict};
 use crate::store::PaymentStore;
 use axum::http::StatusCode;
 use serde_json::json;
+use service::inbox::Claim;
 use service::test_http::get;
 use service::test_store::TestStore;
 
@@ -16,7 +17,7 @@ async fn a_payment_and_the_providers_books_are_shown_and_an_unknown_payment_is_4
     let store = PaymentStore::new(scratch.db());
     let provider = Simulated::new(scratch.db());
     store
-        .open(ORDER, 1200, "EUR", Some("created-1"), "q")
+        .open(ORDER, 1200, "EUR", Claim::new(Some("created-1"), "q"))
         .await
         .unwrap();
     let request = ChargeRequest {

@@ -4,6 +4,7 @@
 use super::{Payment, PaymentStore, Status};
 use contracts::names::queues;
 use service::db::Db;
+use service::inbox::Claim;
 
 const ORDER: &str = "0a7e2b4c-2222-4d4d-8e8e-000000000001";
 const PAYMENT: &str = "0a7e2b4c-2222-4d4d-8e8e-00000000000f";
@@ -14,8 +15,7 @@ async fn open(store: &PaymentStore) -> Payment {
             ORDER,
             2500,
             "EUR",
-            Some("created-1"),
-            queues::PAYMENT_ORDER_CREATED,
+            Claim::new(Some("created-1"), queues::PAYMENT_ORDER_CREATED),
         )
         .await
         .unwrap()
@@ -23,7 +23,10 @@ async fn open(store: &PaymentStore) -> Payment {
 
 async fn cancel(store: &PaymentStore) -> Payment {
     store
-        .cancel(ORDER, Some("cancelled-1"), queues::PAYMENT_ORDER_CANCELLED)
+        .cancel(
+            ORDER,
+            Claim::new(Some("cancelled-1"), queues::PAYMENT_ORDER_CANCELLED),
+        )
         .await
         .unwrap()
 }

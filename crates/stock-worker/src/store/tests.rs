@@ -4,6 +4,7 @@
 use super::{Lines, Reservation, StockLevel, StockStore};
 use contracts::names::queues;
 use service::db::Db;
+use service::inbox::Claim;
 use std::collections::BTreeMap;
 
 const ORDER: &str = "0a7e2b4c-1111-4d4d-8e8e-000000000001";
@@ -42,8 +43,7 @@ async fn reserve(store: &StockStore, wanted: &Lines) -> Reservation {
         .reserve(
             ORDER,
             wanted,
-            Some("created-1"),
-            queues::STOCK_ORDER_CREATED,
+            Claim::new(Some("created-1"), queues::STOCK_ORDER_CREATED),
         )
         .await
         .unwrap()
@@ -51,14 +51,17 @@ async fn reserve(store: &StockStore, wanted: &Lines) -> Reservation {
 
 async fn paid(store: &StockStore) -> Reservation {
     store
-        .commit(ORDER, Some("paid-1"), queues::STOCK_ORDER_PAID)
+        .commit(ORDER, Claim::new(Some("paid-1"), queues::STOCK_ORDER_PAID))
         .await
         .unwrap()
 }
 
 async fn cancelled(store: &StockStore) -> Reservation {
     store
-        .release(ORDER, Some("cancelled-1"), queues::STOCK_ORDER_CANCELLED)
+        .release(
+            ORDER,
+            Claim::new(Some("cancelled-1"), queues::STOCK_ORDER_CANCELLED),
+        )
         .await
         .unwrap()
 }
@@ -158,8 +161,7 @@ async fn a_redelivered_reservation_takes_stock_once(db: Db) {
         .reserve(
             ORDER,
             &wanted,
-            Some("created-2"),
-            queues::STOCK_ORDER_CREATED,
+            Claim::new(Some("created-2"), queues::STOCK_ORDER_CREATED),
         )
         .await
         .unwrap();
@@ -176,7 +178,7 @@ async fn a_corrupt_reservation_is_an_error_and_moves_no_stock(db: Db) {
         .await
         .unwrap();
     let refused = store
-        .commit(ORDER, Some("paid-1"), queues::STOCK_ORDER_PAID)
+        .commit(ORDER, Claim::new(Some("paid-1"), queues::STOCK_ORDER_PAID))
         .await
         .unwrap_err();
     assert!(refused.to_string().contains("lines"), "{refused}");
