@@ -4,6 +4,7 @@
 use crate::connection::{BrokerConfig, Readiness, connect, reconnect_backoff};
 use crate::consumer::{ConsumerSpec, Ended, Stopping, consume};
 use crate::error::BrokerError;
+use crate::failure::FailedBy;
 use crate::publisher::Publisher;
 use crate::topology::Topology;
 use crate::version::{self, BrokerVersion};
@@ -30,6 +31,7 @@ pub struct Runtime {
     consumers: Vec<Arc<ConsumerSpec>>,
     publisher: Publisher,
     readiness: Readiness,
+    failed_by: Arc<FailedBy>,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -48,7 +50,13 @@ impl Runtime {
     /// When the publisher's pool cannot be built from the URL.
     pub fn new(config: BrokerConfig) -> Result<Self, BrokerError> {
         let publisher = Publisher::new(&config)?;
+        let failed_by = Arc::new(FailedBy::new(
+            &config.host,
+            &config.app_id,
+            config.app_version.as_deref(),
+        ));
         Ok(Self {
+            failed_by,
             config,
             topology: Topology::default(),
             consumers: Vec::new(),
@@ -173,6 +181,7 @@ impl Runtime {
                 channel,
                 Arc::clone(spec),
                 self.publisher.clone(),
+                Arc::clone(&self.failed_by),
                 tracker.clone(),
                 stopping.clone(),
             ));

@@ -157,6 +157,19 @@ impl std::fmt::Display for InvalidField {
 
 impl std::error::Error for InvalidField {}
 
+impl InvalidField {
+    /// The error type of an `order.created` rejected for breaking the contract.
+    pub const ERROR_TYPE: &'static str = "invalid-order";
+
+    /// The rejection every consumer returns for an `order.created` that breaks the contract
+    /// (one error type, so those dead letters group together across the workers' DLQs).
+    #[must_use]
+    pub fn into_rejection(self) -> broker::HandlerError {
+        broker::HandlerError::reject(format!("invalid order.created: {self}"))
+            .with_type(Self::ERROR_TYPE)
+    }
+}
+
 fn check_text(field: &str, value: &str, max: usize) -> Result<(), InvalidField> {
     if value.trim().is_empty() {
         return Err(InvalidField::new(
