@@ -96,7 +96,10 @@ async fn main() -> anyhow::Result<()> {
                 "until then the stock worker holds the reservation; replay it and the payment succeeds:"
             );
             println!("  orderflow dlq groups");
-            println!("  orderflow dlq show payment.order-created --correlation-id {}", order.order_id);
+            println!(
+                "  orderflow dlq show payment.order-created --correlation-id {}",
+                order.order_id
+            );
             println!("  orderflow dlq replay payment.order-created --message-id {message_id}");
             println!(
                 "  curl -s http://127.0.0.1:8081/payments/{}",

@@ -119,17 +119,24 @@ pub fn integer(headers: Option<&FieldTable>, name: &str) -> Option<u64> {
     u64::try_from(signed).ok()
 }
 
+/// The latest `x-death` entry: the broker's record of its last dead-lettering of a message
+/// (`reason`, `queue`, `time`, `count`, ...).
+#[must_use]
+pub fn latest_death(headers: Option<&FieldTable>) -> Option<&FieldTable> {
+    let AMQPValue::FieldArray(deaths) = headers?.inner().get(X_DEATH)? else {
+        return None;
+    };
+    match deaths.as_slice().first()? {
+        AMQPValue::FieldTable(latest) => Some(latest),
+        _ => None,
+    }
+}
+
 /// The broker's reason in the latest `x-death` entry (`delivery_limit`, `expired`, `rejected`,
 /// ...): why the broker, not the library, dead-lettered a message.
 #[must_use]
 pub fn death_reason(headers: Option<&FieldTable>) -> Option<String> {
-    let AMQPValue::FieldArray(deaths) = headers?.inner().get(X_DEATH)? else {
-        return None;
-    };
-    let AMQPValue::FieldTable(latest) = deaths.as_slice().first()? else {
-        return None;
-    };
-    text(Some(latest), "reason")
+    text(latest_death(headers), "reason")
 }
 
 /// The `retry-count` of a delivery: 0 when absent or unreadable.

@@ -362,9 +362,76 @@ event!(
     "payment.refunded"
 );
 
+/// Checks a body as the consumers of `event_type` would read it: it must be JSON, decode as
+/// that event when the type is one of the saga's, and, for an `order.created`, keep the
+/// contract ([`OrderCreated::validate`]). Returns whether the type was known (an unknown one is
+/// checked as JSON only).
+///
+/// # Errors
+/// What is wrong, naming the field where the decoder or the contract can.
+pub fn check_body(event_type: Option<&str>, body: &[u8]) -> Result<bool, String> {
+    fn decode<E: serde::de::DeserializeOwned>(body: &[u8]) -> Result<E, String> {
+        serde_json::from_slice(body).map_err(|err| {
+            format!(
+                "not a valid {}: {err}",
+                std::any::type_name::<E>()
+                    .rsplit("::")
+                    .next()
+                    .unwrap_or("event")
+            )
+        })
+    }
+    serde_json::from_slice::<serde::de::IgnoredAny>(body)
+        .map_err(|err| format!("not valid JSON: {err}"))?;
+    match event_type.unwrap_or_default() {
+        OrderCreated::TYPE => {
+            decode::<OrderCreated>(body)?
+                .validate()
+                .map_err(|invalid| format!("breaks the order.created contract: {invalid}"))?;
+        }
+        OrderPaid::TYPE => {
+            decode::<OrderPaid>(body)?;
+        }
+        PaymentFailed::TYPE => {
+            decode::<PaymentFailed>(body)?;
+        }
+        StockReserved::TYPE => {
+            decode::<StockReserved>(body)?;
+        }
+        StockRejected::TYPE => {
+            decode::<StockRejected>(body)?;
+        }
+        OrderCancelled::TYPE => {
+            decode::<OrderCancelled>(body)?;
+        }
+        PaymentRefunded::TYPE => {
+            decode::<PaymentRefunded>(body)?;
+        }
+        _ => return Ok(false),
+    }
+    Ok(true)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bodies_are_checked_as_their_event_and_its_contract() {
+        let order = serde_json::to_vec(&valid()).unwrap();
+        assert_eq!(check_body(Some("order.created"), &order), Ok(true));
+        assert_eq!(check_body(Some("something.else"), b"{\"a\":1}"), Ok(false));
+        assert_eq!(check_body(None, b"[]"), Ok(false));
+        let not_json = check_body(Some("order.created"), b"{\"order_id\":").unwrap_err();
+        assert!(not_json.starts_with("not valid JSON"), "{not_json}");
+        let paid = check_body(Some("order.paid"), &order).unwrap_err();
+        assert!(paid.starts_with("not a valid OrderPaid"), "{paid}");
+        let mut broken = valid();
+        broken.total_cents += 1;
+        let broken = serde_json::to_vec(&broken).unwrap();
+        let contract = check_body(Some("order.created"), &broken).unwrap_err();
+        assert!(contract.contains("total_cents"), "{contract}");
+    }
 
     #[test]
     fn order_created_reads_the_design_example() {
