@@ -143,8 +143,8 @@ pub async fn run(
                 (removed, removed, Vec::new())
             } else {
                 let done = remove::remove(target, &dlq, &filter, None, purge.dry_run).await?;
-                let count = u32::try_from(done.removed.len()).unwrap_or(u32::MAX);
-                (count, done.found, done.removed)
+                let count = u32::try_from(done.letters.len()).unwrap_or(u32::MAX);
+                (count, done.found, done.letters)
             };
             if json {
                 let line = json!({"action": "purge", "queue": dlq.name, "found": found,
@@ -186,27 +186,27 @@ async fn replay(
     let mut total = 0;
     for dlq in &queues {
         let done = replay::replay(target, dlq, &filter, args.limit, args.dry_run).await?;
-        total += done.moved.len();
+        total += done.letters.len();
         if json {
             let line = json!({"action": "replay", "queue": done.queue, "found": done.found,
-                "replayed": done.moved.len(), "dry_run": args.dry_run, "messages": done.moved});
+                "replayed": done.letters.len(), "dry_run": args.dry_run, "messages": done.letters});
             writeln!(out, "{line}")?;
         } else if args.dry_run {
-            for letter in &done.moved {
+            for letter in &done.letters {
                 print::brief(out, "would replay", letter)?;
             }
             writeln!(
                 out,
                 "would replay {} of {} dead letters from '{}'; nothing changed",
-                done.moved.len(),
+                done.letters.len(),
                 done.found,
                 done.queue
             )?;
-        } else if args.queue.is_some() || !done.moved.is_empty() {
+        } else if args.queue.is_some() || !done.letters.is_empty() {
             writeln!(
                 out,
                 "replayed {} of {} dead letters from '{}'",
-                done.moved.len(),
+                done.letters.len(),
                 done.found,
                 done.queue
             )?;

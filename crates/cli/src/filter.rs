@@ -1,6 +1,7 @@
 //! Which dead letters a command acts on: by message id, failure group, error kind or type,
 //! event, order, age or text in the error. Every criterion given must hold.
 
+use crate::exit::Exit;
 use crate::letter::DeadLetter;
 use std::time::{Duration, SystemTime};
 
@@ -32,6 +33,27 @@ impl Filter {
     #[must_use]
     pub fn is_everything(&self) -> bool {
         *self == Self::default()
+    }
+
+    /// Fails with exit code 1 when this selects one message id and none of the `found` dead
+    /// letters of `dlq` matched; `undone` says what did not happen ("nothing replayed").
+    ///
+    /// # Errors
+    /// As said.
+    pub fn ensure_id_matched(
+        &self,
+        matched: usize,
+        found: u32,
+        dlq: &str,
+        undone: &str,
+    ) -> anyhow::Result<()> {
+        match &self.message_id {
+            Some(id) if matched == 0 => Err(Exit::nothing_matched(format!(
+                "no dead letter with message id '{id}' among the {found} in '{dlq}'; {undone}"
+            ))
+            .into()),
+            _ => Ok(()),
+        }
     }
 
     /// Whether `letter` is selected, its age measured at `now`. A dead letter whose time is

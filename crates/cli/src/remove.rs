@@ -1,25 +1,13 @@
 //! Deleting chosen dead letters for good: one by message id, or those a filter selects; every
 //! other one is handed back untouched.
 
-use crate::exit::Exit;
 use crate::filter::Filter;
 use crate::letter::Brief;
 use crate::queues::DeadLetterQueue;
-use crate::scan::Scan;
+use crate::scan::{Scan, Touched};
 use crate::target::{Session, Target};
 use anyhow::bail;
 use broker::lapin::options::BasicAckOptions;
-
-/// What a removal did (or, dry, would do).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Removed {
-    /// The dead-letter queue.
-    pub queue: String,
-    /// The dead letters removed; on a dry run, those that would be.
-    pub removed: Vec<Brief>,
-    /// Dead letters in the DLQ when it started.
-    pub found: u32,
-}
 
 /// Removes (acks) the dead letters of `dlq` that `filter` selects, at most `limit`; `dry_run`
 /// only reads. At most [`crate::scan::WINDOW`] others are held unacked at once.
@@ -33,7 +21,7 @@ pub async fn remove(
     filter: &Filter,
     limit: Option<u32>,
     dry_run: bool,
-) -> anyhow::Result<Removed> {
+) -> anyhow::Result<Touched> {
     let mut session = Session::open(target).await?;
     let mut scan = Scan::start(&mut session, target, dlq).await?;
     let found = scan.present;
@@ -59,18 +47,10 @@ pub async fn remove(
     scan.finish().await;
     session.close().await;
     result?;
-    if let Some(id) = &filter.message_id
-        && removed.is_empty()
-    {
-        return Err(Exit::nothing_matched(format!(
-            "no dead letter with message id '{id}' among the {found} in '{}'; nothing deleted",
-            dlq.name
-        ))
-        .into());
-    }
-    Ok(Removed {
+    filter.ensure_id_matched(removed.len(), found, &dlq.name, "nothing deleted")?;
+    Ok(Touched {
         queue: dlq.name.clone(),
-        removed,
+        letters: removed,
         found,
     })
 }

@@ -1,29 +1,16 @@
 //! Replaying dead letters into the queue they failed in, without losing one: the copy is
 //! confirmed before the dead letter is acked, and a failed copy leaves the dead letter in place.
 
-use crate::exit::Exit;
 use crate::filter::Filter;
 use crate::letter::Brief;
 use crate::queues::DeadLetterQueue;
-use crate::scan::Scan;
+use crate::scan::{Scan, Touched};
 use crate::target::{Session, Target};
 use anyhow::bail;
 use broker::Publisher;
 use broker::copies;
 use broker::lapin::message::Delivery;
 use broker::lapin::options::{BasicAckOptions, BasicNackOptions};
-
-/// What a replay did (or, dry, would do) in one dead-letter queue.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Replayed {
-    /// The dead-letter queue.
-    pub queue: String,
-    /// The dead letters moved back (published, confirmed, then removed from the DLQ); on a dry
-    /// run, those that would be.
-    pub moved: Vec<Brief>,
-    /// Dead letters in the DLQ when the replay started.
-    pub found: u32,
-}
 
 /// Replays the dead letters of `dlq` that `filter` selects, at most `limit` (one with a message
 /// id); `dry_run` only reads.
@@ -41,7 +28,7 @@ pub async fn replay(
     filter: &Filter,
     limit: Option<u32>,
     dry_run: bool,
-) -> anyhow::Result<Replayed> {
+) -> anyhow::Result<Touched> {
     let mut session = Session::open(target).await?;
     let publisher = target.publisher()?;
     let mut scan = Scan::start(&mut session, target, dlq).await?;
@@ -68,18 +55,10 @@ pub async fn replay(
     publisher.close().await;
     session.close().await;
     result?;
-    if let Some(id) = &filter.message_id
-        && moved.is_empty()
-    {
-        return Err(Exit::nothing_matched(format!(
-            "no dead letter with message id '{id}' among the {found} in '{}'; nothing replayed",
-            dlq.name
-        ))
-        .into());
-    }
-    Ok(Replayed {
+    filter.ensure_id_matched(moved.len(), found, &dlq.name, "nothing replayed")?;
+    Ok(Touched {
         queue: dlq.name.clone(),
-        moved,
+        letters: moved,
         found,
     })
 }

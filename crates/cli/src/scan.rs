@@ -5,7 +5,7 @@
 
 use crate::dead_letters::{existing_count, requeue_all};
 use crate::filter::Filter;
-use crate::letter::DeadLetter;
+use crate::letter::{Brief, DeadLetter};
 use crate::queues::DeadLetterQueue;
 use crate::target::{Session, Target};
 use anyhow::Context;
@@ -18,6 +18,17 @@ use std::time::SystemTime;
 
 /// Messages handed back that a scan holds unacked at most before returning them to the queue.
 pub const WINDOW: usize = 100;
+
+/// What an action did (or, dry, would do) to the dead letters of one queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Touched {
+    /// The dead-letter queue.
+    pub queue: String,
+    /// The dead letters acted on (replayed, removed), or on a dry run those that would be.
+    pub letters: Vec<Brief>,
+    /// Dead letters in the queue when the action started.
+    pub found: u32,
+}
 
 /// One pass over the messages a dead-letter queue held when it started.
 pub struct Scan<'s> {

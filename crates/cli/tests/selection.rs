@@ -104,21 +104,11 @@ async fn filters_select_exactly_the_matching_dead_letters() {
             "1h",
         ])
         .await;
-    assert_success(&replay);
-    assert!(
-        stdout(&replay).contains("replayed 1 of 5"),
-        "{}",
-        stdout(&replay)
-    );
+    assert_says(&replay, "replayed 1 of 5");
     let purge = fx
         .orderflow(&["dlq", "purge", QUEUE, "--error-kind", "rejected", "--yes"])
         .await;
-    assert_success(&purge);
-    assert!(
-        stdout(&purge).contains("purged 1 dead letters"),
-        "{}",
-        stdout(&purge)
-    );
+    assert_says(&purge, "purged 1 dead letters");
     fx.expect_count(QUEUE, 1).await;
     assert_eq!(fx.ids(QUEUE).await, ["m-a"]);
     assert_eq!(fx.ids(DLQ).await, ["m-b", "m-d", "m-e"]);
@@ -261,12 +251,7 @@ async fn delete_removes_exactly_one_dead_letter() {
     let deleted = fx
         .orderflow(&["dlq", "delete", QUEUE, "--message-id", "m-2"])
         .await;
-    assert_success(&deleted);
-    assert!(
-        stdout(&deleted).contains("deleted message m-2"),
-        "{}",
-        stdout(&deleted)
-    );
+    assert_says(&deleted, "deleted message m-2");
     fx.expect_count(DLQ, 2).await;
     let again = fx
         .orderflow(&["dlq", "delete", QUEUE, "--message-id", "m-2"])
@@ -448,12 +433,7 @@ async fn a_scan_reads_each_dead_letter_once_past_its_window() {
     let replay = fx
         .orderflow(&["dlq", "replay", QUEUE, "--message-id", "m-249"])
         .await;
-    assert_success(&replay);
-    assert!(
-        stdout(&replay).contains("replayed 1 of 250"),
-        "{}",
-        stdout(&replay)
-    );
+    assert_says(&replay, "replayed 1 of 250");
     fx.expect_count(QUEUE, 1).await;
     let show = fx
         .orderflow(&["--output", "json", "dlq", "show", QUEUE, "--limit", "1000"])

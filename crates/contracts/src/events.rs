@@ -370,46 +370,36 @@ event!(
 /// # Errors
 /// What is wrong, naming the field where the decoder or the contract can.
 pub fn check_body(event_type: Option<&str>, body: &[u8]) -> Result<bool, String> {
-    fn decode<E: serde::de::DeserializeOwned>(body: &[u8]) -> Result<E, String> {
-        serde_json::from_slice(body).map_err(|err| {
-            format!(
-                "not a valid {}: {err}",
-                std::any::type_name::<E>()
-                    .rsplit("::")
-                    .next()
-                    .unwrap_or("event")
-            )
-        })
+    fn decode<E: serde::de::DeserializeOwned + Event>(body: &[u8]) -> Result<E, String> {
+        let name = std::any::type_name::<E>()
+            .rsplit("::")
+            .next()
+            .unwrap_or(E::TYPE);
+        serde_json::from_slice(body).map_err(|err| format!("not a valid {name}: {err}"))
     }
-    serde_json::from_slice::<serde::de::IgnoredAny>(body)
-        .map_err(|err| format!("not valid JSON: {err}"))?;
-    match event_type.unwrap_or_default() {
-        OrderCreated::TYPE => {
+    fn decodes<E: serde::de::DeserializeOwned + Event>(body: &[u8]) -> Result<(), String> {
+        decode::<E>(body).map(|_| ())
+    }
+    type Check = fn(&[u8]) -> Result<(), String>;
+    let checks: [(&str, Check); 7] = [
+        (OrderCreated::TYPE, |body| {
             decode::<OrderCreated>(body)?
                 .validate()
-                .map_err(|invalid| format!("breaks the order.created contract: {invalid}"))?;
-        }
-        OrderPaid::TYPE => {
-            decode::<OrderPaid>(body)?;
-        }
-        PaymentFailed::TYPE => {
-            decode::<PaymentFailed>(body)?;
-        }
-        StockReserved::TYPE => {
-            decode::<StockReserved>(body)?;
-        }
-        StockRejected::TYPE => {
-            decode::<StockRejected>(body)?;
-        }
-        OrderCancelled::TYPE => {
-            decode::<OrderCancelled>(body)?;
-        }
-        PaymentRefunded::TYPE => {
-            decode::<PaymentRefunded>(body)?;
-        }
-        _ => return Ok(false),
+                .map_err(|invalid| format!("breaks the order.created contract: {invalid}"))
+        }),
+        (OrderPaid::TYPE, decodes::<OrderPaid>),
+        (PaymentFailed::TYPE, decodes::<PaymentFailed>),
+        (StockReserved::TYPE, decodes::<StockReserved>),
+        (StockRejected::TYPE, decodes::<StockRejected>),
+        (OrderCancelled::TYPE, decodes::<OrderCancelled>),
+        (PaymentRefunded::TYPE, decodes::<PaymentRefunded>),
+    ];
+    serde_json::from_slice::<serde::de::IgnoredAny>(body)
+        .map_err(|err| format!("not valid JSON: {err}"))?;
+    match checks.iter().find(|(name, _)| Some(*name) == event_type) {
+        Some((_, check)) => check(body).map(|()| true),
+        None => Ok(false),
     }
-    Ok(true)
 }
 
 #[cfg(test)]

@@ -317,6 +317,13 @@ impl Letter {
     }
 }
 
+/// Asserts that `output` succeeded and said `text` on stdout.
+pub fn assert_says(output: &Output, text: &str) {
+    assert_success(output);
+    let said = stdout(output);
+    assert!(said.contains(text), "missing {text:?} in\n{said}");
+}
+
 /// The JSON objects `output` printed, one per line.
 pub fn json_lines(output: &Output) -> Vec<serde_json::Value> {
     stdout(output)
