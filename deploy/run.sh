@@ -50,21 +50,22 @@ stop() {
 trap stop EXIT
 trap 'exit 130' INT TERM
 
-start() { # name, port
-  HTTP_ADDR="${3:-127.0.0.1:$2}" "target/$profile/$1" >"data/logs/$1.log" 2>&1 &
+addrs=("${ORDER_HTTP_ADDR:-127.0.0.1:8080}" "${PAYMENT_HTTP_ADDR:-127.0.0.1:8081}" "${STOCK_HTTP_ADDR:-127.0.0.1:8082}")
+start() { # name, address
+  HTTP_ADDR="$2" "target/$profile/$1" >"data/logs/$1.log" 2>&1 &
   pids+=($!)
 }
-start order-worker 8080 "${ORDER_HTTP_ADDR:-}"
-start payment-worker 8081 "${PAYMENT_HTTP_ADDR:-}"
-start stock-worker 8082 "${STOCK_HTTP_ADDR:-}"
+start order-worker "${addrs[0]}"
+start payment-worker "${addrs[1]}"
+start stock-worker "${addrs[2]}"
 
-for port in 8080 8081 8082; do
+for addr in "${addrs[@]}"; do
   for _ in $(seq 1 120); do
-    curl -fsS "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && break
+    curl -fsS "http://$addr/readyz" >/dev/null 2>&1 && break
     sleep 0.5
   done
-  curl -fsS "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 || {
-    echo "run: the worker on port $port is not ready; see data/logs/" >&2; exit 1; }
+  curl -fsS "http://$addr/readyz" >/dev/null 2>&1 || {
+    echo "run: the worker on $addr is not ready; see data/logs/" >&2; exit 1; }
 done
 
 cat <<INFO

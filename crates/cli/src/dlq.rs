@@ -53,8 +53,9 @@ pub async fn run(
                 print::groups(out, &found, now)?;
                 writeln!(
                     out,
-                    "{} groups; replay one with `orderflow dlq replay --group <fingerprint>`",
-                    found.len()
+                    "{} group{}; replay one with `orderflow dlq replay --group <fingerprint>`",
+                    found.len(),
+                    if found.len() == 1 { "" } else { "s" }
                 )?;
             }
         }
