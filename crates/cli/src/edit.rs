@@ -6,8 +6,8 @@ use crate::exit::Exit;
 use crate::filter::Filter;
 use crate::queues::DeadLetterQueue;
 use crate::replay::move_back;
-use crate::scan::Scan;
-use crate::target::{Session, Target};
+use crate::scan::touch;
+use crate::target::Target;
 use anyhow::Context;
 use std::path::{Path, PathBuf};
 
@@ -51,15 +51,12 @@ pub async fn edit(
         message_id: Some(message_id.to_owned()),
         ..Filter::default()
     };
-    let not_there = |when: &str| {
-        anyhow::Error::from(Exit::nothing_matched(format!(
-            "no dead letter with message id '{message_id}' in '{}'{when}; nothing published",
+    let original = read_once(target, dlq, &filter).await?.ok_or_else(|| {
+        Exit::nothing_matched(format!(
+            "no dead letter with message id '{message_id}' in '{}'; nothing published",
             dlq.name
-        )))
-    };
-    let original = read_once(target, dlq, &filter)
-        .await?
-        .ok_or_else(|| not_there(""))?;
+        ))
+    })?;
     let body = match new_body {
         NewBody::File(path) => std::fs::read(path)
             .with_context(|| format!("cannot read the new body from {}", path.display()))?,
@@ -72,21 +69,22 @@ pub async fn edit(
         ))
     })?;
 
-    let mut session = Session::open(target).await?;
     let publisher = target.publisher()?;
-    let mut scan = Scan::start(&mut session, target, dlq).await?;
-    let result = scan
-        .each_match(&filter, Some(1), async |delivery, _| {
+    let undone = "nothing published (replayed or deleted meanwhile?)";
+    let replayed = touch(
+        target,
+        dlq,
+        &filter,
+        Some(1),
+        undone,
+        async |delivery, _| {
             move_back(&publisher, dlq, &delivery, &body).await?;
             Ok(None)
-        })
-        .await;
-    scan.finish().await;
+        },
+    )
+    .await;
     publisher.close().await;
-    session.close().await;
-    if result? == 0 {
-        return Err(not_there(" any more (replayed or deleted meanwhile?)"));
-    }
+    replayed?;
     Ok(Edited {
         message_id: message_id.to_owned(),
         target_queue: broker::headers::text(Some(&original.headers), broker::headers::SOURCE_QUEUE)

@@ -2,10 +2,9 @@
 //! other one is handed back untouched.
 
 use crate::filter::Filter;
-use crate::letter::Brief;
 use crate::queues::DeadLetterQueue;
-use crate::scan::{Scan, Touched};
-use crate::target::{Session, Target};
+use crate::scan::{Touched, touch};
+use crate::target::Target;
 use anyhow::bail;
 use broker::lapin::options::BasicAckOptions;
 
@@ -22,35 +21,28 @@ pub async fn remove(
     limit: Option<u32>,
     dry_run: bool,
 ) -> anyhow::Result<Touched> {
-    let mut session = Session::open(target).await?;
-    let mut scan = Scan::start(&mut session, target, dlq).await?;
-    let found = scan.present;
-    let mut removed = Vec::new();
-    let result = scan
-        .each_match(filter, limit, async |delivery, letter| {
-            if !dry_run
-                && !matches!(
-                    delivery.acker.ack(BasicAckOptions::default()).await,
-                    Ok(true)
-                )
-            {
+    touch(
+        target,
+        dlq,
+        filter,
+        limit,
+        "nothing deleted",
+        async |delivery, letter| {
+            if dry_run {
+                return Ok(Some(delivery));
+            }
+            if !matches!(
+                delivery.acker.ack(BasicAckOptions::default()).await,
+                Ok(true)
+            ) {
                 bail!(
                     "could not delete message {} from '{}' (connection lost); it stays there",
                     letter.message_id.as_deref().unwrap_or("(no message id)"),
                     dlq.name
                 );
             }
-            removed.push(Brief::of(&letter));
-            Ok(dry_run.then_some(delivery))
-        })
-        .await;
-    scan.finish().await;
-    session.close().await;
-    result?;
-    filter.ensure_id_matched(removed.len(), found, &dlq.name, "nothing deleted")?;
-    Ok(Touched {
-        queue: dlq.name.clone(),
-        letters: removed,
-        found,
-    })
+            Ok(None)
+        },
+    )
+    .await
 }

@@ -2,10 +2,9 @@
 //! confirmed before the dead letter is acked, and a failed copy leaves the dead letter in place.
 
 use crate::filter::Filter;
-use crate::letter::Brief;
 use crate::queues::DeadLetterQueue;
-use crate::scan::{Scan, Touched};
-use crate::target::{Session, Target};
+use crate::scan::{Touched, touch};
+use crate::target::Target;
 use anyhow::bail;
 use broker::Publisher;
 use broker::copies;
@@ -29,38 +28,24 @@ pub async fn replay(
     limit: Option<u32>,
     dry_run: bool,
 ) -> anyhow::Result<Touched> {
-    let mut session = Session::open(target).await?;
     let publisher = target.publisher()?;
-    let mut scan = Scan::start(&mut session, target, dlq).await?;
-    let found = scan.present;
-    let limit = if filter.message_id.is_some() {
-        Some(1)
-    } else {
-        limit
-    };
-    let mut moved = Vec::new();
-    let result = scan
-        .each_match(filter, limit, async |delivery, letter| {
-            let brief = Brief::of(&letter);
+    let replayed = touch(
+        target,
+        dlq,
+        filter,
+        limit,
+        "nothing replayed",
+        async |delivery, _| {
             if dry_run {
-                moved.push(brief);
                 return Ok(Some(delivery));
             }
             move_back(&publisher, dlq, &delivery, &delivery.data).await?;
-            moved.push(brief);
             Ok(None)
-        })
-        .await;
-    scan.finish().await;
+        },
+    )
+    .await;
     publisher.close().await;
-    session.close().await;
-    result?;
-    filter.ensure_id_matched(moved.len(), found, &dlq.name, "nothing replayed")?;
-    Ok(Touched {
-        queue: dlq.name.clone(),
-        letters: moved,
-        found,
-    })
+    replayed
 }
 
 /// Publishes the replay copy of `delivery` with `body` and waits for its confirm, then acks the

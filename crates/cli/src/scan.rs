@@ -30,6 +30,48 @@ pub struct Touched {
     pub found: u32,
 }
 
+/// Runs `act` on each dead letter of `dlq` that `filter` selects, at most `limit` (one when it
+/// names a message id), and returns their briefs; `act` settles a delivery (`None`) or returns
+/// it to be handed back, as in [`Scan::each_match`].
+///
+/// # Errors
+/// When the queue does not exist, a read or `act` fails, or a selection by message id matches
+/// nothing (exit code 1; `undone` says what did not happen, e.g. "nothing replayed").
+pub async fn touch(
+    target: &Target,
+    dlq: &DeadLetterQueue,
+    filter: &Filter,
+    limit: Option<u32>,
+    undone: &str,
+    mut act: impl AsyncFnMut(Delivery, &DeadLetter) -> anyhow::Result<Option<Delivery>>,
+) -> anyhow::Result<Touched> {
+    let mut session = Session::open(target).await?;
+    let mut scan = Scan::start(&mut session, target, dlq).await?;
+    let found = scan.present;
+    let limit = if filter.message_id.is_some() {
+        Some(1)
+    } else {
+        limit
+    };
+    let mut letters = Vec::new();
+    let result = scan
+        .each_match(filter, limit, async |delivery, letter| {
+            let back = act(delivery, &letter).await?;
+            letters.push(Brief::of(&letter));
+            Ok(back)
+        })
+        .await;
+    scan.finish().await;
+    session.close().await;
+    result?;
+    filter.ensure_id_matched(letters.len(), found, &dlq.name, undone)?;
+    Ok(Touched {
+        queue: dlq.name.clone(),
+        letters,
+        found,
+    })
+}
+
 /// One pass over the messages a dead-letter queue held when it started.
 pub struct Scan<'s> {
     session: &'s Session,
