@@ -1,22 +1,42 @@
 #!/usr/bin/env bash
 # Runs orderflow on this machine: makes sure a RabbitMQ broker (with its management UI) is
 # there, builds and starts the three workers, prints where to look, and stops them on Ctrl-C.
-# `--release` builds and runs optimised binaries (for benchmarks).
+# `--release` builds and runs optimised binaries (for benchmarks). `--demo` runs in its own vhost
+# (orderflow-demo) with retries after 0.5 s, 1 s and 2 s, so a failing message reaches its DLQ
+# in seconds instead of the default schedule's 13 minutes.
 set -euo pipefail
 profile=debug
-case "${1:-}" in
-  --release) profile=release ;;
-  "") ;;
-  *) echo "usage: deploy/run.sh [--release]" >&2; exit 2 ;;
-esac
+demo=0
+for arg in "$@"; do
+  case "$arg" in
+    --release) profile=release ;;
+    --demo) demo=1 ;;
+    *) echo "usage: deploy/run.sh [--release] [--demo]" >&2; exit 2 ;;
+  esac
+done
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 
+if [ "$demo" = 1 ]; then
+  # Retry tiers are declared with their delays: a vhost of its own keeps the short ones apart
+  # from queues that exist with the defaults. Every worker reads the same settings.
+  demo_vhost=orderflow-demo
+  export AMQP_URL="${AMQP_URL:-amqp://guest:guest@127.0.0.1:5672/$demo_vhost}"
+  export RETRY_MAX="${RETRY_MAX:-3}" RETRY_INITIAL_MS="${RETRY_INITIAL_MS:-500}"
+  export RETRY_MULTIPLIER="${RETRY_MULTIPLIER:-2}" RETRY_MAX_DELAY_MS="${RETRY_MAX_DELAY_MS:-2000}"
+fi
 "$root/deploy/ensure-broker.sh"
 echo "run: building the workers ($profile)"
 if [ "$profile" = release ]; then cargo build --quiet --release --bins; else cargo build --quiet --bins; fi
 
 export AMQP_URL="${AMQP_URL:-amqp://guest:guest@127.0.0.1:5672/%2f}"
+if [ "$demo" = 1 ] && [ "${AMQP_URL##*/}" = "${demo_vhost:-}" ]; then
+  mgmt="${RABBITMQ_MANAGEMENT_URL:-http://127.0.0.1:15672}"
+  curl -fsS -u guest:guest -X PUT "$mgmt/api/vhosts/$demo_vhost" >/dev/null
+  curl -fsS -u guest:guest -X PUT -H 'content-type: application/json' \
+    -d '{"configure":".*","write":".*","read":".*"}' "$mgmt/api/permissions/$demo_vhost/guest" >/dev/null
+  echo "run: demo vhost '$demo_vhost', retries after ${RETRY_INITIAL_MS} ms doubling (${RETRY_MAX} tiers)"
+fi
 export STOCK_FILE="${STOCK_FILE:-$root/deploy/stock.json}"
 mkdir -p data/logs
 pids=()
@@ -30,21 +50,22 @@ stop() {
 trap stop EXIT
 trap 'exit 130' INT TERM
 
-start() { # name, port
-  HTTP_ADDR="${3:-127.0.0.1:$2}" "target/$profile/$1" >"data/logs/$1.log" 2>&1 &
+addrs=("${ORDER_HTTP_ADDR:-127.0.0.1:8080}" "${PAYMENT_HTTP_ADDR:-127.0.0.1:8081}" "${STOCK_HTTP_ADDR:-127.0.0.1:8082}")
+start() { # name, address
+  HTTP_ADDR="$2" "target/$profile/$1" >"data/logs/$1.log" 2>&1 &
   pids+=($!)
 }
-start order-worker 8080 "${ORDER_HTTP_ADDR:-}"
-start payment-worker 8081 "${PAYMENT_HTTP_ADDR:-}"
-start stock-worker 8082 "${STOCK_HTTP_ADDR:-}"
+start order-worker "${addrs[0]}"
+start payment-worker "${addrs[1]}"
+start stock-worker "${addrs[2]}"
 
-for port in 8080 8081 8082; do
+for addr in "${addrs[@]}"; do
   for _ in $(seq 1 120); do
-    curl -fsS "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && break
+    curl -fsS "http://$addr/readyz" >/dev/null 2>&1 && break
     sleep 0.5
   done
-  curl -fsS "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 || {
-    echo "run: the worker on port $port is not ready; see data/logs/" >&2; exit 1; }
+  curl -fsS "http://$addr/readyz" >/dev/null 2>&1 || {
+    echo "run: the worker on $addr is not ready; see data/logs/" >&2; exit 1; }
 done
 
 cat <<INFO
@@ -59,8 +80,11 @@ orderflow is running (logs in data/logs/, stores in data/):
 Try:
   curl -s -XPOST localhost:8080/orders -H 'content-type: application/json' \\
     -d '{"customer_id":"c-42","items":[{"sku":"SKU-1","quantity":2,"unit_price_cents":1250}],"currency":"USD","payment_token":"tok_visa"}'
-  cargo run -q -p orderflow-examples --example poison -- --kind outage
-  target/$profile/orderflow dlq list
+  export AMQP_URL='$AMQP_URL'   # in another shell, for the examples and the CLI
+  cargo run -q -p orderflow-examples --example poison -- --kind outage   # a DLQ in $( [ "$demo" = 1 ] && echo "seconds" || echo "~13 min (try --demo)" )
+  target/$profile/orderflow dlq groups                                   # failure groups, then:
+  target/$profile/orderflow dlq show payment.order-created --error-type provider-unavailable
+  target/$profile/orderflow dlq replay --group <fingerprint>
 
 Ctrl-C stops the workers.
 INFO

@@ -1,7 +1,8 @@
 //! Publishes a message that ends in a dead-letter queue, to try the DLQ tooling:
-//! `--kind malformed` sends an `order.created` whose body is truncated JSON (both consumers
-//! dead-letter it at once as `malformed`); `--kind outage` sends a valid order with the token
-//! `tok_outage`, whose payment fails transiently until the retries run out.
+//! `--kind malformed` sends an `order.created` whose body is truncated JSON (every consumer
+//! dead-letters it at once as `malformed`: instant with any settings); `--kind outage` sends a
+//! valid order with the token `tok_outage`, whose payment fails transiently until the retries
+//! run out: seconds with `deploy/run.sh --demo`, about 13 minutes with the default retries.
 //!
 //! ```sh
 //! cargo run -p orderflow-examples --example poison -- --kind malformed
@@ -24,9 +25,10 @@ struct Args {
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum Kind {
-    /// `order.created` with a body that is not valid JSON.
+    /// `order.created` with a body that is not valid JSON: dead-lettered at once.
     Malformed,
-    /// A valid order whose payment always fails transiently (token `tok_outage`).
+    /// A valid order whose payment always fails transiently (token `tok_outage`): dead-lettered
+    /// when the retries run out (seconds with `deploy/run.sh --demo`).
     Outage,
 }
 
@@ -64,11 +66,17 @@ async fn main() -> anyhow::Result<()> {
                 message.body.len()
             );
             println!(
-                "the payment and stock workers cannot decode it and dead-letter it at once \
-                 (error-kind=malformed, body intact) into:"
+                "every consumer of order.created cannot decode it and dead-letters it at once \
+                 (error-kind=malformed, error-type=malformed, body intact), e.g. into:"
             );
             println!("  payment.order-created.dlq");
             println!("  stock.order-created.dlq");
+            println!("  order.order-created.dlq");
+            println!("see the group, then fix the body and send it back:");
+            println!("  orderflow dlq groups");
+            println!(
+                "  orderflow dlq edit payment.order-created --message-id {message_id}   # opens $EDITOR"
+            );
         }
         Kind::Outage => {
             println!(
@@ -76,13 +84,21 @@ async fn main() -> anyhow::Result<()> {
                 order.order_id
             );
             println!(
-                "payment fails transiently on every attempt, walks through the retry tiers \
-                 payment.order-created.retry.1..N (about 13 minutes with the default RETRY_* \
-                 settings), then lands in:"
+                "payment fails transiently on every attempt and walks through the retry tiers \
+                 payment.order-created.retry.1..N: seconds with `deploy/run.sh --demo` (retries \
+                 after 0.5 s, 1 s, 2 s), about 13 minutes with the default RETRY_* settings \
+                 (`--kind malformed` is instant); then it lands in:"
             );
-            println!("  payment.order-created.dlq (error-kind=retries-exhausted)");
+            println!(
+                "  payment.order-created.dlq (error-kind=retries-exhausted, error-type=provider-unavailable)"
+            );
             println!(
                 "until then the stock worker holds the reservation; replay it and the payment succeeds:"
+            );
+            println!("  orderflow dlq groups");
+            println!(
+                "  orderflow dlq show payment.order-created --correlation-id {}",
+                order.order_id
             );
             println!("  orderflow dlq replay payment.order-created --message-id {message_id}");
             println!(

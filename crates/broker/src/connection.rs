@@ -45,11 +45,15 @@ pub struct BrokerConfig {
     /// Confirm channels the publisher opens at most: publishes in flight at once (each channel
     /// carries one, so a returned message is always told apart).
     pub publish_channels: usize,
+    /// The version a failed message's `failed-by` header names beside `app_id`.
+    pub app_version: Option<String>,
+    /// The host name a failed message's `failed-host` header names.
+    pub host: String,
 }
 
 impl BrokerConfig {
     /// Defaults: 30 s shutdown timeout, 30 s publish retry window, 10 s confirm timeout, 64
-    /// publish channels.
+    /// publish channels, no app version, this machine's host name.
     #[must_use]
     pub fn new(url: impl Into<String>, app_id: impl Into<String>) -> Self {
         Self {
@@ -59,7 +63,24 @@ impl BrokerConfig {
             publish_retry_for: Duration::from_secs(30),
             confirm_timeout: Duration::from_secs(10),
             publish_channels: 64,
+            app_version: None,
+            // Not configuration but a fact of the machine, like the clock.
+            host: whoami::fallible::hostname().unwrap_or_else(|_| "unknown".to_owned()),
         }
+    }
+
+    /// Sets the version named in `failed-by` (a binary passes its `CARGO_PKG_VERSION`).
+    #[must_use]
+    pub fn with_app_version(mut self, version: impl Into<String>) -> Self {
+        self.app_version = Some(version.into());
+        self
+    }
+
+    /// Sets the host name named in `failed-host` (e.g. a pod name).
+    #[must_use]
+    pub fn with_host(mut self, host: impl Into<String>) -> Self {
+        self.host = host.into();
+        self
     }
 
     /// Sets the shutdown timeout.

@@ -3,12 +3,13 @@
 //! decision and settlement.
 
 use crate::acks::Acks;
-use crate::handler::{BoxError, Handler, HandlerError};
+use crate::failure::{self, FailedBy, Failure};
+use crate::handler::{Handler, HandlerError};
 use crate::headers;
 use crate::message::{Message, Meta};
 use crate::publisher::Publisher;
 use crate::retry::{Outcome, decide};
-use crate::settle::settle;
+use crate::settle::{Settler, settle};
 use crate::topology::QueueSpec;
 use crate::trace::TraceParent;
 use futures_util::future::BoxFuture;
@@ -41,10 +42,10 @@ pub struct ConsumerSpec {
     pub(crate) handle: ErasedHandler,
 }
 
-/// What one attempt came to, with the error text for the headers.
+/// What one attempt came to, with the failure its copy records.
 pub(crate) struct Attempt {
     outcome: Outcome,
-    error: Option<String>,
+    failure: Option<Failure>,
 }
 
 /// Decodes a body and, if it decodes, returns the handler's future; a panic in either is the
@@ -134,7 +135,12 @@ impl ConsumerSpec {
         let started = std::panic::catch_unwind(AssertUnwindSafe(|| (self.handle)(body, meta)));
         let handling = match started {
             Ok(Ok(handling)) => handling,
-            Ok(Err(error)) => return Attempt::failed(Outcome::Malformed, error),
+            Ok(Err(error)) => {
+                return Attempt::failed(
+                    Outcome::Malformed,
+                    Failure::new(failure::MALFORMED, &error),
+                );
+            }
             Err(panic) => return Attempt::panicked(&*panic),
         };
         let finished = tokio::time::timeout(
@@ -145,35 +151,38 @@ impl ConsumerSpec {
         match finished {
             Err(_) => Attempt::failed(
                 Outcome::Retryable,
-                format!("handler timed out after {:?}", self.handler_timeout),
+                Failure::new(
+                    failure::TIMEOUT,
+                    &format!("handler timed out after {:?}", self.handler_timeout),
+                ),
             ),
             Ok(Err(panic)) => Attempt::panicked(&*panic),
             Ok(Ok(Ok(()))) => Attempt {
                 outcome: Outcome::Handled,
-                error: None,
+                failure: None,
             },
             Ok(Ok(Err(err))) => {
                 let outcome = match &err {
                     HandlerError::Reject(_) => Outcome::Rejected,
                     HandlerError::Unavailable(_) => Outcome::Unavailable,
-                    HandlerError::Retry(cause) if self.is_outage(cause) => Outcome::Unavailable,
+                    HandlerError::Retry(_) if self.is_outage(&err) => Outcome::Unavailable,
                     HandlerError::Retry(_) => Outcome::Retryable,
                 };
-                Attempt::failed(outcome, err.to_string())
+                Attempt::failed(outcome, Failure::of(&err))
             }
         }
     }
 
-    fn is_outage(&self, error: &BoxError) -> bool {
-        self.outage_check.is_some_and(|check| check(&**error))
+    fn is_outage(&self, error: &HandlerError) -> bool {
+        self.outage_check.is_some_and(|check| check(error.error()))
     }
 }
 
 impl Attempt {
-    fn failed(outcome: Outcome, error: String) -> Self {
+    fn failed(outcome: Outcome, failure: Failure) -> Self {
         Self {
             outcome,
-            error: Some(error),
+            failure: Some(failure),
         }
     }
 
@@ -181,7 +190,10 @@ impl Attempt {
     fn panicked(panic: &(dyn std::any::Any + Send)) -> Self {
         Self::failed(
             Outcome::Retryable,
-            format!("handler panicked: {}", panic_text(panic)),
+            Failure::new(
+                failure::PANIC,
+                &format!("handler panicked: {}", panic_text(panic)),
+            ),
         )
     }
 }
@@ -211,11 +223,13 @@ pub(crate) struct Stopping {
     pub(crate) cancel: CancellationToken,
 }
 
-/// Consumes until `stop` fires or the stream fails; handlers run as tasks on `tracker`.
+/// Consumes until `stop` fires or the stream fails; handlers run as tasks on `tracker`; copies
+/// name `failed_by` as having failed them.
 pub(crate) async fn consume(
     channel: Channel,
     spec: Arc<ConsumerSpec>,
     publisher: Publisher,
+    failed_by: Arc<FailedBy>,
     tracker: TaskTracker,
     stopping: Stopping,
 ) -> Ended {
@@ -263,13 +277,19 @@ pub(crate) async fn consume(
                 acks.received(delivery.delivery_tag);
                 let spec = Arc::clone(&spec);
                 let publisher = publisher.clone();
+                let failed_by = Arc::clone(&failed_by);
                 // The channel closes when its last handle drops: each handler keeps it open,
                 // through `acks`, until its delivery is settled.
                 let acks = Arc::clone(&acks);
                 let pause = pause.clone();
                 let stopping = stopping.clone();
                 tracker.spawn(async move {
-                    process(&spec, &publisher, &acks, &pause, &stopping, delivery).await;
+                    let settler = Settler {
+                        publisher: &publisher,
+                        acks: &acks,
+                        failed_by: &failed_by,
+                    };
+                    process(&spec, &settler, &pause, &stopping, delivery).await;
                     drop((slot, acks));
                 });
             }
@@ -295,8 +315,7 @@ pub(crate) async fn consume(
 /// leaves the delivery unsettled, so no copy of a message runs on after its session is gone.
 async fn process(
     spec: &ConsumerSpec,
-    publisher: &Publisher,
-    acks: &Acks,
+    settler: &Settler<'_>,
     pause: &Pause,
     stopping: &Stopping,
     delivery: Delivery,
@@ -341,17 +360,22 @@ async fn process(
             "outcome" => outcome_label(attempt.outcome)
         )
         .increment(1);
-        match &attempt.error {
+        match &attempt.failure {
             None => tracing::debug!(?elapsed, "handled"),
-            Some(error) => tracing::warn!(?elapsed, %error, ?decision, "handler failed"),
+            Some(failure) => tracing::warn!(
+                ?elapsed,
+                error = %failure.message,
+                error_type = %failure.error_type,
+                ?decision,
+                "handler failed"
+            ),
         }
         settle(
-            publisher,
-            acks,
+            settler,
             &delivery,
             queue,
             decision,
-            attempt.error.as_deref(),
+            attempt.failure.as_ref(),
             &stopping.cancel,
         )
         .await;
@@ -387,7 +411,7 @@ async fn attempt_through_outages(
         }
         let delay = delays.next().unwrap_or(Duration::from_secs(5));
         tracing::warn!(
-            error = attempt.error.as_deref().unwrap_or(""),
+            error = attempt.failure.as_ref().map_or("", |f| f.message.as_str()),
             ?delay,
             "dependency unavailable; holding the delivery"
         );

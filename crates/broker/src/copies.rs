@@ -1,6 +1,7 @@
 //! The copies the library publishes in place of a delivery — a retry, a dead letter, a replay —
 //! and every header each one carries (the wire contract of `docs/design.md` §2).
 
+use crate::failure::{FailedBy, Failure};
 use crate::headers::{self, DeadLetterReason};
 use crate::message::Outgoing;
 use crate::topology::{DEAD_LETTER_EXCHANGE, retry_queue};
@@ -10,21 +11,26 @@ use lapin::types::FieldTable;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
+/// What failed and who failed it, as a retry or dead-letter copy records it.
+pub type Failed<'a> = (&'a Failure, &'a FailedBy);
+
 /// The copy that waits in retry tier `tier` and then returns to `queue`.
-pub fn retry(delivery: &Delivery, queue: &str, tier: u32, error: Option<&str>) -> Outgoing {
-    let mut table = forwarded_headers(delivery, queue, error);
+#[must_use]
+pub fn retry(delivery: &Delivery, queue: &str, tier: u32, failed: Option<Failed<'_>>) -> Outgoing {
+    let mut table = forwarded_headers(delivery, queue, failed);
     headers::set_integer(&mut table, headers::RETRY_COUNT, tier);
     copy(delivery, "", &retry_queue(queue, tier), table)
 }
 
 /// The copy that goes to `queue`'s dead-letter queue, saying why.
+#[must_use]
 pub fn dead_letter(
     delivery: &Delivery,
     queue: &str,
     reason: DeadLetterReason,
-    error: Option<&str>,
+    failed: Option<Failed<'_>>,
 ) -> Outgoing {
-    let mut table = forwarded_headers(delivery, queue, error);
+    let mut table = forwarded_headers(delivery, queue, failed);
     headers::set_integer(
         &mut table,
         headers::RETRY_COUNT,
@@ -47,18 +53,37 @@ fn copy(delivery: &Delivery, exchange: &str, routing_key: &str, table: FieldTabl
     }
 }
 
-/// The original headers without the broker's `x-` ones, plus where the message came from and
-/// what went wrong.
-fn forwarded_headers(delivery: &Delivery, queue: &str, error: Option<&str>) -> FieldTable {
-    let original = delivery.properties.headers().as_ref();
+/// The headers that describe one failure: a copy records its own failure in place of an earlier
+/// one's, and a replayed copy has none.
+const FAILURE_RECORD: [&str; 9] = [
+    headers::ERROR,
+    headers::ERROR_KIND,
+    headers::ERROR_TYPE,
+    headers::ERROR_CAUSES,
+    headers::ERROR_FINGERPRINT,
+    headers::FAILED_AT,
+    headers::FAILED_HOST,
+    headers::FAILED_BY,
+    headers::ATTEMPTS,
+];
+
+/// The headers a copy keeps from `original`: all but the broker's (`x-` prefix) and the
+/// failure record.
+fn kept_headers(original: Option<&FieldTable>) -> FieldTable {
     let mut table = FieldTable::default();
-    if let Some(original) = original {
-        for (name, value) in original {
-            if !name.as_str().starts_with("x-") {
-                table.insert(name.clone(), value.clone());
-            }
+    for (name, value) in original.into_iter().flat_map(FieldTable::inner) {
+        if !name.as_str().starts_with("x-") && !FAILURE_RECORD.contains(&name.as_str()) {
+            table.insert(name.clone(), value.clone());
         }
     }
+    table
+}
+
+/// The kept headers plus where the message came from, how often it was delivered, and what
+/// went wrong where.
+fn forwarded_headers(delivery: &Delivery, queue: &str, failed: Option<Failed<'_>>) -> FieldTable {
+    let original = delivery.properties.headers().as_ref();
+    let mut table = kept_headers(original);
     let exchange = headers::text(original, headers::ORIGINAL_EXCHANGE)
         .unwrap_or_else(|| delivery.exchange.to_string());
     let routing_key = headers::text(original, headers::ORIGINAL_ROUTING_KEY)
@@ -66,21 +91,36 @@ fn forwarded_headers(delivery: &Delivery, queue: &str, error: Option<&str>) -> F
     headers::set_text(&mut table, headers::ORIGINAL_EXCHANGE, &exchange);
     headers::set_text(&mut table, headers::ORIGINAL_ROUTING_KEY, &routing_key);
     headers::set_text(&mut table, headers::SOURCE_QUEUE, queue);
-    if let Some(error) = error {
-        headers::set_text(&mut table, headers::ERROR, &headers::one_line(error));
+    headers::set_integer(
+        &mut table,
+        headers::ATTEMPTS,
+        headers::attempts(&delivery.properties),
+    );
+    if let Some((failure, by)) = failed {
+        headers::set_text(&mut table, headers::ERROR, &failure.message);
+        headers::set_text(&mut table, headers::ERROR_TYPE, &failure.error_type);
+        headers::set_text(
+            &mut table,
+            headers::ERROR_FINGERPRINT,
+            &failure.fingerprint(),
+        );
+        if !failure.causes.is_empty() {
+            headers::set_texts(&mut table, headers::ERROR_CAUSES, &failure.causes);
+        }
+        headers::set_text(&mut table, headers::FAILED_HOST, &by.host);
+        headers::set_text(&mut table, headers::FAILED_BY, &by.app);
     }
     table
 }
-
-/// The headers a replayed copy loses: the broker's own (`x-` prefix) and the failure record.
-const DROPPED: [&str; 3] = [headers::ERROR, headers::ERROR_KIND, headers::FAILED_AT];
 
 /// The copy of a dead letter that goes back to its source queue: same body and properties,
 /// published to the default exchange with the `source-queue` header (else `fallback_queue`, the queue its DLQ belongs to) as
 /// routing key, so a fanout event is not re-broadcast to subscribers that handled it already.
 ///
-/// Headers: every `x-` header and `error`, `error-kind`, `failed-at` are dropped, `retry-count`
-/// starts again at 0 and `replay-count` goes up by one; everything else is kept.
+/// Headers: every `x-` header and the failure record (`error`, `error-kind`, `error-type`,
+/// `error-causes`, `error-fingerprint`, `failed-at`, `failed-host`, `failed-by`, `attempts`)
+/// are dropped, `retry-count` starts again at 0 and `replay-count` goes up by one; everything
+/// else is kept.
 #[must_use]
 pub fn replay(body: &[u8], properties: &BasicProperties, fallback_queue: &str) -> Outgoing {
     let original = properties.headers().as_ref();
@@ -88,12 +128,7 @@ pub fn replay(body: &[u8], properties: &BasicProperties, fallback_queue: &str) -
         .filter(|queue| !queue.is_empty())
         .unwrap_or_else(|| fallback_queue.to_owned());
     let replays = headers::integer(original, headers::REPLAY_COUNT).unwrap_or(0);
-    let mut table = FieldTable::default();
-    for (name, value) in original.into_iter().flat_map(FieldTable::inner) {
-        if !name.as_str().starts_with("x-") && !DROPPED.contains(&name.as_str()) {
-            table.insert(name.clone(), value.clone());
-        }
-    }
+    let mut table = kept_headers(original);
     headers::set_integer(&mut table, headers::RETRY_COUNT, 0);
     headers::set_integer(
         &mut table,
@@ -127,13 +162,24 @@ mod tests {
         delivery
     }
 
+    fn by() -> FailedBy {
+        FailedBy::new("host-1", "payment-worker", Some("0.1.0"))
+    }
+
+    fn failure(message: &str, causes: &[&str]) -> Failure {
+        let mut failure = Failure::new("provider-timeout", message);
+        failure.causes = causes.iter().map(|c| (*c).to_owned()).collect();
+        failure
+    }
+
     #[test]
     fn first_retry_records_the_origin_and_drops_broker_headers() {
         let mut original = FieldTable::default();
         original.insert("x-death".into(), AMQPValue::Boolean(true));
         original.insert("traceparent".into(), AMQPValue::LongString("00-abc".into()));
         let d = delivery("orders", "order.created", original);
-        let copy = retry(&d, "payment.order-created", 1, Some("boom\nagain"));
+        let failed = failure("boom\nagain", &["socket closed"]);
+        let copy = retry(&d, "payment.order-created", 1, Some((&failed, &by())));
         assert_eq!(copy.exchange, "");
         assert_eq!(copy.routing_key, "payment.order-created.retry.1");
         assert_eq!(copy.body, d.data);
@@ -161,6 +207,63 @@ mod tests {
             Some("payment.order-created")
         );
         assert_eq!(copy.message_id(), Some("m-1"));
+        let text = |name| headers::text(Some(&h), name);
+        assert_eq!(
+            text(headers::ERROR_TYPE).as_deref(),
+            Some("provider-timeout")
+        );
+        assert_eq!(
+            text(headers::ERROR_FINGERPRINT),
+            Some(crate::failure::fingerprint(
+                "provider-timeout",
+                "boom again"
+            ))
+        );
+        assert_eq!(
+            headers::texts(Some(&h), headers::ERROR_CAUSES),
+            ["socket closed"]
+        );
+        assert_eq!(text(headers::FAILED_HOST).as_deref(), Some("host-1"));
+        assert_eq!(
+            text(headers::FAILED_BY).as_deref(),
+            Some("payment-worker/0.1.0")
+        );
+        assert_eq!(headers::integer(Some(&h), headers::ATTEMPTS), Some(1));
+    }
+
+    #[test]
+    fn a_later_failure_replaces_the_earlier_record_and_counts_every_delivery() {
+        let d = delivery("orders", "order.created", FieldTable::default());
+        let first = retry(&d, "q", 1, Some((&failure("first", &["old cause"]), &by())));
+        // The tier returns it; the broker had delivered this copy twice before (a crash).
+        let mut again = first.properties.headers().clone().unwrap();
+        again.insert(headers::DELIVERY_COUNT.into(), AMQPValue::LongLongInt(2));
+        let mut d = delivery("", "q", again);
+        d.properties = d.properties.with_message_id("m-1".into());
+        let second = dead_letter(
+            &d,
+            "q",
+            DeadLetterReason::RetriesExhausted,
+            Some((&Failure::new(crate::failure::TIMEOUT, "second"), &by())),
+        );
+        let h = second.properties.headers().clone().unwrap();
+        assert_eq!(
+            headers::text(Some(&h), headers::ERROR).as_deref(),
+            Some("second")
+        );
+        assert_eq!(
+            headers::text(Some(&h), headers::ERROR_TYPE).as_deref(),
+            Some("timeout")
+        );
+        assert!(
+            !h.contains_key(headers::ERROR_CAUSES),
+            "no stale causes from the first failure"
+        );
+        assert_eq!(
+            headers::integer(Some(&h), headers::ATTEMPTS),
+            Some(4),
+            "1 before the retry, 2 crashed deliveries, this one"
+        );
     }
 
     #[test]
@@ -175,7 +278,7 @@ mod tests {
             &d,
             "stock.order-paid",
             DeadLetterReason::RetriesExhausted,
-            Some("x"),
+            Some((&failure("x", &[]), &by())),
         );
         assert_eq!(dead.exchange, DEAD_LETTER_EXCHANGE);
         assert_eq!(dead.routing_key, "stock.order-paid");
@@ -208,8 +311,14 @@ mod tests {
             (headers::ORIGINAL_EXCHANGE, "order.paid"),
             (headers::ORIGINAL_ROUTING_KEY, ""),
             (headers::TRACEPARENT, "00-abc-def-01"),
+            (headers::ERROR_TYPE, "provider-timeout"),
+            (headers::ERROR_FINGERPRINT, "0123456789ab"),
+            (headers::FAILED_HOST, "host-1"),
+            (headers::FAILED_BY, "stock-worker/0.1.0"),
         ]);
         headers::set_integer(&mut table, headers::RETRY_COUNT, 5);
+        headers::set_integer(&mut table, headers::ATTEMPTS, 6);
+        headers::set_texts(&mut table, headers::ERROR_CAUSES, &["cause".to_owned()]);
         for (name, value) in extra {
             table.insert((*name).into(), value.clone());
         }
@@ -252,6 +361,12 @@ mod tests {
             "error",
             "error-kind",
             "failed-at",
+            "error-type",
+            "error-causes",
+            "error-fingerprint",
+            "failed-host",
+            "failed-by",
+            "attempts",
         ] {
             assert!(!h.contains_key(gone), "{gone} must be dropped");
         }

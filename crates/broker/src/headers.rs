@@ -9,6 +9,20 @@ pub const RETRY_COUNT: &str = "retry-count";
 pub const ERROR: &str = "error";
 /// Why a dead letter died: see [`DeadLetterReason`].
 pub const ERROR_KIND: &str = "error-kind";
+/// A stable name of the last error, chosen by the handler (`HandlerError::with_type`) or the
+/// library (`retry`, `reject`, `malformed`, `panic`, `timeout`).
+pub const ERROR_TYPE: &str = "error-type";
+/// The last error's sources, outermost first: an array of one-line strings (≤ 5, ≤ 2 KiB).
+pub const ERROR_CAUSES: &str = "error-causes";
+/// 12 hex digits hashing `error-type` and the normalised `error`: equal for the same failure on
+/// different orders (see `failure::fingerprint`).
+pub const ERROR_FINGERPRINT: &str = "error-fingerprint";
+/// The host name of the worker whose handler failed.
+pub const FAILED_HOST: &str = "failed-host";
+/// The failing worker's `app_id/version`.
+pub const FAILED_BY: &str = "failed-by";
+/// Deliveries of the message so far, across retries and redeliveries, the failed one included.
+pub const ATTEMPTS: &str = "attempts";
 /// RFC 3339 time the message was dead-lettered.
 pub const FAILED_AT: &str = "failed-at";
 /// The consumer queue the message failed in.
@@ -105,17 +119,24 @@ pub fn integer(headers: Option<&FieldTable>, name: &str) -> Option<u64> {
     u64::try_from(signed).ok()
 }
 
+/// The latest `x-death` entry: the broker's record of its last dead-lettering of a message
+/// (`reason`, `queue`, `time`, `count`, ...).
+#[must_use]
+pub fn latest_death(headers: Option<&FieldTable>) -> Option<&FieldTable> {
+    let AMQPValue::FieldArray(deaths) = headers?.inner().get(X_DEATH)? else {
+        return None;
+    };
+    match deaths.as_slice().first()? {
+        AMQPValue::FieldTable(latest) => Some(latest),
+        _ => None,
+    }
+}
+
 /// The broker's reason in the latest `x-death` entry (`delivery_limit`, `expired`, `rejected`,
 /// ...): why the broker, not the library, dead-lettered a message.
 #[must_use]
 pub fn death_reason(headers: Option<&FieldTable>) -> Option<String> {
-    let AMQPValue::FieldArray(deaths) = headers?.inner().get(X_DEATH)? else {
-        return None;
-    };
-    let AMQPValue::FieldTable(latest) = deaths.as_slice().first()? else {
-        return None;
-    };
-    text(Some(latest), "reason")
+    text(latest_death(headers), "reason")
 }
 
 /// The `retry-count` of a delivery: 0 when absent or unreadable.
@@ -123,6 +144,54 @@ pub fn death_reason(headers: Option<&FieldTable>) -> Option<String> {
 pub fn retry_count(properties: &BasicProperties) -> u32 {
     integer(properties.headers().as_ref(), RETRY_COUNT)
         .map_or(0, |n| u32::try_from(n).unwrap_or(u32::MAX))
+}
+
+/// How often the broker delivered this copy before (quorum queues' `x-delivery-count`; 0 when
+/// absent, as on classic queues).
+#[must_use]
+pub fn delivery_count(properties: &BasicProperties) -> u32 {
+    integer(properties.headers().as_ref(), DELIVERY_COUNT)
+        .map_or(0, |n| u32::try_from(n).unwrap_or(u32::MAX))
+}
+
+/// Deliveries of a message so far, this one included: the `attempts` its copy carries (or, on
+/// a first retry or a message from before the header, its `retry-count`), plus this copy's own
+/// deliveries.
+#[must_use]
+pub fn attempts(properties: &BasicProperties) -> u32 {
+    let before = integer(properties.headers().as_ref(), ATTEMPTS).map_or_else(
+        || retry_count(properties),
+        |n| u32::try_from(n).unwrap_or(u32::MAX),
+    );
+    before
+        .saturating_add(delivery_count(properties))
+        .saturating_add(1)
+}
+
+/// Reads an array header of strings (other values are left out).
+#[must_use]
+pub fn texts(headers: Option<&FieldTable>, name: &str) -> Vec<String> {
+    let Some(AMQPValue::FieldArray(items)) = headers.and_then(|h| h.inner().get(name)) else {
+        return Vec::new();
+    };
+    items
+        .as_slice()
+        .iter()
+        .filter_map(|item| match item {
+            AMQPValue::LongString(s) => Some(String::from_utf8_lossy(s.as_bytes()).into_owned()),
+            AMQPValue::ShortString(s) => Some(s.as_str().to_owned()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Inserts an array header of strings.
+pub fn set_texts(headers: &mut FieldTable, name: &str, values: &[String]) {
+    let items: Vec<AMQPValue> = values
+        .iter()
+        .map(|v| AMQPValue::LongString(LongString::from(v.as_str())))
+        .collect();
+    headers.insert(ShortString::from(name), AMQPValue::FieldArray(items.into()));
 }
 
 /// Inserts a text header.
@@ -188,6 +257,41 @@ mod tests {
             retry_count(&BasicProperties::default().with_headers(headers)),
             0
         );
+    }
+
+    #[test]
+    fn attempts_add_this_copys_deliveries_to_those_before_it() {
+        let props = |pairs: &[(&str, i64)]| {
+            let mut headers = FieldTable::default();
+            for (name, value) in pairs {
+                headers.insert((*name).into(), AMQPValue::LongLongInt(*value));
+            }
+            BasicProperties::default().with_headers(headers)
+        };
+        assert_eq!(attempts(&BasicProperties::default()), 1);
+        assert_eq!(attempts(&props(&[(DELIVERY_COUNT, 2)])), 3);
+        assert_eq!(attempts(&props(&[(RETRY_COUNT, 2)])), 3);
+        assert_eq!(attempts(&props(&[(RETRY_COUNT, 2), (ATTEMPTS, 4)])), 5);
+        assert_eq!(
+            attempts(&props(&[
+                (RETRY_COUNT, 2),
+                (ATTEMPTS, 4),
+                (DELIVERY_COUNT, 1)
+            ])),
+            6
+        );
+    }
+
+    #[test]
+    fn string_arrays_round_trip() {
+        let mut headers = FieldTable::default();
+        set_texts(
+            &mut headers,
+            ERROR_CAUSES,
+            &["a".to_owned(), "b".to_owned()],
+        );
+        assert_eq!(texts(Some(&headers), ERROR_CAUSES), ["a", "b"]);
+        assert!(texts(Some(&headers), "other").is_empty());
     }
 
     #[test]

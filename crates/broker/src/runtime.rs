@@ -4,6 +4,7 @@
 use crate::connection::{BrokerConfig, Cursor, Readiness, connect_any, reconnect_backoff};
 use crate::consumer::{ConsumerSpec, Ended, Stopping, consume};
 use crate::error::BrokerError;
+use crate::failure::FailedBy;
 use crate::publisher::Publisher;
 use crate::topology::Topology;
 use crate::version::{self, BrokerVersion};
@@ -32,6 +33,7 @@ pub struct Runtime {
     readiness: Readiness,
     /// Where the consumer connection's next attempt starts (a cluster's nodes in turn).
     cursor: Cursor,
+    failed_by: Arc<FailedBy>,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -50,7 +52,13 @@ impl Runtime {
     /// When the publisher's pool cannot be built from the URL.
     pub fn new(config: BrokerConfig) -> Result<Self, BrokerError> {
         let publisher = Publisher::new(&config)?;
+        let failed_by = Arc::new(FailedBy::new(
+            &config.host,
+            &config.app_id,
+            config.app_version.as_deref(),
+        ));
         Ok(Self {
+            failed_by,
             config,
             topology: Topology::default(),
             consumers: Vec::new(),
@@ -182,6 +190,7 @@ impl Runtime {
                 channel,
                 Arc::clone(spec),
                 self.publisher.clone(),
+                Arc::clone(&self.failed_by),
                 tracker.clone(),
                 stopping.clone(),
             ));

@@ -3,6 +3,7 @@
 
 use crate::acks::Acks;
 use crate::copies;
+use crate::failure::{FailedBy, Failure};
 use crate::headers;
 use crate::publisher::Publisher;
 use crate::retry::Decision;
@@ -10,30 +11,43 @@ use lapin::message::Delivery;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
-/// Carries out `decision` for `delivery` from consumer queue `queue`; its ack goes through `acks`.
-/// A cancelled `cancel` leaves the delivery unsettled (the broker returns it on channel close).
+/// Where settling publishes and acks, and whom a copy names as having failed it.
+pub(crate) struct Settler<'a> {
+    pub(crate) publisher: &'a Publisher,
+    pub(crate) acks: &'a Acks,
+    pub(crate) failed_by: &'a FailedBy,
+}
+
+/// Carries out `decision` for `delivery` from consumer queue `queue`, recording `failure` on
+/// its copy. A cancelled `cancel` leaves the delivery unsettled (the broker returns it on
+/// channel close).
 pub(crate) async fn settle(
-    publisher: &Publisher,
-    acks: &Acks,
+    settler: &Settler<'_>,
     delivery: &Delivery,
     queue: &str,
     decision: Decision,
-    error: Option<&str>,
+    failure: Option<&Failure>,
     cancel: &CancellationToken,
 ) {
+    let Settler {
+        publisher,
+        acks,
+        failed_by,
+    } = settler;
+    let failed = failure.map(|failure| (failure, *failed_by));
     let copy = match decision {
         Decision::Ack => None,
         Decision::GiveBack => {
             acks.give_back(delivery.delivery_tag).await;
             return;
         }
-        Decision::Retry { tier } => Some(copies::retry(delivery, queue, tier, error)),
-        Decision::DeadLetter(reason) => Some(copies::dead_letter(delivery, queue, reason, error)),
+        Decision::Retry { tier } => Some(copies::retry(delivery, queue, tier, failed)),
+        Decision::DeadLetter(reason) => Some(copies::dead_letter(delivery, queue, reason, failed)),
     };
     if let Some(copy) = copy
         && let Err(err) = publisher.publish(&copy).await
     {
-        let delay = return_delay(delivery_count(delivery));
+        let delay = return_delay(headers::delivery_count(&delivery.properties));
         tracing::error!(error = %err, target_queue = %copy.routing_key, ?delay, "could not store the retry or dead-letter copy; returning the original after a pause");
         // A brief refusal must not spend the delivery limit in milliseconds.
         tokio::select! {
@@ -44,16 +58,6 @@ pub(crate) async fn settle(
         return;
     }
     acks.ack(delivery.delivery_tag).await;
-}
-
-/// How often the broker has delivered this message before (quorum queues' `x-delivery-count`).
-fn delivery_count(delivery: &Delivery) -> u32 {
-    headers::integer(
-        delivery.properties.headers().as_ref(),
-        headers::DELIVERY_COUNT,
-    )
-    .and_then(|n| u32::try_from(n).ok())
-    .unwrap_or(0)
 }
 
 /// The pause before returning a delivery whose copy could not be stored for the `count`-th

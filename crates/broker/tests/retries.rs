@@ -184,6 +184,25 @@ async fn always_failing_ends_in_the_dlq_with_every_header_and_the_original_body(
         dead.header(headers::ERROR).as_deref(),
         Some("transient failure 4 of 1000")
     );
+    // The failure record: what failed, where, after how many deliveries, and its group.
+    assert_eq!(dead.header(headers::ERROR_TYPE).as_deref(), Some("retry"));
+    assert_eq!(
+        dead.header(headers::ERROR_FINGERPRINT),
+        Some(broker::failure::fingerprint(
+            "retry",
+            "transient failure 1 of 1000"
+        )),
+        "the same failure as the first attempt's, whatever its numbers"
+    );
+    assert_eq!(dead.header_int(headers::ATTEMPTS), Some(4));
+    assert_eq!(
+        dead.header(headers::FAILED_BY),
+        Some(format!("broker-tests/{}", env!("CARGO_PKG_VERSION")))
+    );
+    let host = config(&vhost.url).host;
+    assert!(!host.is_empty() && host != "unknown", "{host}");
+    assert_eq!(dead.header(headers::FAILED_HOST), Some(host));
+    assert_eq!(dead.header(headers::ERROR_CAUSES), None, "no causes");
     assert_eq!(
         dead.header(headers::SOURCE_QUEUE).as_deref(),
         Some("svc.doomed")
@@ -291,7 +310,9 @@ async fn rejection_and_malformed_input_go_straight_to_the_dlq_and_the_consumer_g
                 succeeded: msg.event.id != 13,
             });
             if msg.event.id == 13 {
-                return Err(broker::HandlerError::reject("order 13 can never be paid"));
+                let cause = std::io::Error::other("card 4242 expired");
+                let error = broker::BoxError::from(Expired(cause));
+                return Err(broker::HandlerError::reject(error).with_type("card-expired"));
             }
             Ok(())
         }
@@ -324,6 +345,18 @@ async fn rejection_and_malformed_input_go_straight_to_the_dlq_and_the_consumer_g
         rejected[0].header(headers::ERROR).as_deref(),
         Some("order 13 can never be paid")
     );
+    assert_eq!(
+        rejected[0].header(headers::ERROR_TYPE).as_deref(),
+        Some("card-expired")
+    );
+    assert_eq!(
+        broker::headers::texts(
+            rejected[0].properties.headers().as_ref(),
+            headers::ERROR_CAUSES
+        ),
+        ["card 4242 expired"]
+    );
+    assert_eq!(rejected[0].header_int(headers::ATTEMPTS), Some(1));
     assert_eq!(
         recorder.calls_for(13).len(),
         1,
@@ -367,6 +400,10 @@ async fn rejection_and_malformed_input_go_straight_to_the_dlq_and_the_consumer_g
             .header(headers::ERROR)
             .unwrap()
             .starts_with("cannot decode body")
+    );
+    assert_eq!(
+        malformed[0].header(headers::ERROR_TYPE).as_deref(),
+        Some("malformed")
     );
     assert_eq!(malformed[0].header_int(headers::RETRY_COUNT), Some(0));
     running.shutdown().await.unwrap();
@@ -441,6 +478,22 @@ async fn a_retry_on_one_fanout_subscriber_is_never_seen_by_the_other() {
     let mut inspector = Inspector::connect(&vhost.url).await.unwrap();
     assert_eq!(inspector.count("right.paid").await.unwrap(), 0);
     running.shutdown().await.unwrap();
+}
+
+/// A rejection with a cause, as a handler's own error type would carry one.
+#[derive(Debug)]
+struct Expired(std::io::Error);
+
+impl std::fmt::Display for Expired {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("order 13 can never be paid")
+    }
+}
+
+impl std::error::Error for Expired {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.0)
+    }
 }
 
 /// Takes `n` messages from `queue`, waiting for them to arrive.

@@ -1,62 +1,17 @@
-//! Dead-letter queues: counting, listing, showing without removing, and purging.
+//! Dead-letter queues: counting, listing, showing without removing, and purging whole.
 
+use crate::exit::Exit;
+use crate::filter::Filter;
+use crate::letter::DeadLetter;
 use crate::management;
 use crate::queues::DeadLetterQueue;
+use crate::scan::Scan;
 use crate::target::{Session, Target, is_not_found};
-use anyhow::{Context, bail};
-use broker::headers;
+use anyhow::Context;
 use broker::lapin::Queue;
 use broker::lapin::message::Delivery;
-use broker::lapin::options::{
-    BasicGetOptions, BasicNackOptions, QueueDeclareOptions, QueuePurgeOptions,
-};
+use broker::lapin::options::{BasicNackOptions, QueueDeclareOptions, QueuePurgeOptions};
 use broker::lapin::types::FieldTable;
-
-/// One dead letter as an operator reads it.
-#[derive(Debug, Clone)]
-pub struct DeadLetter {
-    /// The dead-letter queue it sits in.
-    pub queue: String,
-    /// The publisher's `message_id`.
-    pub message_id: Option<String>,
-    /// The `correlation_id` (the order id).
-    pub correlation_id: Option<String>,
-    /// The `type` property (the event name).
-    pub kind: Option<String>,
-    /// The `app_id` of its publisher.
-    pub app_id: Option<String>,
-    /// The `timestamp` property (seconds since the epoch).
-    pub timestamp: Option<u64>,
-    /// Every header, the library's (`retry-count`, `error-kind`, ...) and the broker's (`x-death`).
-    pub headers: FieldTable,
-    /// For dead letters the broker made (e.g. the delivery limit): the latest `x-death` reason.
-    pub death_reason: Option<String>,
-    /// The body bytes.
-    pub body: Vec<u8>,
-}
-
-impl DeadLetter {
-    /// Reads a delivery taken from `queue`.
-    #[must_use]
-    pub fn from_delivery(queue: &str, delivery: &Delivery) -> Self {
-        let props = &delivery.properties;
-        let text = |value: &Option<broker::lapin::types::ShortString>| {
-            value.as_ref().map(|v| v.as_str().to_owned())
-        };
-        let headers = props.headers().clone().unwrap_or_default();
-        Self {
-            queue: queue.to_owned(),
-            message_id: text(props.message_id()),
-            correlation_id: text(props.correlation_id()),
-            kind: text(props.kind()),
-            app_id: text(props.app_id()),
-            timestamp: *props.timestamp(),
-            death_reason: headers::death_reason(Some(&headers)),
-            headers,
-            body: delivery.data.clone(),
-        }
-    }
-}
 
 /// The number of ready messages in `queue`, or `None` when it does not exist.
 ///
@@ -79,17 +34,18 @@ pub async fn count(session: &mut Session, queue: &str) -> anyhow::Result<Option<
 /// The number of ready messages in the existing dead-letter queue `dlq`.
 ///
 /// # Errors
-/// When the queue does not exist (saying so) or the connection fails.
+/// When the queue does not exist (saying so, exit code 4) or the connection fails.
 pub async fn existing_count(
     session: &mut Session,
     target: &Target,
     dlq: &DeadLetterQueue,
 ) -> anyhow::Result<u32> {
-    count(session, &dlq.name).await?.with_context(|| {
-        format!(
+    count(session, &dlq.name).await?.ok_or_else(|| {
+        Exit::not_found(format!(
             "there is no dead-letter queue '{}' in vhost '{}'",
             dlq.name, target.vhost
-        )
+        ))
+        .into()
     })
 }
 
@@ -104,13 +60,11 @@ async fn passive_declare(session: &Session, queue: &str) -> Result<Queue, broker
         .await
 }
 
-/// Every dead-letter queue in the vhost with its ready messages, sorted by name.
-///
-/// Names come from the management API, counts from the broker itself (exact, not sampled).
+/// The names of every dead-letter queue in the vhost, sorted (from the management API).
 ///
 /// # Errors
-/// When the management API or the broker cannot be reached.
-pub async fn list(target: &Target) -> anyhow::Result<Vec<(String, u32)>> {
+/// When the management API cannot be reached.
+pub async fn names(target: &Target) -> anyhow::Result<Vec<String>> {
     let mut names: Vec<String> = management::queues(target)
         .await?
         .into_iter()
@@ -118,6 +72,17 @@ pub async fn list(target: &Target) -> anyhow::Result<Vec<(String, u32)>> {
         .filter(|name| broker::topology::queue_of_dead_letter_queue(name).is_some())
         .collect();
     names.sort();
+    Ok(names)
+}
+
+/// Every dead-letter queue in the vhost with its ready messages, sorted by name.
+///
+/// Names come from the management API, counts from the broker itself (exact, not sampled).
+///
+/// # Errors
+/// When the management API or the broker cannot be reached.
+pub async fn list(target: &Target) -> anyhow::Result<Vec<(String, u32)>> {
+    let names = names(target).await?;
     let mut session = Session::open(target).await?;
     let mut counted = Vec::with_capacity(names.len());
     for name in names {
@@ -130,48 +95,45 @@ pub async fn list(target: &Target) -> anyhow::Result<Vec<(String, u32)>> {
     Ok(counted)
 }
 
-/// Up to `limit` dead letters of `dlq`, left in the queue, and how many it holds.
+/// What `dlq show` found.
+#[derive(Debug)]
+pub struct Shown {
+    /// The dead letters shown, in the order read.
+    pub letters: Vec<DeadLetter>,
+    /// Messages in the queue when it started.
+    pub present: u32,
+}
+
+/// Up to `limit` dead letters of `dlq` that `filter` selects, left in the queue.
 ///
-/// They are taken with `basic.get` without acking (so each get returns the next one) and then
-/// handed back with `basic.nack` + requeue, which does not count as a failed delivery. A quorum
-/// queue puts messages handed back behind the others, so showing fewer than all of them can
-/// change their order (never their number).
+/// They are read with `basic.get` and handed back with `basic.nack` + requeue (which does not
+/// count as a failed delivery), at most [`crate::scan::WINDOW`] unacked at once. A quorum queue
+/// puts messages handed back behind the others, so showing can change their order (never their
+/// number).
 ///
 /// # Errors
 /// When the queue does not exist or the connection fails (unacked messages then return to the
 /// queue by themselves).
-pub async fn peek(
+pub async fn show(
     target: &Target,
     dlq: &DeadLetterQueue,
+    filter: &Filter,
     limit: u32,
-) -> anyhow::Result<(Vec<DeadLetter>, u32)> {
+) -> anyhow::Result<Shown> {
     let mut session = Session::open(target).await?;
-    let total = existing_count(&mut session, target, dlq).await?;
-    let mut held: Vec<Delivery> = Vec::new();
+    let mut scan = Scan::start(&mut session, target, dlq).await?;
+    let present = scan.present;
     let mut letters = Vec::new();
-    while letters.len() < usize::try_from(limit).unwrap_or(usize::MAX) {
-        let Some(delivery) = take(&session, dlq).await? else {
-            break;
-        };
-        letters.push(DeadLetter::from_delivery(&dlq.name, &delivery));
-        held.push(delivery);
-    }
-    requeue_all(&held).await;
+    let result = scan
+        .each_match(filter, Some(limit), async |delivery, letter| {
+            letters.push(letter);
+            Ok(Some(delivery))
+        })
+        .await;
+    scan.finish().await;
     session.close().await;
-    Ok((letters, total))
-}
-
-/// Takes the next dead letter from `dlq` without acking it (`None` when it is empty).
-///
-/// # Errors
-/// When the broker refuses the read.
-pub async fn take(session: &Session, dlq: &DeadLetterQueue) -> anyhow::Result<Option<Delivery>> {
-    let taken = session
-        .channel
-        .basic_get(dlq.name.as_str().into(), BasicGetOptions::default())
-        .await
-        .with_context(|| format!("cannot read from '{}'", dlq.name))?;
-    Ok(taken.map(|message| message.delivery))
+    result?;
+    Ok(Shown { letters, present })
 }
 
 /// Hands every delivery in `held` back to its queue with one `basic.nack` (multiple, requeue),
@@ -188,19 +150,27 @@ pub async fn requeue_all(held: &[Delivery]) {
     }
 }
 
-/// Deletes every message in `dlq`; returns how many were removed.
+/// Refuses a purge without `confirmed` (exit code 2), pointing at `dlq show`.
 ///
 /// # Errors
-/// Without `confirmed`, when the queue does not exist, or when the broker refuses.
-pub async fn purge(target: &Target, dlq: &DeadLetterQueue, confirmed: bool) -> anyhow::Result<u32> {
-    if !confirmed {
-        bail!(
-            "refusing to purge '{}' without --yes: its dead letters would be deleted for good \
-             (see them with `orderflow dlq show {}`)",
-            dlq.name,
-            dlq.source
-        );
+/// Without `confirmed`.
+pub fn confirm_purge(dlq: &DeadLetterQueue, confirmed: bool) -> anyhow::Result<()> {
+    if confirmed {
+        return Ok(());
     }
+    Err(Exit::usage(format!(
+        "refusing to purge '{}' without --yes: its dead letters would be deleted for good \
+         (see them with `orderflow dlq show {}`, or add --dry-run)",
+        dlq.name, dlq.source
+    ))
+    .into())
+}
+
+/// Deletes every message in `dlq` at once (`queue.purge`); returns how many were removed.
+///
+/// # Errors
+/// When the queue does not exist, or when the broker refuses.
+pub async fn purge_all(target: &Target, dlq: &DeadLetterQueue) -> anyhow::Result<u32> {
     let mut session = Session::open(target).await?;
     existing_count(&mut session, target, dlq).await?;
     let removed = session

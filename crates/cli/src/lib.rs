@@ -1,5 +1,5 @@
-//! The `orderflow` admin CLI: the topology at a glance, dead letters listed, shown, replayed and
-//! purged without losing one, and events published by hand.
+//! The `orderflow` admin CLI: the topology at a glance, dead letters grouped, shown, replayed,
+//! edited, deleted and purged without losing one, and events published by hand.
 //!
 //! # Layout
 //!
@@ -7,8 +7,17 @@
 //! - [`target`]: the broker, vhost and management API the URL names; connections to them.
 //! - [`queues`]: `Q` / `Q.dlq` / `Q.retry.N` names as an operator types them.
 //! - [`management`]: queue statistics from the management API and the topology report.
-//! - [`dead_letters`]: listing, showing (without removing) and purging dead letters.
+//! - [`dlq`]: the `dlq` subcommands, each run and its result written as text or JSON.
+//! - [`letter`]: one dead letter and what its failure record says (kind, type, fingerprint).
+//! - [`filter`]: which dead letters a command acts on.
+//! - [`scan`]: reading a DLQ with a bounded number unacked, only what was there at the start.
+//! - [`dead_letters`]: counting, listing, showing (without removing) and purging whole.
+//! - [`groups`]: failure groups by fingerprint across every DLQ.
 //! - [`replay`]: moving dead letters back to the queue they failed in.
+//! - [`edit`]: replaying one dead letter with an edited, validated body.
+//! - [`remove`]: deleting one dead letter, or those a filter selects.
+//! - [`when`]: times and durations as operators read and type them.
+//! - [`exit`]: the exit codes.
 //! - [`publish`]: publishing a JSON body by hand.
 //! - [`outbox`]: the order worker's quarantined outbox rows, listed and released.
 //! - [`print`]: tables, dead letters as text or JSON lines.
@@ -19,31 +28,44 @@
 
 pub mod args;
 pub mod dead_letters;
+pub mod dlq;
+pub mod edit;
+pub mod exit;
+pub mod filter;
+pub mod groups;
+pub mod letter;
 pub mod management;
 pub mod outbox;
 pub mod print;
 pub mod publish;
 pub mod queues;
+pub mod remove;
 pub mod replay;
+pub mod scan;
 pub mod target;
+pub mod when;
 
 use anyhow::Context;
-use args::{Args, Command, DlqCommand, OutboxCommand, PublishArgs};
-use queues::DeadLetterQueue;
+use args::{Args, Command, OutboxCommand, Output, PublishArgs};
+use serde_json::json;
 use std::io::{Read, Write};
 use target::Target;
 
 /// Runs one command, writing its result to stdout.
 ///
 /// # Errors
-/// Whatever the command fails with, as one line for the operator.
+/// Whatever the command fails with, as one line for the operator; [`exit::Exit::code_of`]
+/// gives its exit code.
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let target = Target::new(&args.amqp_url, args.management_url.as_deref())?;
+    let json = args.output == Output::Json;
     let mut out = std::io::stdout().lock();
     match args.command {
         Command::Topology => {
             let rows = management::topology(&management::queues(&target).await?);
-            if rows.is_empty() {
+            if json {
+                print::topology_json(&mut out, &rows)?;
+            } else if rows.is_empty() {
                 writeln!(
                     out,
                     "no consumer queues (with a `.dlq`) in vhost '{}'",
@@ -53,63 +75,34 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                 print::topology(&mut out, &rows)?;
             }
         }
-        Command::Dlq(DlqCommand::List) => {
-            let queues = dead_letters::list(&target).await?;
-            if queues.is_empty() {
-                writeln!(out, "no dead-letter queues in vhost '{}'", target.vhost)?;
-            } else {
-                print::dead_letter_queues(&mut out, &queues)?;
-            }
-        }
-        Command::Dlq(DlqCommand::Show(show)) => {
-            let dlq = DeadLetterQueue::parse(&show.queue)?;
-            let (letters, total) = dead_letters::peek(&target, &dlq, show.limit).await?;
-            for (n, letter) in letters.iter().enumerate() {
-                if show.json {
-                    writeln!(out, "{}", print::dead_letter_json(letter))?;
-                } else {
-                    print::dead_letter(&mut out, n + 1, letter)?;
-                }
-            }
-            if !show.json {
-                writeln!(
-                    out,
-                    "{} of {total} dead letters in '{}' shown; all left in place",
-                    letters.len(),
-                    dlq.name
-                )?;
-            }
-        }
-        Command::Dlq(DlqCommand::Replay(replay)) => {
-            let dlq = DeadLetterQueue::parse(&replay.queue)?;
-            let selection = match replay.message_id {
-                Some(id) => replay::Selection::MessageId(id),
-                None => replay::Selection::First(replay.limit),
-            };
-            let done = replay::replay(&target, &dlq, &selection).await?;
-            writeln!(
-                out,
-                "replayed {} of {} dead letters from '{}'",
-                done.count, done.found, dlq.name
-            )?;
-        }
-        Command::Dlq(DlqCommand::Purge(purge)) => {
-            let dlq = DeadLetterQueue::parse(&purge.queue)?;
-            let removed = dead_letters::purge(&target, &dlq, purge.yes).await?;
-            writeln!(out, "purged {removed} dead letters from '{}'", dlq.name)?;
-        }
+        Command::Dlq(command) => dlq::run(&target, command, args.output, &mut out).await?,
         Command::Publish(publish) => {
             let manual = manual(publish)?;
             let id = publish::publish(&target, &manual).await?;
-            writeln!(out, "{id}")?;
+            if json {
+                writeln!(out, "{}", json!({"action": "publish", "message_id": id}))?;
+            } else {
+                writeln!(out, "{id}")?;
+            }
         }
-        Command::Outbox(OutboxCommand::List { api, json }) => {
+        Command::Outbox(OutboxCommand::List {
+            api,
+            json: json_flag,
+        }) => {
             let rows = outbox::list(&api.order_url).await?;
-            outbox::print(&mut out, &rows, json)?;
+            outbox::print(&mut out, &rows, json || json_flag)?;
         }
         Command::Outbox(OutboxCommand::Release { message_id, api }) => {
             outbox::release(&api.order_url, &message_id).await?;
-            writeln!(out, "released {message_id} for another round of attempts")?;
+            if json {
+                writeln!(
+                    out,
+                    "{}",
+                    json!({"action": "release", "message_id": message_id})
+                )?;
+            } else {
+                writeln!(out, "released {message_id} for another round of attempts")?;
+            }
         }
     }
     out.flush()?;

@@ -18,7 +18,7 @@ async fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("error: {}", cli::print::error_line(&err));
-            ExitCode::FAILURE
+            ExitCode::from(cli::exit::Exit::code_of(&err))
         }
     }
 }

@@ -1,6 +1,7 @@
 //! The management API view of the vhost: every queue's statistics, and the per-consumer-queue
 //! topology report built from them.
 
+use crate::exit::Exit;
 use crate::target::Target;
 use anyhow::Context;
 use broker::topology::dead_letter_queue;
@@ -31,15 +32,15 @@ impl QueueStats {
 /// Every queue in the target's vhost.
 ///
 /// # Errors
-/// When the management API cannot be reached or refuses.
+/// When the management API cannot be reached or refuses (exit code 3).
 pub async fn queues(target: &Target) -> anyhow::Result<Vec<QueueStats>> {
     let api = target.management()?;
     let listed = api.list_queues_in(&target.vhost).await.with_context(|| {
-        format!(
+        Exit::unreachable(format!(
             "cannot list the queues of vhost '{}' through the management API at {} \
              (is the management plugin enabled? set --management-url or RABBITMQ_MANAGEMENT_URL)",
             target.vhost, target.management_api
-        )
+        ))
     })?;
     Ok(listed
         .into_iter()

@@ -1,10 +1,14 @@
-//! Output: aligned tables, dead letters as text or one JSON object per line, header values.
+//! Output: aligned tables, dead letters and failure groups as text or one JSON object per line,
+//! header values, times for people.
 
-use crate::dead_letters::DeadLetter;
+use crate::groups::Group;
+use crate::letter::{Brief, DeadLetter};
 use crate::management::TopologyRow;
+use crate::when;
 use broker::lapin::types::{AMQPValue, FieldTable};
 use serde_json::{Map, Value, json};
 use std::io::{self, Write};
+use std::time::SystemTime;
 
 /// Writes `rows` under `header`, every column padded to its widest cell; numbers right-aligned.
 ///
@@ -78,16 +82,39 @@ pub fn dead_letter_queues<W: Write>(out: &mut W, queues: &[(String, u32)]) -> io
     table(out, &["DLQ", "MESSAGES"], &cells)
 }
 
-/// One dead letter for a human: properties, every header, the broker's death reason, the body.
+/// The rows of `orderflow topology` as JSON objects, one per line.
 ///
 /// # Errors
 /// When `out` fails.
-pub fn dead_letter<W: Write>(out: &mut W, number: usize, letter: &DeadLetter) -> io::Result<()> {
+pub fn topology_json<W: Write>(out: &mut W, rows: &[TopologyRow]) -> io::Result<()> {
+    for r in rows {
+        let row = json!({"queue": r.queue, "ready": r.ready, "unacked": r.unacked,
+            "consumers": r.consumers, "retrying": r.retrying, "dead": r.dead});
+        writeln!(out, "{row}")?;
+    }
+    Ok(())
+}
+
+/// One dead letter for a human: properties, when it failed and its group, every header, the
+/// broker's death reason, the body.
+///
+/// # Errors
+/// When `out` fails.
+pub fn dead_letter<W: Write>(
+    out: &mut W,
+    number: usize,
+    letter: &DeadLetter,
+    now: SystemTime,
+) -> io::Result<()> {
     let or_none = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".to_owned());
     writeln!(out, "--- {} #{number}", letter.queue)?;
     writeln!(out, "message_id:     {}", or_none(&letter.message_id))?;
     writeln!(out, "correlation_id: {}", or_none(&letter.correlation_id))?;
     writeln!(out, "type:           {}", or_none(&letter.kind))?;
+    if let Some(at) = letter.failed_at() {
+        writeln!(out, "failed:         {}", when::human(at, now))?;
+    }
+    writeln!(out, "fingerprint:    {}", letter.fingerprint())?;
     if let Some(app_id) = &letter.app_id {
         writeln!(out, "app_id:         {app_id}")?;
     }
@@ -106,7 +133,7 @@ pub fn dead_letter<W: Write>(out: &mut W, number: usize, letter: &DeadLetter) ->
     Ok(())
 }
 
-/// One dead letter as a JSON object (for `--json`, one per line).
+/// One dead letter as a JSON object (for `--output json`, one per line).
 #[must_use]
 pub fn dead_letter_json(letter: &DeadLetter) -> Value {
     json!({
@@ -116,10 +143,87 @@ pub fn dead_letter_json(letter: &DeadLetter) -> Value {
         "type": letter.kind,
         "app_id": letter.app_id,
         "timestamp": letter.timestamp,
+        "failed_at": letter.failed_at().map(when::rfc3339),
+        "error_kind": letter.error_kind(),
+        "error_type": letter.error_type(),
+        "fingerprint": letter.fingerprint(),
         "death_reason": letter.death_reason,
         "headers": table_json(&letter.headers),
         "body": String::from_utf8_lossy(&letter.body),
     })
+}
+
+/// Failure groups for a human, one block each, largest first.
+///
+/// # Errors
+/// When `out` fails.
+pub fn groups<W: Write>(out: &mut W, groups: &[Group], now: SystemTime) -> io::Result<()> {
+    let join = |set: &std::collections::BTreeSet<String>| {
+        set.iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let seen =
+        |at: Option<SystemTime>| at.map_or_else(|| "-".to_owned(), |at| when::human(at, now));
+    for group in groups {
+        let kinds = join(&group.kinds);
+        writeln!(
+            out,
+            "{}  {} dead letter{}  {}{}",
+            group.fingerprint,
+            group.count,
+            if group.count == 1 { "" } else { "s" },
+            group.error_type.as_deref().unwrap_or("(no error-type)"),
+            if kinds.is_empty() {
+                String::new()
+            } else {
+                format!(" ({kinds})")
+            }
+        )?;
+        writeln!(out, "  queues:     {}", join(&group.queues))?;
+        writeln!(out, "  first seen: {}", seen(group.first_seen))?;
+        writeln!(out, "  last seen:  {}", seen(group.last_seen))?;
+        writeln!(
+            out,
+            "  example:    {} (message {})",
+            group.example_error.as_deref().unwrap_or("-"),
+            group.example_message_id.as_deref().unwrap_or("-")
+        )?;
+    }
+    Ok(())
+}
+
+/// One failure group as a JSON object.
+#[must_use]
+pub fn group_json(group: &Group) -> Value {
+    json!({
+        "fingerprint": group.fingerprint,
+        "count": group.count,
+        "queues": group.queues,
+        "error_kinds": group.kinds,
+        "error_type": group.error_type,
+        "example_error": group.example_error,
+        "example_message_id": group.example_message_id,
+        "first_seen": group.first_seen.map(when::rfc3339),
+        "last_seen": group.last_seen.map(when::rfc3339),
+    })
+}
+
+/// One line naming a dead letter an action touched (or, dry, would touch).
+///
+/// # Errors
+/// When `out` fails.
+pub fn brief<W: Write>(out: &mut W, verb: &str, brief: &Brief) -> io::Result<()> {
+    writeln!(
+        out,
+        "{verb} {} ({}, order {}, group {}): {}",
+        brief.message_id.as_deref().unwrap_or("(no message id)"),
+        brief.kind.as_deref().unwrap_or("no type"),
+        brief.correlation_id.as_deref().unwrap_or("-"),
+        brief.fingerprint,
+        brief.error.as_deref().unwrap_or("-")
+    )
 }
 
 /// An error and its causes as one line, skipping a cause the line already says (lapin repeats
@@ -250,13 +354,14 @@ mod tests {
     #[test]
     fn text_shows_every_header_and_the_body() {
         let mut out = Vec::new();
-        dead_letter(&mut out, 1, &letter()).unwrap();
+        dead_letter(&mut out, 1, &letter(), SystemTime::now()).unwrap();
         let text = String::from_utf8(out).unwrap();
         for expected in [
             "message_id:     m-1",
             "correlation_id: -",
             "type:           order.created",
             "x-death reason: delivery_limit",
+            "fingerprint:    ",
             "  retry-count: 5",
             "  error-kind: retries-exhausted",
             "  x-death: [{count=1, reason=delivery_limit}]",

@@ -1,5 +1,6 @@
 //! Publishing a JSON body by hand (to inject an event), persistent and confirmed.
 
+use crate::exit::Exit;
 use crate::target::{APP_ID, Session, Target, is_not_found};
 use anyhow::{Context, bail};
 use broker::Outgoing;
@@ -106,10 +107,11 @@ async fn ensure_exchange(target: &Target, exchange: &str) -> anyhow::Result<()> 
     session.close().await;
     match declared {
         Ok(()) => Ok(()),
-        Err(err) if is_not_found(&err) => bail!(
+        Err(err) if is_not_found(&err) => Err(Exit::not_found(format!(
             "there is no exchange '{exchange}' in vhost '{}'",
             target.vhost
-        ),
+        ))
+        .into()),
         Err(err) => Err(err).with_context(|| format!("cannot inspect exchange '{exchange}'")),
     }
 }

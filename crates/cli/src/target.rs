@@ -1,5 +1,6 @@
 //! Which broker and vhost the CLI works on, and the connections to it (AMQP and management API).
 
+use crate::exit::Exit;
 use anyhow::{Context, anyhow};
 use broker::connection::redact;
 use broker::lapin::protocol::{AMQPErrorKind, AMQPSoftError};
@@ -72,11 +73,13 @@ impl Target {
     /// Opens an AMQP connection named `orderflow-cli-admin`.
     ///
     /// # Errors
-    /// When the broker cannot be reached or refuses the login or the vhost.
+    /// When the broker cannot be reached or refuses the login or the vhost (exit code 3).
     pub async fn connect(&self) -> anyhow::Result<Connection> {
         broker::connection::connect(&self.amqp_url, APP_ID, "admin")
             .await
-            .with_context(|| format!("cannot connect to {}", redact(&self.amqp_url)))
+            .with_context(|| {
+                Exit::unreachable(format!("cannot connect to {}", redact(&self.amqp_url)))
+            })
     }
 
     /// A confirming publisher (on its own connection, opened on first use).

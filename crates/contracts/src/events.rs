@@ -157,6 +157,19 @@ impl std::fmt::Display for InvalidField {
 
 impl std::error::Error for InvalidField {}
 
+impl InvalidField {
+    /// The error type of an `order.created` rejected for breaking the contract.
+    pub const ERROR_TYPE: &'static str = "invalid-order";
+
+    /// The rejection every consumer returns for an `order.created` that breaks the contract
+    /// (one error type, so those dead letters group together across the workers' DLQs).
+    #[must_use]
+    pub fn into_rejection(self) -> broker::HandlerError {
+        broker::HandlerError::reject(format!("invalid order.created: {self}"))
+            .with_type(Self::ERROR_TYPE)
+    }
+}
+
 fn check_text(field: &str, value: &str, max: usize) -> Result<(), InvalidField> {
     if value.trim().is_empty() {
         return Err(InvalidField::new(
@@ -349,9 +362,66 @@ event!(
     "payment.refunded"
 );
 
+/// Checks a body as the consumers of `event_type` would read it: it must be JSON, decode as
+/// that event when the type is one of the saga's, and, for an `order.created`, keep the
+/// contract ([`OrderCreated::validate`]). Returns whether the type was known (an unknown one is
+/// checked as JSON only).
+///
+/// # Errors
+/// What is wrong, naming the field where the decoder or the contract can.
+pub fn check_body(event_type: Option<&str>, body: &[u8]) -> Result<bool, String> {
+    fn decode<E: serde::de::DeserializeOwned + Event>(body: &[u8]) -> Result<E, String> {
+        let name = std::any::type_name::<E>()
+            .rsplit("::")
+            .next()
+            .unwrap_or(E::TYPE);
+        serde_json::from_slice(body).map_err(|err| format!("not a valid {name}: {err}"))
+    }
+    fn decodes<E: serde::de::DeserializeOwned + Event>(body: &[u8]) -> Result<(), String> {
+        decode::<E>(body).map(|_| ())
+    }
+    type Check = fn(&[u8]) -> Result<(), String>;
+    let checks: [(&str, Check); 7] = [
+        (OrderCreated::TYPE, |body| {
+            decode::<OrderCreated>(body)?
+                .validate()
+                .map_err(|invalid| format!("breaks the order.created contract: {invalid}"))
+        }),
+        (OrderPaid::TYPE, decodes::<OrderPaid>),
+        (PaymentFailed::TYPE, decodes::<PaymentFailed>),
+        (StockReserved::TYPE, decodes::<StockReserved>),
+        (StockRejected::TYPE, decodes::<StockRejected>),
+        (OrderCancelled::TYPE, decodes::<OrderCancelled>),
+        (PaymentRefunded::TYPE, decodes::<PaymentRefunded>),
+    ];
+    serde_json::from_slice::<serde::de::IgnoredAny>(body)
+        .map_err(|err| format!("not valid JSON: {err}"))?;
+    match checks.iter().find(|(name, _)| Some(*name) == event_type) {
+        Some((_, check)) => check(body).map(|()| true),
+        None => Ok(false),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bodies_are_checked_as_their_event_and_its_contract() {
+        let order = serde_json::to_vec(&valid()).unwrap();
+        assert_eq!(check_body(Some("order.created"), &order), Ok(true));
+        assert_eq!(check_body(Some("something.else"), b"{\"a\":1}"), Ok(false));
+        assert_eq!(check_body(None, b"[]"), Ok(false));
+        let not_json = check_body(Some("order.created"), b"{\"order_id\":").unwrap_err();
+        assert!(not_json.starts_with("not valid JSON"), "{not_json}");
+        let paid = check_body(Some("order.paid"), &order).unwrap_err();
+        assert!(paid.starts_with("not a valid OrderPaid"), "{paid}");
+        let mut broken = valid();
+        broken.total_cents += 1;
+        let broken = serde_json::to_vec(&broken).unwrap();
+        let contract = check_body(Some("order.created"), &broken).unwrap_err();
+        assert!(contract.contains("total_cents"), "{contract}");
+    }
 
     #[test]
     fn order_created_reads_the_design_example() {

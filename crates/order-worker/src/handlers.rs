@@ -98,7 +98,8 @@ impl<E: Fact> broker::Handler<E> for ApplyFact {
             }
             Applied::UnknownOrder => Err(HandlerError::retry(format!(
                 "order {order_id} is not known (yet)"
-            ))),
+            ))
+            .with_type("unknown-order")),
         }
     }
 }
@@ -113,7 +114,10 @@ pub struct Adopt {
 impl broker::Handler<OrderCreated> for Adopt {
     async fn handle(&self, message: Message<OrderCreated>) -> Result<(), HandlerError> {
         // Checked like an API request: an order that breaks the contract is never adopted.
-        message.event.validate().map_err(rejected)?;
+        message
+            .event
+            .validate()
+            .map_err(contracts::InvalidField::into_rejection)?;
         // Our own outbox's orders are stored already: skip the write.
         if message.meta.app_id.as_deref() == Some(crate::APP_ID) {
             return Ok(());
@@ -123,11 +127,6 @@ impl broker::Handler<OrderCreated> for Adopt {
         }
         Ok(())
     }
-}
-
-/// The rejection of an `order.created` that breaks the contract, naming the field and why.
-fn rejected(invalid: contracts::InvalidField) -> HandlerError {
-    HandlerError::reject(format!("invalid order.created: {invalid}"))
 }
 
 #[cfg(test)]

@@ -36,7 +36,7 @@ impl<B: Publish, P: Provider> broker::Handler<OrderCreated> for Charge<B, P> {
         // Checked like an API request: nothing is charged for an order that breaks the contract.
         order
             .validate()
-            .map_err(|invalid| HandlerError::reject(format!("invalid order.created: {invalid}")))?;
+            .map_err(contracts::InvalidField::into_rejection)?;
         let order_id = order.order_id.to_string();
         let amount = i64::try_from(order.total_cents)
             .map_err(|_| HandlerError::reject("total_cents out of range"))?;
@@ -62,7 +62,9 @@ impl<B: Publish, P: Provider> broker::Handler<OrderCreated> for Charge<B, P> {
             payment = match self.provider.charge(request).await {
                 Verdict::Approved => self.store.charge(&order_id, &payment_id).await?,
                 Verdict::Declined(reason) => self.store.decline(&order_id, &reason).await?,
-                Verdict::Unavailable(why) => return Err(HandlerError::retry(why)),
+                Verdict::Unavailable(why) => {
+                    return Err(HandlerError::retry(why).with_type("provider-unavailable"));
+                }
             };
         }
         announce(&self.publisher, &payment).await

@@ -116,7 +116,9 @@ impl CommonArgs {
         let name = app_id.trim_end_matches("-worker");
         Settings {
             broker: BrokerConfig::new(&self.amqp_url, app_id)
-                .with_shutdown_timeout(Duration::from_secs(self.shutdown_timeout_secs)),
+                .with_shutdown_timeout(Duration::from_secs(self.shutdown_timeout_secs))
+                // Every crate shares the workspace's version: it names the worker's build.
+                .with_app_version(env!("CARGO_PKG_VERSION")),
             database_url: self
                 .database_url
                 .clone()

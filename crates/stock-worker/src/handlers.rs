@@ -22,7 +22,7 @@ impl<P: Publish> broker::Handler<OrderCreated> for Reserve<P> {
         // Checked like an API request: nothing is reserved for an order that breaks the contract.
         order
             .validate()
-            .map_err(|invalid| HandlerError::reject(format!("invalid order.created: {invalid}")))?;
+            .map_err(contracts::InvalidField::into_rejection)?;
         let mut lines = Lines::new();
         for item in &order.items {
             *lines.entry(item.sku.clone()).or_default() += i64::from(item.quantity);

@@ -149,9 +149,11 @@ impl Running {
     }
 }
 
-/// A config with short windows suitable for tests.
+/// A config with short windows suitable for tests; failed copies name `broker-tests/<version>`.
 pub fn config(url: &str) -> BrokerConfig {
-    BrokerConfig::new(url, "broker-tests").with_shutdown_timeout(Duration::from_secs(10))
+    BrokerConfig::new(url, "broker-tests")
+        .with_shutdown_timeout(Duration::from_secs(10))
+        .with_app_version(env!("CARGO_PKG_VERSION"))
 }
 
 /// Waits until `recorder` has a success for every id in `ids`.
