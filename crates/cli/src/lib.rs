@@ -109,7 +109,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn manual(args: PublishArgs) -> anyhow::Result<publish::Manual> {
+fn manual(args: PublishArgs) -> anyhow::Result<publish::Publication> {
     let body = match &args.file {
         Some(path) => std::fs::read(path)
             .with_context(|| format!("cannot read the body from {}", path.display()))?,
@@ -121,7 +121,7 @@ fn manual(args: PublishArgs) -> anyhow::Result<publish::Manual> {
             body
         }
     };
-    Ok(publish::Manual {
+    Ok(publish::Publication {
         exchange: args.exchange,
         routing_key: args.routing_key,
         body,

@@ -11,7 +11,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 /// What to publish and where.
 #[derive(Debug, Clone)]
-pub struct Manual {
+pub struct Publication {
     /// Target exchange ("" is the default exchange).
     pub exchange: String,
     /// Routing key.
@@ -26,7 +26,7 @@ pub struct Manual {
     pub message_id: Option<String>,
 }
 
-impl Manual {
+impl Publication {
     /// The message with the wire contract's properties: JSON content type, persistent,
     /// a `message_id`, a timestamp and the CLI's `app_id`.
     ///
@@ -70,7 +70,7 @@ impl Manual {
 /// # Errors
 /// When the body is not JSON, the exchange does not exist, no queue is bound for it, or the
 /// broker does not confirm it.
-pub async fn publish(target: &Target, manual: &Manual) -> anyhow::Result<String> {
+pub async fn publish(target: &Target, manual: &Publication) -> anyhow::Result<String> {
     let message = manual.outgoing()?;
     if !manual.exchange.is_empty() {
         ensure_exchange(target, &manual.exchange).await?;
@@ -120,8 +120,8 @@ async fn ensure_exchange(target: &Target, exchange: &str) -> anyhow::Result<()> 
 mod tests {
     use super::*;
 
-    fn manual(body: &str) -> Manual {
-        Manual {
+    fn manual(body: &str) -> Publication {
+        Publication {
             exchange: "orders".into(),
             routing_key: "order.created".into(),
             body: body.as_bytes().to_vec(),
