@@ -21,7 +21,7 @@ pub const MANAGEMENT_UI: &str = "http://localhost:15672";
 #[derive(Debug, Clone, clap::Args)]
 pub struct BrokerArgs {
     /// Broker URL, including the vhost.
-    #[arg(long, env = "AMQP_URL", default_value = DEFAULT_AMQP_URL)]
+    #[arg(long, env = "AMQP_URL", default_value = DEFAULT_AMQP_URL, hide_env_values = true)]
     pub amqp_url: String,
 }
 

@@ -13,12 +13,39 @@ pub fn redact(url: &str) -> String {
     url.split(',').map(redact_one).collect::<Vec<_>>().join(",")
 }
 
+/// Query parameters that carry a secret in the URL forms the project accepts (PostgreSQL's
+/// `?password=`, `sslpassword`).
+const SECRET_PARAMETERS: [&str; 3] = ["password", "sslpassword", "pass"];
+
 fn redact_one(url: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((base, query)) => (base, Some(query)),
+        None => (url, None),
+    };
+    let base = redact_userinfo(base);
+    let Some(query) = query else {
+        return base;
+    };
+    let query: Vec<String> = query
+        .split('&')
+        .map(|pair| match pair.split_once('=') {
+            Some((name, _)) if SECRET_PARAMETERS.contains(&name.to_ascii_lowercase().as_str()) => {
+                format!("{name}=***")
+            }
+            _ => pair.to_owned(),
+        })
+        .collect();
+    format!("{base}?{}", query.join("&"))
+}
+
+fn redact_userinfo(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
         (Some(scheme_end), Some(at)) if at > scheme_end => {
             let userinfo = &url[scheme_end + 3..at];
-            let user = userinfo.split(':').next().unwrap_or_default();
-            format!("{}{user}:***{}", &url[..scheme_end + 3], &url[at..])
+            match userinfo.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme_end + 3], &url[at..]),
+                None => url.to_owned(),
+            }
         }
         _ => url.to_owned(),
     }
@@ -209,6 +236,28 @@ impl Readiness {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_url_form_loses_its_password() {
+        for (url, shown) in [
+            ("amqp://u:s3cret@h:5672/%2f", "amqp://u:***@h:5672/%2f"),
+            (
+                "amqp://u:s3cret@h/%2f?frame_max=4096",
+                "amqp://u:***@h/%2f?frame_max=4096",
+            ),
+            (
+                "postgres://u@h/db?password=s3cret&sslmode=require",
+                "postgres://u@h/db?password=***&sslmode=require",
+            ),
+            (
+                "postgres://u:p%40ss@h/db?sslpassword=s3cret",
+                "postgres://u:***@h/db?sslpassword=***",
+            ),
+            ("sqlite://data/x.db", "sqlite://data/x.db"),
+        ] {
+            assert_eq!(redact(url), shown);
+        }
+    }
 
     #[test]
     fn a_list_of_urls_names_each_node_and_redacts_each_password() {

@@ -14,6 +14,9 @@ pub enum BrokerError {
     /// The configured URL names no broker.
     #[error("no broker URL given")]
     NoAddress,
+    /// A configured address is not an `amqp://` or `amqps://` URL (shown without its password).
+    #[error("not an amqp:// or amqps:// URL: {0}")]
+    InvalidUrl(String),
     /// A mandatory publish matched no queue.
     #[error(
         "unroutable: no queue is bound to exchange '{exchange}' with routing key '{routing_key}' ({reply})"
@@ -60,7 +63,8 @@ impl BrokerError {
             | Self::Nacked { .. }
             | Self::Serialize(_)
             | Self::Closed
-            | Self::NoAddress => false,
+            | Self::NoAddress
+            | Self::InvalidUrl(_) => false,
         }
     }
 }

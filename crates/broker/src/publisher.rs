@@ -67,8 +67,15 @@ impl Publisher {
     /// # Errors
     /// When the URL names no broker.
     pub fn new(config: &BrokerConfig) -> Result<Self, BrokerError> {
-        if crate::connection::addresses(&config.url).is_empty() {
+        let addresses = crate::connection::addresses(&config.url);
+        if addresses.is_empty() {
             return Err(BrokerError::NoAddress);
+        }
+        if let Some(bad) = addresses
+            .iter()
+            .find(|address| address.parse::<lapin::uri::AMQPUri>().is_err())
+        {
+            return Err(BrokerError::InvalidUrl(crate::connection::redact(bad)));
         }
         Ok(Self {
             inner: Arc::new(Inner {

@@ -13,10 +13,21 @@ pub const DEFAULT_AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
 #[command(name = "orderflow", version, about)]
 pub struct Args {
     /// Broker and vhost; the login is used for the management API too.
-    #[arg(long, env = "AMQP_URL", default_value = DEFAULT_AMQP_URL, global = true)]
+    #[arg(
+        long,
+        env = "AMQP_URL",
+        default_value = DEFAULT_AMQP_URL,
+        global = true,
+        hide_env_values = true
+    )]
     pub amqp_url: String,
     /// Management API base URL [default: http://<amqp host>:15672].
-    #[arg(long, env = "RABBITMQ_MANAGEMENT_URL", global = true)]
+    #[arg(
+        long,
+        env = "RABBITMQ_MANAGEMENT_URL",
+        global = true,
+        hide_env_values = true
+    )]
     pub management_url: Option<String>,
     /// Output format: text for people, json for scripts (one object per line: per item for
     /// listings, one for an action's result).

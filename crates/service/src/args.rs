@@ -11,10 +11,10 @@ pub const DEFAULT_AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
 #[derive(Debug, Clone, clap::Args)]
 pub struct CommonArgs {
     /// Broker URL, including the vhost.
-    #[arg(long, env = "AMQP_URL", default_value = DEFAULT_AMQP_URL)]
+    #[arg(long, env = "AMQP_URL", default_value = DEFAULT_AMQP_URL, hide_env_values = true)]
     pub amqp_url: String,
     /// The worker's own store: `sqlite://path.db` or `postgres://…` (default: `sqlite://data/<worker>.db`).
-    #[arg(long, env = "DATABASE_URL")]
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
     /// Address for the API, `/healthz`, `/readyz` and `/metrics`.
     #[arg(long, env = "HTTP_ADDR")]
