@@ -267,6 +267,26 @@ async fn an_always_failing_payment_is_dead_lettered_and_completes_after_replay()
     );
     assert!(headers["failed-at"].is_string());
 
+    // What an operator alerts on: the dead letter by queue and reason, and latency as a
+    // histogram (buckets) with its HELP text.
+    let text = reqwest::get(system.payments[0].url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(
+        metrics::sample(
+            &text,
+            "orderflow_dead_letters_total",
+            &[("queue", queue), ("reason", "retries-exhausted")]
+        ),
+        Some(1.0),
+        "{text}"
+    );
+    assert!(text.contains("orderflow_handler_seconds_bucket{"), "{text}");
+    assert!(text.contains("# HELP orderflow_dead_letters_total"), "{text}");
+
     let order = system.order(id).await;
     assert_eq!(
         order["status"], "pending",

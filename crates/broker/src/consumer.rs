@@ -8,7 +8,7 @@ use crate::handler::{Handler, HandlerError};
 use crate::headers;
 use crate::message::{Message, Meta};
 use crate::publisher::Publisher;
-use crate::retry::{Outcome, decide};
+use crate::retry::{Decision, Outcome, decide};
 use crate::settle::{Settler, settle};
 use crate::topology::QueueSpec;
 use crate::trace::TraceParent;
@@ -360,6 +360,7 @@ async fn process(
             "outcome" => outcome_label(attempt.outcome)
         )
         .increment(1);
+        record_decision(queue, decision);
         match &attempt.failure {
             None => tracing::debug!(?elapsed, "handled"),
             Some(failure) => tracing::warn!(
@@ -471,6 +472,31 @@ impl Drop for Hold {
             }
         });
     }
+}
+
+/// Counts what the runtime does with a delivery, beside what its handler returned: an operator
+/// alerts on dead letters by queue and reason, and on retries.
+fn record_decision(queue: &str, decision: Decision) {
+    let label = match decision {
+        Decision::Ack => "ack",
+        Decision::Retry { .. } => "retry",
+        Decision::DeadLetter(reason) => {
+            metrics::counter!(
+                "orderflow_dead_letters_total",
+                "queue" => queue.to_owned(),
+                "reason" => reason.as_str()
+            )
+            .increment(1);
+            "dead_letter"
+        }
+        Decision::GiveBack => "requeue",
+    };
+    metrics::counter!(
+        "orderflow_decisions_total",
+        "queue" => queue.to_owned(),
+        "decision" => label
+    )
+    .increment(1);
 }
 
 fn outcome_label(outcome: Outcome) -> &'static str {

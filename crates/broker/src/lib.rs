@@ -11,6 +11,7 @@ pub mod failure;
 pub mod handler;
 pub mod headers;
 pub mod message;
+pub mod metrics;
 pub mod publish;
 pub mod publisher;
 #[cfg(feature = "test-util")]

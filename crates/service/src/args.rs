@@ -52,8 +52,13 @@ pub struct CommonArgs {
     /// Log filter, e.g. `info,broker=debug`.
     #[arg(long = "log", env = "RUST_LOG", default_value = "info")]
     pub log_filter: String,
-    /// Log one JSON object per line.
-    #[arg(long, env = "LOG_JSON")]
+    /// Log one JSON object per line (`LOG_JSON=1`, `true`, `yes` or `on`).
+    #[arg(
+        long,
+        env = "LOG_JSON",
+        action = clap::ArgAction::SetTrue,
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
     pub log_json: bool,
 }
 
@@ -78,7 +83,11 @@ pub fn parse(app_id: &'static str, default_port: u16) -> Settings {
         ))
         .get_matches();
     let cli = WorkerCli::from_arg_matches(&matches).unwrap_or_else(|err| err.exit());
-    cli.common.init_logging();
+    if let Err(err) = cli.common.init_logging() {
+        WorkerCli::command()
+            .error(clap::error::ErrorKind::InvalidValue, err)
+            .exit();
+    }
     cli.common
         .settings(app_id, ([127, 0, 0, 1], default_port).into())
 }
@@ -106,8 +115,11 @@ pub struct Settings {
 
 impl CommonArgs {
     /// Installs logging as the flags say.
-    pub fn init_logging(&self) {
-        crate::telemetry::init(&self.log_filter, self.log_json);
+    ///
+    /// # Errors
+    /// When the log filter does not parse.
+    pub fn init_logging(&self) -> Result<(), String> {
+        crate::telemetry::init(&self.log_filter, self.log_json)
     }
 
     /// Resolves the flags for worker `app_id` with its default store and address.

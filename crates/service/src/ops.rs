@@ -7,7 +7,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
 use broker::Readiness;
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use serde_json::json;
 use sqlx::AnyPool;
 use std::sync::OnceLock;
@@ -19,7 +19,36 @@ struct Ops {
     metrics: PrometheusHandle,
 }
 
-/// The process-wide Prometheus recorder, installed on first use.
+/// Latency buckets (seconds): histograms, not summaries, so replicas' series can be summed.
+const SECONDS_BUCKETS: [f64; 14] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 60.0,
+];
+
+/// Buckets for counts per event (deliveries per ack frame, transactions per group commit).
+const COUNT_BUCKETS: [f64; 9] = [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0];
+
+/// Describes the metrics the shared worker code records.
+fn describe() {
+    metrics::describe_histogram!(
+        "orderflow_store_group_size",
+        "Transactions one SQLite group commit held."
+    );
+    metrics::describe_counter!(
+        "orderflow_store_group_reruns_total",
+        "SQLite groups run again with savepoints because one of their transactions failed."
+    );
+    metrics::describe_counter!(
+        "orderflow_outbox_published_total",
+        "Outbox rows the relay published and marked sent."
+    );
+    metrics::describe_gauge!(
+        "orderflow_outbox_quarantined",
+        "Outbox rows the relay gave up on (kept; listed by GET /outbox/quarantined)."
+    );
+}
+
+/// The process-wide Prometheus recorder, installed on first use, with histogram buckets and
+/// every metric's HELP text.
 ///
 /// # Panics
 /// When another metrics recorder was installed first.
@@ -27,9 +56,26 @@ pub fn metrics() -> PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
     HANDLE
         .get_or_init(|| {
-            PrometheusBuilder::new()
+            let handle = PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &SECONDS_BUCKETS)
+                .and_then(|builder| {
+                    builder.set_buckets_for_metric(
+                        Matcher::Full("orderflow_acks_per_frame".into()),
+                        &COUNT_BUCKETS,
+                    )
+                })
+                .and_then(|builder| {
+                    builder.set_buckets_for_metric(
+                        Matcher::Full("orderflow_store_group_size".into()),
+                        &COUNT_BUCKETS,
+                    )
+                })
+                .expect("bucket lists are not empty")
                 .install_recorder()
-                .expect("no other metrics recorder is installed")
+                .expect("no other metrics recorder is installed");
+            broker::metrics::describe();
+            describe();
+            handle
         })
         .clone()
 }
@@ -59,4 +105,31 @@ async fn ready(State(ops): State<Ops>) -> (StatusCode, Json<serde_json::Value>) 
         StatusCode::SERVICE_UNAVAILABLE
     };
     (status, Json(json!({"broker": broker, "store": store})))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn latencies_render_as_histograms_with_help_text() {
+        let handle = metrics();
+        metrics::histogram!("orderflow_handler_seconds", "queue" => "q").record(0.003);
+        metrics::counter!("orderflow_dead_letters_total", "queue" => "q", "reason" => "rejected")
+            .increment(1);
+        let text = handle.render();
+        assert!(
+            text.contains("orderflow_handler_seconds_bucket{queue=\"q\",le=\"0.005\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("# TYPE orderflow_handler_seconds histogram"),
+            "{text}"
+        );
+        assert!(text.contains("# HELP orderflow_handler_seconds"), "{text}");
+        assert!(
+            text.contains("# HELP orderflow_dead_letters_total"),
+            "{text}"
+        );
+    }
 }

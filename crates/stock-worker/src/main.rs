@@ -2,9 +2,10 @@
 //! SIGTERM or Ctrl-C.
 
 use anyhow::Context;
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::process::ExitCode;
 
 /// The stock worker (every flag also reads the environment variable named in `--help`).
 #[derive(Debug, Parser)]
@@ -17,9 +18,17 @@ struct Args {
     stock_file: PathBuf,
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> ExitCode {
     let args = Args::parse();
-    args.common.init_logging();
+    if let Err(err) = args.common.init_logging() {
+        Args::command()
+            .error(clap::error::ErrorKind::InvalidValue, err)
+            .exit();
+    }
+    service::telemetry::exit(run(args))
+}
+
+fn run(args: Args) -> anyhow::Result<()> {
     let text = std::fs::read_to_string(&args.stock_file)
         .with_context(|| format!("reading STOCK_FILE {}", args.stock_file.display()))?;
     let inventory: BTreeMap<String, u64> = serde_json::from_str(&text).with_context(|| {

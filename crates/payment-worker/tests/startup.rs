@@ -1,5 +1,6 @@
-//! Secrets stay out of what a worker prints: its `--help`, and the error it stops with when a
-//! URL is malformed (the binary, as an operator runs it).
+//! What a worker prints as it starts and stops (the binary, as an operator runs it): no secret in
+//! `--help` or in the error of a malformed URL; JSON lines when asked, however the flag is
+//! spelled; no colour codes into a pipe; a log filter that does not parse is a usage error.
 
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -108,4 +109,64 @@ fn a_malformed_database_url_stops_the_worker_without_echoing_its_password() {
         !shown.contains(SECRET),
         "the error echoed the password:\n{shown}"
     );
+}
+
+/// Every line the worker wrote, which must all be JSON objects.
+fn json_lines(output: &Output) -> Vec<serde_json::Value> {
+    text(output)
+        .lines()
+        .filter(|line| !line.trim().is_empty())
+        .map(|line| {
+            serde_json::from_str(line).unwrap_or_else(|err| panic!("not JSON ({err}): {line}"))
+        })
+        .collect()
+}
+
+#[test]
+fn log_json_1_and_true_both_give_json_lines_down_to_the_fatal_error() {
+    for spelling in ["1", "true", "yes", "on"] {
+        let (output, exited) = run(
+            &[],
+            &[
+                ("LOG_JSON", spelling.to_owned()),
+                ("AMQP_URL", "amqp://u:p@[broken/%2f".to_owned()),
+            ],
+        );
+        assert!(
+            exited && !output.status.success(),
+            "LOG_JSON={spelling}: {}",
+            text(&output)
+        );
+        let lines = json_lines(&output);
+        let fatal = lines
+            .iter()
+            .find(|line| line["level"] == "ERROR")
+            .unwrap_or_else(|| panic!("LOG_JSON={spelling}: no error line in {lines:?}"));
+        assert!(
+            fatal["fields"]["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("amqp://")),
+            "{fatal}"
+        );
+    }
+}
+
+#[test]
+fn text_logs_into_a_pipe_carry_no_colour_codes() {
+    let (output, _) = run(&[], &[("AMQP_URL", "amqp://u:p@[broken/%2f".to_owned())]);
+    let shown = text(&output);
+    assert!(shown.contains("stopped by a fatal error"), "{shown}");
+    assert!(
+        !shown.contains('\u{1b}'),
+        "ANSI escape codes in piped logs:\n{shown}"
+    );
+}
+
+#[test]
+fn a_log_filter_that_does_not_parse_is_a_usage_error() {
+    let (output, exited) = run(&[], &[("RUST_LOG", "info,broker=lodu".to_owned())]);
+    let shown = text(&output);
+    assert!(exited, "{shown}");
+    assert_eq!(output.status.code(), Some(2), "{shown}");
+    assert!(shown.contains("broker=lodu"), "{shown}");
 }
