@@ -5,7 +5,7 @@
 //! # Layout
 //!
 //! - [`validation`]: the order request and its checks.
-//! - [`store`]: orders, outbox, idempotency keys.
+//! - [`store`]: orders, outbox, idempotency keys, and which of their rows retention prunes.
 //! - the inbox (`service::inbox`) keys facts by message id, queue and order.
 //! - [`outbox`]: the relay that publishes outbox rows.
 //! - [`handlers`]: stock and payment facts → order status.
@@ -76,6 +76,7 @@ pub async fn run(
             settings.consumer::<PaymentRefunded, _>(queues::ORDER_PAYMENT_REFUNDED, apply_fact),
         );
     let mut worker = service::worker::Worker::new();
+    worker.prune(&db, &store::PRUNED, settings.retention);
     worker.spawn(outbox::relay(
         store.clone(),
         runtime.publisher(),

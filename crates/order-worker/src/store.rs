@@ -8,6 +8,7 @@ use futures_util::FutureExt;
 use service::clock;
 use service::db::Db;
 use service::inbox::{self, Claim};
+use service::retention::Prunable;
 use sqlx::{Any, AnyConnection, Row};
 use uuid::Uuid;
 
@@ -116,6 +117,29 @@ impl OutboxRow {
 
 /// Outbox rows marked sent per statement (well below SQLite's and PostgreSQL's bind limits).
 const MARK_SENT_CHUNK: usize = 256;
+
+/// What retention prunes here: claims (keyed by order too), outbox rows once sent (never an
+/// unsent or quarantined one) and idempotency keys; orders themselves stay.
+pub const PRUNED: [Prunable; 3] = [
+    Prunable {
+        table: "inbox",
+        key: "message_id, queue, order_id",
+        stamp: "handled_at",
+        only_if: None,
+    },
+    Prunable {
+        table: "outbox",
+        key: "message_id",
+        stamp: "sent_at",
+        only_if: Some("quarantined_at IS NULL"),
+    },
+    Prunable {
+        table: "idempotency_keys",
+        key: "idempotency_key",
+        stamp: "created_at",
+        only_if: None,
+    },
+];
 
 /// The store over its database.
 #[derive(Debug, Clone)]

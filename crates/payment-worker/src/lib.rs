@@ -61,7 +61,7 @@ pub async fn run(
             },
         ));
     let app = api::routes(api::Api { store, provider });
-    service::worker::Worker::new()
-        .run(runtime, app, db, listen, shutdown)
-        .await
+    let mut worker = service::worker::Worker::new();
+    worker.prune(&db, &[service::retention::INBOX], settings.retention);
+    worker.run(runtime, app, db, listen, shutdown).await
 }

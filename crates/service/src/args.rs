@@ -49,6 +49,10 @@ pub struct CommonArgs {
     /// checkpoints (survives process crashes; faster).
     #[arg(long, env = "SQLITE_SYNCHRONOUS", default_value = "full", value_parser = ["full", "normal"])]
     pub sqlite_synchronous: String,
+    /// Hours inbox claims, sent outbox rows and idempotency keys are kept; 0 keeps them for ever.
+    /// A message redelivered, or a request retried, after this long is no longer recognised.
+    #[arg(long, env = "RETENTION_HOURS", default_value_t = 168)]
+    pub retention_hours: u64,
     /// Log filter, e.g. `info,broker=debug`.
     #[arg(long = "log", env = "RUST_LOG", default_value = "info")]
     pub log_filter: String,
@@ -111,6 +115,8 @@ pub struct Settings {
     pub concurrency: usize,
     /// Tokio worker threads.
     pub worker_threads: usize,
+    /// How long records that only guard against repeats are kept; `None` keeps them for ever.
+    pub retention: Option<Duration>,
 }
 
 impl CommonArgs {
@@ -145,6 +151,8 @@ impl CommonArgs {
             prefetch: self.prefetch,
             concurrency: self.concurrency,
             worker_threads: usize::from(self.worker_threads),
+            retention: (self.retention_hours > 0)
+                .then(|| Duration::from_secs(self.retention_hours * 3600)),
         }
     }
 }
@@ -183,5 +191,31 @@ impl Settings {
     pub fn runtime(&self) -> Result<broker::Runtime, broker::BrokerError> {
         Ok(broker::Runtime::new(self.broker.clone())?
             .with_topology(contracts::topology::system(&self.retry)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    fn settings(args: &[&str]) -> Settings {
+        let cli = WorkerCli::try_parse_from(std::iter::once("worker").chain(args.iter().copied()))
+            .unwrap();
+        cli.common
+            .settings("test-worker", ([127, 0, 0, 1], 0).into())
+    }
+
+    #[test]
+    fn retention_defaults_to_a_week_and_zero_turns_it_off() {
+        assert_eq!(
+            settings(&[]).retention,
+            Some(Duration::from_secs(7 * 24 * 3600))
+        );
+        assert_eq!(
+            settings(&["--retention-hours", "2"]).retention,
+            Some(Duration::from_secs(7200))
+        );
+        assert_eq!(settings(&["--retention-hours", "0"]).retention, None);
     }
 }

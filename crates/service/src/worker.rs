@@ -1,11 +1,14 @@
-//! Running a worker: the broker runtime, the HTTP server (API + ops) and background tasks, all
+//! Running a worker: the broker runtime, the HTTP server (API + ops) and background tasks (the
+//! order relay, retention), all
 //! stopped together on shutdown — or when the runtime fails for good.
 
 use crate::db::Db;
 use crate::http::{Listen, serve};
+use crate::retention::Prunable;
 use axum::Router;
 use broker::Runtime;
 use std::future::Future;
+use std::time::Duration;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -45,6 +48,17 @@ impl Worker {
     /// Runs `task` in the background; it must finish once the stop token is cancelled.
     pub fn spawn(&mut self, task: impl Future<Output = ()> + Send + 'static) {
         self.tasks.push(tokio::spawn(task));
+    }
+
+    /// Prunes `tables` of `db` in the background, keeping rows younger than `window` (none when
+    /// it is `None`), until the worker stops; see [`crate::retention`].
+    pub fn prune(&mut self, db: &Db, tables: &'static [Prunable], window: Option<Duration>) {
+        self.spawn(crate::retention::run(
+            db.clone(),
+            tables,
+            window,
+            self.stop_token(),
+        ));
     }
 
     /// Serves `api` plus the ops routes (which check `db`) on `listen` and runs `runtime` until

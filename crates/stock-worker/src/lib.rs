@@ -64,7 +64,9 @@ pub async fn run(
                 store: store.clone(),
             },
         ));
-    service::worker::Worker::new()
+    let mut worker = service::worker::Worker::new();
+    worker.prune(&db, &[service::retention::INBOX], settings.retention);
+    worker
         .run(runtime, api::routes(store), db, listen, shutdown)
         .await
 }

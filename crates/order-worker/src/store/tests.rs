@@ -7,6 +7,7 @@ use contracts::fixtures::order_created;
 use contracts::names::queues;
 use service::db::Db;
 use service::inbox::Claim;
+use service::test_retention::{LONG_AGO, count, execute, prune_now};
 use uuid::Uuid;
 
 fn request(quantity: u32) -> ValidOrder {
@@ -258,7 +259,87 @@ async fn a_refused_row_is_quarantined_until_released(db: Db) {
     assert!(store.quarantined().await.unwrap().is_empty());
 }
 
+async fn an_old_inbox_claim_is_pruned_and_a_young_one_still_a_duplicate(db: Db) {
+    let order_id = Uuid::new_v4().to_string();
+    service::test_retention::an_old_claim_goes_and_a_young_one_stays(db, &super::PRUNED, |id| {
+        Claim::for_order(Some(id), queues::ORDER_ORDER_PAID, &order_id)
+    })
+    .await;
+}
+
+/// Writes an outbox row sent at `sent_at` and quarantined at `quarantined_at`, created long ago.
+async fn outbox_row(
+    db: &Db,
+    message_id: &str,
+    sent_at: Option<&str>,
+    quarantined_at: Option<&str>,
+) {
+    let binds = [Some(message_id), Some(LONG_AGO), sent_at, quarantined_at];
+    execute(
+        db,
+        "INSERT INTO outbox (message_id, order_id, event_type, exchange, routing_key, body, \
+         created_at, sent_at, quarantined_at) VALUES ($1, 'o', 'order.created', 'x', 'k', '{}', $2, $3, $4)",
+        binds.iter().map(|b| b.map(str::to_owned)).collect(),
+    )
+    .await;
+}
+
+async fn only_outbox_rows_sent_long_ago_are_pruned(db: Db) {
+    let now = service::clock::now();
+    outbox_row(&db, "sent-long-ago", Some(LONG_AGO), None).await;
+    outbox_row(&db, "sent-just-now", Some(&now), None).await;
+    outbox_row(&db, "never-sent", None, None).await;
+    outbox_row(&db, "quarantined", None, Some(LONG_AGO)).await;
+    outbox_row(&db, "sent-then-quarantined", Some(LONG_AGO), Some(LONG_AGO)).await;
+    let pruned = prune_now(&db, &super::PRUNED).await;
+    assert!(pruned.contains(&("outbox", 1)), "{pruned:?}");
+    let mut left: Vec<String> = sqlx::query_scalar("SELECT message_id FROM outbox")
+        .fetch_all(db.pool())
+        .await
+        .unwrap();
+    left.sort();
+    assert_eq!(
+        left,
+        [
+            "never-sent",
+            "quarantined",
+            "sent-just-now",
+            "sent-then-quarantined"
+        ]
+    );
+}
+
+async fn an_old_idempotency_key_is_pruned_and_a_young_one_replays(db: Db) {
+    let store = OrderStore::new(db.clone());
+    let Created::New(young) = store.create(&request(1), Some("young")).await.unwrap() else {
+        panic!("a new key makes a new order");
+    };
+    execute(
+        &db,
+        "INSERT INTO idempotency_keys (idempotency_key, order_id, fingerprint, created_at) \
+         VALUES ('old', 'o', '{}', $1)",
+        vec![Some(LONG_AGO.to_owned())],
+    )
+    .await;
+    assert_eq!(count(&db, "idempotency_keys").await, 2);
+    let pruned = prune_now(&db, &super::PRUNED).await;
+    assert!(pruned.contains(&("idempotency_keys", 1)), "{pruned:?}");
+    assert_eq!(count(&db, "idempotency_keys").await, 1);
+    assert_eq!(
+        store.create(&request(1), Some("young")).await.unwrap(),
+        Created::Replayed(young)
+    );
+    assert!(matches!(
+        store.create(&request(1), Some("old")).await.unwrap(),
+        Created::New(_)
+    ));
+    assert_eq!(count(&db, "orders").await, 2, "the orders themselves stay");
+}
+
 service::store_tests!(crate::MIGRATOR;
+    an_old_inbox_claim_is_pruned_and_a_young_one_still_a_duplicate,
+    only_outbox_rows_sent_long_ago_are_pruned,
+    an_old_idempotency_key_is_pruned_and_a_young_one_replays,
     stock_and_payment_complete_the_order_in_either_order,
     a_fact_before_its_order_releases_its_claim,
     a_cancel_before_its_order_releases_its_claim,

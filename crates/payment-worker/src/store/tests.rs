@@ -103,7 +103,17 @@ async fn a_declined_payment_stays_declined(db: Db) {
     assert_eq!(books(&store).await, (Status::Declined, 0, 0));
 }
 
+async fn an_old_inbox_claim_is_pruned_and_a_young_one_still_a_duplicate(db: Db) {
+    service::test_retention::an_old_claim_goes_and_a_young_one_stays(
+        db,
+        &[service::retention::INBOX],
+        |id| Claim::new(Some(id), queues::PAYMENT_ORDER_CREATED),
+    )
+    .await;
+}
+
 service::store_tests!(crate::MIGRATOR;
+    an_old_inbox_claim_is_pruned_and_a_young_one_still_a_duplicate,
     a_charge_is_recorded_once,
     a_charge_after_a_cancel_is_recorded_with_its_refund,
     a_cancel_before_the_order_is_never_charged,

@@ -194,7 +194,17 @@ async fn a_corrupt_reservation_is_an_error_and_moves_no_stock(db: Db) {
     );
 }
 
+async fn an_old_inbox_claim_is_pruned_and_a_young_one_still_a_duplicate(db: Db) {
+    service::test_retention::an_old_claim_goes_and_a_young_one_stays(
+        db,
+        &[service::retention::INBOX],
+        |id| Claim::new(Some(id), queues::STOCK_ORDER_CREATED),
+    )
+    .await;
+}
+
 service::store_tests!(crate::MIGRATOR;
+    an_old_inbox_claim_is_pruned_and_a_young_one_still_a_duplicate,
     reserved_then_paid_sells_the_units,
     reserved_then_cancelled_returns_the_units,
     paid_before_reservation_is_sold_on_reservation,
