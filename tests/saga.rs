@@ -285,7 +285,10 @@ async fn an_always_failing_payment_is_dead_lettered_and_completes_after_replay()
         "{text}"
     );
     assert!(text.contains("orderflow_handler_seconds_bucket{"), "{text}");
-    assert!(text.contains("# HELP orderflow_dead_letters_total"), "{text}");
+    assert!(
+        text.contains("# HELP orderflow_dead_letters_total"),
+        "{text}"
+    );
 
     let order = system.order(id).await;
     assert_eq!(
