@@ -162,12 +162,9 @@ async fn an_unpublishable_row_is_quarantined_and_newer_orders_complete() {
             .is_some_and(|e| e.contains("unroutable")),
         "{unroutable}"
     );
-    let text = reqwest::get(system.order.url("/metrics"))
+    let text = metrics::text(&system.order)
         .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+        .expect("/metrics answers");
     assert_eq!(
         metrics::sample(&text, "orderflow_outbox_quarantined", &[]),
         Some(2.0)

@@ -269,12 +269,9 @@ async fn an_always_failing_payment_is_dead_lettered_and_completes_after_replay()
 
     // What an operator alerts on: the dead letter by queue and reason, and latency as a
     // histogram (buckets) with its HELP text.
-    let text = reqwest::get(system.payments[0].url("/metrics"))
+    let text = metrics::text(&system.payments[0])
         .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+        .expect("/metrics answers");
     assert_eq!(
         metrics::sample(
             &text,

@@ -14,6 +14,16 @@ pub fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
         .and_then(|value| value.parse().ok())
 }
 
+/// A worker's `/metrics` text; `None` while it cannot be read.
+pub async fn text(worker: &crate::process::Worker) -> Option<String> {
+    reqwest::get(worker.url("/metrics"))
+        .await
+        .ok()?
+        .text()
+        .await
+        .ok()
+}
+
 /// A worker's `orderflow_deliveries_total` for `queue` and `outcome`; `None` while its
 /// `/metrics` cannot be read or has no such sample yet.
 pub async fn deliveries(
@@ -21,12 +31,7 @@ pub async fn deliveries(
     queue: &str,
     outcome: &str,
 ) -> Option<f64> {
-    let text = reqwest::get(worker.url("/metrics"))
-        .await
-        .ok()?
-        .text()
-        .await
-        .ok()?;
+    let text = text(worker).await?;
     sample(
         &text,
         "orderflow_deliveries_total",

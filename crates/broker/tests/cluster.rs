@@ -11,8 +11,13 @@ use testkit::PrivateCluster;
 
 const MESSAGES: u32 = 600;
 
-#[tokio::test]
-async fn losing_the_node_the_runtime_uses_loses_nothing() {
+/// A 3-node cluster, a runtime given every node, and [`MESSAGES`] being published to it.
+async fn start() -> (
+    PrivateCluster,
+    Recorder,
+    Running,
+    tokio::task::JoinHandle<()>,
+) {
     let cluster = PrivateCluster::start(3).await.expect("a 3-node cluster");
     let recorder = Recorder::default();
     let running = Running::start(recording_runtime(
@@ -23,6 +28,12 @@ async fn losing_the_node_the_runtime_uses_loses_nothing() {
     ))
     .await;
     let publishing = tokio::spawn(publish_all(running.publisher.clone(), MESSAGES, 20));
+    (cluster, recorder, running, publishing)
+}
+
+#[tokio::test]
+async fn losing_the_node_the_runtime_uses_loses_nothing() {
+    let (cluster, recorder, running, publishing) = start().await;
     wait_for_successes(&recorder, 150).await;
 
     // The runtime starts with the first address: the seed node.
@@ -35,16 +46,7 @@ async fn losing_the_node_the_runtime_uses_loses_nothing() {
 
 #[tokio::test]
 async fn a_rolling_restart_of_every_node_loses_nothing() {
-    let cluster = PrivateCluster::start(3).await.expect("a 3-node cluster");
-    let recorder = Recorder::default();
-    let running = Running::start(recording_runtime(
-        &cluster.url(),
-        "svc.cluster",
-        &recorder,
-        Duration::from_millis(2),
-    ))
-    .await;
-    let publishing = tokio::spawn(publish_all(running.publisher.clone(), MESSAGES, 20));
+    let (cluster, recorder, running, publishing) = start().await;
     for (n, node) in cluster.nodes().iter().enumerate() {
         wait_for_successes(&recorder, 100 * (n + 1)).await;
         node.restart().await.unwrap();

@@ -49,7 +49,10 @@ pub async fn existing_count(
     })
 }
 
-async fn passive_declare(session: &Session, queue: &str) -> Result<Queue, broker::lapin::Error> {
+pub(crate) async fn passive_declare(
+    session: &Session,
+    queue: &str,
+) -> Result<Queue, broker::lapin::Error> {
     let passive = QueueDeclareOptions {
         passive: true,
         ..QueueDeclareOptions::default()

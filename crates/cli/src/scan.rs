@@ -3,7 +3,7 @@
 //! [`WINDOW`] before they are returned, so a scan neither loops over messages it returned nor
 //! holds a whole queue in memory.
 
-use crate::dead_letters::{existing_count, requeue_all};
+use crate::dead_letters::{existing_count, passive_declare, requeue_all};
 use crate::filter::Filter;
 use crate::letter::{Brief, DeadLetter};
 use crate::queues::DeadLetterQueue;
@@ -14,10 +14,13 @@ use broker::lapin::message::Delivery;
 use broker::lapin::options::BasicGetOptions;
 use std::collections::HashSet;
 use std::hash::{DefaultHasher, Hash, Hasher};
-use std::time::SystemTime;
+use std::time::{Duration, Instant, SystemTime};
 
 /// Messages handed back that a scan holds unacked at most before returning them to the queue.
 pub const WINDOW: usize = 100;
+
+/// How long a finished scan waits for the messages it handed back to be ready again.
+const SETTLE_WAIT: Duration = Duration::from_secs(5);
 
 /// What an action did (or, dry, would do) to the dead letters of one queue.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -174,9 +177,22 @@ impl<'s> Scan<'s> {
         Ok(matched)
     }
 
-    /// Returns every held message to the queue; the scan is over.
+    /// Returns every held message to the queue and waits (up to [`SETTLE_WAIT`]) until the
+    /// queue shows them ready again, so the next command sees every dead letter this one left
+    /// in place (a quorum queue takes a moment to requeue what a client handed back).
     pub async fn finish(mut self) {
         self.release().await;
+        let removed = self.taken.saturating_sub(self.returned.len() as u32);
+        let left = self.present.saturating_sub(removed);
+        let deadline = Instant::now() + SETTLE_WAIT;
+        while Instant::now() < deadline {
+            match passive_declare(self.session, &self.dlq.name).await {
+                Ok(queue) if queue.message_count() < left => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                _ => break,
+            }
+        }
         if self.cut_short {
             eprintln!(
                 "warning: '{}' returns handed-back messages to its head (a classic queue?): read {} of {}, at most {WINDOW} at a time",
