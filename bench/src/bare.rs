@@ -1,4 +1,4 @@
-//! Bare-lapin plumbing the two ceilings share: a connection, confirm channels, consumers with
+//! Bare-lapin plumbing the two ceilings share: confirm channels, consumers with
 //! the workers' prefetch, persistent JSON properties, and a completion counter.
 
 use crate::procs;
@@ -7,7 +7,7 @@ use broker::lapin::options::{
     BasicConsumeOptions, BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions,
 };
 use broker::lapin::types::FieldTable;
-use broker::lapin::{BasicProperties, Channel, Connection, ConnectionProperties, Consumer};
+use broker::lapin::{BasicProperties, Channel, Connection, Consumer};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -77,18 +77,6 @@ pub async fn measure(
         (procs::own_cpu_ms() - client_before) / n as f64,
     );
     Ok((n as f64 / elapsed, cpu))
-}
-
-/// A connection with the workers' frame size.
-///
-/// # Errors
-/// When the broker cannot be reached.
-pub async fn connect(url: &str) -> anyhow::Result<Connection> {
-    Ok(Connection::connect(
-        &broker::connection::with_frame_max(url),
-        ConnectionProperties::default(),
-    )
-    .await?)
 }
 
 /// A channel in confirm mode, for pipelined publishes.

@@ -94,7 +94,7 @@ pub async fn ceiling(
     bodies: &Bodies,
 ) -> anyhow::Result<(f64, BTreeMap<String, f64>)> {
     let names = Names::new();
-    let conn = bare::connect(url).await?;
+    let conn = broker::connection::connect(url, "orderflow-bench", "ceiling").await?;
     let setup = conn.create_channel().await?;
     let version = broker::version::detect(url)
         .await
