@@ -13,7 +13,7 @@ const EXIT_WITHIN: Duration = Duration::from_secs(25);
 async fn sigterm_with_a_stuck_slow_client_exits_promptly_and_cleanly() {
     let mut system = System::start(Options::default()).await;
     // A whole head, then a body of one byte a second: 1,000 s to finish.
-    let mut stream = tokio::net::TcpStream::connect(system.order.addr)
+    let mut stream = tokio::net::TcpStream::connect(system.order.addr())
         .await
         .unwrap();
     stream

@@ -3,7 +3,8 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Once;
+use std::sync::{Once, OnceLock};
+use std::time::{Duration, Instant};
 
 /// Which binary.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,26 +58,35 @@ pub fn build_binaries() {
 }
 
 /// A running worker process.
+///
+/// Each start listens on port 0 and the address is read from the worker's own
+/// `HTTP listening addr=…` log line: a port picked here and handed over would be free for
+/// another test's worker to take in between.
 pub struct Worker {
     pub kind: Kind,
     pub index: usize,
-    pub addr: SocketAddr,
     env: Vec<(String, String)>,
     log: PathBuf,
+    /// Where in the log this start's lines begin.
+    log_start: u64,
+    addr: OnceLock<SocketAddr>,
     child: Option<Child>,
 }
 
+/// How long a started worker may take to bind its HTTP port.
+const LISTEN_WITHIN: Duration = Duration::from_secs(60);
+
 impl Worker {
-    /// Spawns worker `kind` #`index` on a free port with `env`, logging to `dir`.
+    /// Spawns worker `kind` #`index` on a port of its own with `env`, logging to `dir`.
     pub fn spawn(kind: Kind, index: usize, env: Vec<(String, String)>, dir: &Path) -> Worker {
-        let addr = free_addr();
         let log = dir.join(format!("{}-{index}.log", kind.binary()));
         let mut worker = Worker {
             kind,
             index,
-            addr,
             env,
             log,
+            log_start: 0,
+            addr: OnceLock::new(),
             child: None,
         };
         worker.start();
@@ -89,9 +99,11 @@ impl Worker {
             .append(true)
             .open(&self.log)
             .unwrap();
+        self.log_start = log.metadata().map(|m| m.len()).unwrap_or(0);
+        self.addr = OnceLock::new();
         let child = Command::new(bin_dir().join(self.kind.binary()))
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            .env("HTTP_ADDR", self.addr.to_string())
+            .env("HTTP_ADDR", "127.0.0.1:0")
             .stdout(Stdio::from(log.try_clone().unwrap()))
             .stderr(Stdio::from(log))
             .stdin(Stdio::null())
@@ -105,9 +117,48 @@ impl Worker {
         format!("{}-{}", self.kind.binary(), self.index)
     }
 
+    /// The address this start of the worker listens on; waits until it has bound it.
+    ///
+    /// # Panics
+    /// When the worker exits or does not listen within [`LISTEN_WITHIN`].
+    pub fn addr(&self) -> SocketAddr {
+        *self.addr.get_or_init(|| {
+            let deadline = Instant::now() + LISTEN_WITHIN;
+            loop {
+                if let Some(addr) = self.listening_addr() {
+                    return addr;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "{} did not listen within {LISTEN_WITHIN:?}; log: {}",
+                    self.name(),
+                    self.log_tail()
+                );
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        })
+    }
+
+    /// The address in this start's `HTTP listening` log line, once it is there.
+    fn listening_addr(&self) -> Option<SocketAddr> {
+        let text = std::fs::read(&self.log).ok()?;
+        let lines = String::from_utf8_lossy(text.get(self.log_start as usize..)?).into_owned();
+        let line = strip_escapes(&lines)
+            .lines()
+            .find(|line| line.contains("HTTP listening"))?
+            .to_owned();
+        let value = line.split("addr=").nth(1)?;
+        value
+            .split_whitespace()
+            .next()?
+            .trim_matches('"')
+            .parse()
+            .ok()
+    }
+
     /// `http://addr/path`.
     pub fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
+        format!("http://{}{path}", self.addr())
     }
 
     /// SIGKILL: no shutdown hook runs, nothing is flushed.
@@ -118,7 +169,7 @@ impl Worker {
         }
     }
 
-    /// Starts the process again with the same environment and port.
+    /// Starts the process again with the same environment (on a new port).
     pub fn restart(&mut self) {
         self.kill();
         self.start();
@@ -159,18 +210,7 @@ impl Worker {
 
     /// The whole log, escape codes removed.
     pub fn log(&self) -> String {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let mut plain = String::with_capacity(text.len());
-        let mut in_escape = false;
-        for c in text.chars() {
-            match (in_escape, c) {
-                (false, '\u{1b}') => in_escape = true,
-                (true, 'm') => in_escape = false,
-                (true, _) => {}
-                (false, c) => plain.push(c),
-            }
-        }
-        plain
+        strip_escapes(&std::fs::read_to_string(&self.log).unwrap_or_default())
     }
 
     /// The last lines of the log, for failure messages.
@@ -181,7 +221,17 @@ impl Worker {
     }
 }
 
-fn free_addr() -> SocketAddr {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap()
+/// `text` without terminal colour codes.
+fn strip_escapes(text: &str) -> String {
+    let mut plain = String::with_capacity(text.len());
+    let mut in_escape = false;
+    for c in text.chars() {
+        match (in_escape, c) {
+            (false, '\u{1b}') => in_escape = true,
+            (true, 'm') => in_escape = false,
+            (true, _) => {}
+            (false, c) => plain.push(c),
+        }
+    }
+    plain
 }

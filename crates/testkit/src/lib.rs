@@ -7,6 +7,7 @@
 //! - [`vhost`]: an isolated virtual host per test, deleted when dropped.
 //! - [`node`]: a private `rabbitmq-server` node for tests that restart or disturb the broker.
 //! - [`cluster`]: three private nodes clustered, for tests that lose or restart nodes.
+//! - [`port`]: ports for private servers that no other process is handed meanwhile.
 //! - [`postgres`]: a private PostgreSQL server for tests that stop or restart the database.
 //! - [`inspect`]: reading queues the way a test asserts on them.
 //! - [`wait`]: polling a condition with a deadline (never a bare sleep).
@@ -19,6 +20,7 @@ pub mod cluster;
 pub mod endpoint;
 pub mod inspect;
 pub mod node;
+pub mod port;
 pub mod postgres;
 pub mod vhost;
 pub mod wait;

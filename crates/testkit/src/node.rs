@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 pub struct PrivateNode {
     node: String,
     port: u16,
+    /// The Erlang distribution port (`rabbitmqctl` and cluster peers reach the node on it).
+    dist_port: u16,
     dir: PathBuf,
 }
 
@@ -22,7 +24,11 @@ impl PrivateNode {
     pub async fn start() -> anyhow::Result<Self> {
         crate::init_tracing();
         let id = uuid::Uuid::new_v4().simple().to_string();
-        let port = free_port_pair()?;
+        let port = crate::port::unclaimed()?;
+        let mut dist_port = crate::port::unclaimed()?;
+        while dist_port == port {
+            dist_port = crate::port::unclaimed()?;
+        }
         let dir = std::env::temp_dir().join(format!("orderflow-node-{}", &id[..12]));
         std::fs::create_dir_all(&dir)?;
         std::fs::write(
@@ -39,6 +45,7 @@ impl PrivateNode {
         let node = Self {
             node: format!("orderflow-{}@localhost", &id[..12]),
             port,
+            dist_port,
             dir,
         };
         node.launch().await?;
@@ -119,7 +126,7 @@ impl PrivateNode {
             .arg("-detached")
             .env("RABBITMQ_NODENAME", &self.node)
             .env("RABBITMQ_NODE_PORT", self.port.to_string())
-            .env("RABBITMQ_DIST_PORT", (self.port + 20000).to_string())
+            .env("RABBITMQ_DIST_PORT", self.dist_port.to_string())
             .env("RABBITMQ_CONFIG_FILE", env("rabbitmq.conf"))
             .env("RABBITMQ_CONF_ENV_FILE", env("rabbitmq-env.conf"))
             .env("RABBITMQ_ENABLED_PLUGINS_FILE", env("enabled_plugins"))
@@ -164,16 +171,4 @@ impl Drop for PrivateNode {
 
 fn remove_dir(dir: &Path) -> std::io::Result<()> {
     std::fs::remove_dir_all(dir)
-}
-
-/// A port `p` such that `p` and `p + 20000` (the Erlang distribution port) are free.
-fn free_port_pair() -> anyhow::Result<u16> {
-    for _ in 0..50 {
-        let candidate = 20000 + (uuid::Uuid::new_v4().as_u128() % 20000) as u16;
-        let free = |p: u16| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok();
-        if free(candidate) && free(candidate + 20000) {
-            return Ok(candidate);
-        }
-    }
-    bail!("no free port pair for a private RabbitMQ node")
 }

@@ -40,7 +40,7 @@ impl PrivatePostgres {
         if !chown.success() {
             bail!("chown {OS_USER} {} failed", dir.display());
         }
-        let port = free_port()?;
+        let port = crate::port::unclaimed()?;
         let server = Self { dir, port };
         let data = server.data_dir();
         let init = as_postgres(
@@ -226,13 +226,6 @@ fn append(path: &Path, text: &str) -> anyhow::Result<()> {
         .with_context(|| format!("opening {}", path.display()))?;
     file.write_all(text.as_bytes())?;
     Ok(())
-}
-
-/// A port free on 127.0.0.1 right now (the OS picks it; the listener closes before the server
-/// binds it).
-fn free_port() -> anyhow::Result<u16> {
-    let listener = std::net::TcpListener::bind(("127.0.0.1", 0))?;
-    Ok(listener.local_addr()?.port())
 }
 
 #[cfg(test)]

@@ -107,7 +107,8 @@ impl Worker {
         env: Vec<(String, String)>,
         dir: &Path,
     ) -> anyhow::Result<Self> {
-        let addr = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
+        // Below the ephemeral range, so the port stays ours across SIGKILL and restart.
+        let addr = SocketAddr::from(([127, 0, 0, 1], testkit::port::unclaimed()?));
         let mut worker = Self {
             role,
             addr,
