@@ -158,8 +158,15 @@ impl Publisher {
             .map_err(|_| BrokerError::Closed)?;
         let lane = self.lane().await?;
         match self.publish_on(&lane.channel, message).await {
+            Ok(Err(nacked @ BrokerError::Nacked { .. })) => {
+                // The channel's quorum-queue client may still aim at a leader that is gone (a
+                // node stopped): on it every retry is nacked again after a timeout, for as long
+                // as the channel lives. The next attempt takes a fresh channel.
+                self.discard(lane, &nacked).await;
+                Err(nacked)
+            }
             Ok(outcome) => {
-                // A return or a nack leaves the channel usable, with nothing left in flight.
+                // A return leaves the channel usable, with nothing left in flight.
                 self.idle().push(lane);
                 outcome
             }

@@ -27,6 +27,17 @@ async fn start() -> (
         Duration::from_millis(2),
     ))
     .await;
+    // Losing a node keeps a majority only if the queue has a member on each of the three.
+    testkit::eventually(
+        "a member on every node",
+        Duration::from_secs(30),
+        || async {
+            let members = cluster.nodes()[0].queue_members("/", "svc.cluster").ok()?;
+            (members.len() == 3).then_some(())
+        },
+    )
+    .await
+    .unwrap();
     let publishing = tokio::spawn(publish_all(running.publisher.clone(), MESSAGES, 20));
     (cluster, recorder, running, publishing)
 }

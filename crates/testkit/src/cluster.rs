@@ -2,6 +2,7 @@
 //! directories), for tests that lose or restart nodes under load.
 
 use crate::node::PrivateNode;
+use std::time::Duration;
 
 /// Nodes started and clustered by the test; each is stopped and removed on drop.
 #[derive(Debug)]
@@ -10,10 +11,15 @@ pub struct PrivateCluster {
 }
 
 impl PrivateCluster {
-    /// Starts `size` private nodes and joins the others to the first.
+    /// Starts `size` private nodes, joins the others to the first, and waits until every node
+    /// sees all of them running.
+    ///
+    /// The wait matters: a quorum queue takes its members from the nodes running when it is
+    /// declared; declared while one node is still joining, it has two members, and losing
+    /// either leaves it without a majority (every publish nacked until that node returns).
     ///
     /// # Errors
-    /// When a node does not start or does not join.
+    /// When a node does not start or join, or the cluster is not whole within 60 s.
     pub async fn start(size: usize) -> anyhow::Result<Self> {
         let mut nodes = Vec::with_capacity(size);
         for _ in 0..size {
@@ -24,7 +30,23 @@ impl PrivateCluster {
                 node.join(seed).await?;
             }
         }
-        Ok(Self { nodes })
+        let cluster = Self { nodes };
+        crate::eventually(
+            "every node sees the whole cluster",
+            Duration::from_secs(60),
+            || async {
+                cluster
+                    .nodes
+                    .iter()
+                    .all(|node| {
+                        node.running_nodes()
+                            .is_ok_and(|running| running.len() == size)
+                    })
+                    .then_some(())
+            },
+        )
+        .await?;
+        Ok(cluster)
     }
 
     /// The nodes, the seed first.

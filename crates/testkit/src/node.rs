@@ -94,6 +94,49 @@ impl PrivateNode {
         self.wait_until_up().await
     }
 
+    /// The nodes this node sees running in its cluster (`cluster_status`), itself included.
+    ///
+    /// # Errors
+    /// When `rabbitmqctl` fails or prints something else than the JSON it documents.
+    pub fn running_nodes(&self) -> anyhow::Result<Vec<String>> {
+        let status = self.ctl_json(&["cluster_status"])?;
+        Ok(names(&status["running_nodes"]))
+    }
+
+    /// The members of quorum queue `queue` in `vhost` (`list_queues members`); empty when it
+    /// is not there or not a quorum queue.
+    ///
+    /// # Errors
+    /// When `rabbitmqctl` fails or prints something else than the JSON it documents.
+    pub fn queue_members(&self, vhost: &str, queue: &str) -> anyhow::Result<Vec<String>> {
+        let queues = self.ctl_json(&["list_queues", "-p", vhost, "name", "members"])?;
+        Ok(queues
+            .as_array()
+            .and_then(|all| all.iter().find(|q| q["name"] == queue))
+            .map(|q| names(&q["members"]))
+            .unwrap_or_default())
+    }
+
+    /// `rabbitmqctl -n <this node> <args> --formatter json`, parsed.
+    fn ctl_json(&self, args: &[&str]) -> anyhow::Result<serde_json::Value> {
+        let output = Command::new("rabbitmqctl")
+            .args(["-n", &self.node])
+            .args(args)
+            .args(["--formatter", "json"])
+            .output()
+            .context("running rabbitmqctl")?;
+        if !output.status.success() {
+            bail!(
+                "rabbitmqctl {} on {} failed: {}",
+                args.join(" "),
+                self.node,
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        serde_json::from_slice(&output.stdout)
+            .with_context(|| format!("reading rabbitmqctl {}", args.join(" ")))
+    }
+
     /// Runs `rabbitmqctl -n <this node> <args>`.
     fn ctl(&self, args: &[&str]) -> anyhow::Result<()> {
         let output = Command::new("rabbitmqctl")
@@ -167,6 +210,18 @@ impl Drop for PrivateNode {
         let _ = self.stop();
         let _ = remove_dir(&self.dir);
     }
+}
+
+/// The strings of a JSON array (node names).
+fn names(list: &serde_json::Value) -> Vec<String> {
+    list.as_array()
+        .map(|nodes| {
+            nodes
+                .iter()
+                .filter_map(|n| n.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 fn remove_dir(dir: &Path) -> std::io::Result<()> {
