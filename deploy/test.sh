@@ -4,4 +4,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 deploy/ensure-broker.sh
 deploy/ensure-postgres.sh
+deploy/ensure-browser.sh
 cargo test --workspace --all-targets "$@"

@@ -59,6 +59,18 @@ pub enum Command {
     /// The order worker's quarantined outbox rows: list, release.
     #[command(subcommand)]
     Outbox(OutboxCommand),
+    /// Serve the dead-letter page: failure groups, their dead letters, and replay, delete and
+    /// edit-and-retry behind a confirmation. It has no login: keep it on loopback or behind an
+    /// authenticating proxy.
+    Ui(UiArgs),
+}
+
+/// `orderflow ui`
+#[derive(Debug, ClapArgs)]
+pub struct UiArgs {
+    /// Address to serve the page on (port 0: any free port, printed at start).
+    #[arg(long, env = "UI_ADDR", default_value = "127.0.0.1:8089")]
+    pub listen: std::net::SocketAddr,
 }
 
 /// The order worker's HTTP API.

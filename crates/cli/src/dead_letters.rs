@@ -98,6 +98,24 @@ pub async fn list(target: &Target) -> anyhow::Result<Vec<(String, u32)>> {
     Ok(counted)
 }
 
+/// `only`, or every dead-letter queue of the vhost.
+///
+/// # Errors
+/// When the management API cannot be reached.
+pub async fn these_or_all(
+    target: &Target,
+    only: Option<&DeadLetterQueue>,
+) -> anyhow::Result<Vec<DeadLetterQueue>> {
+    match only {
+        Some(dlq) => Ok(vec![dlq.clone()]),
+        None => names(target)
+            .await?
+            .iter()
+            .map(|name| DeadLetterQueue::parse(name))
+            .collect(),
+    }
+}
+
 /// What `dlq show` found.
 #[derive(Debug)]
 pub struct Shown {

@@ -176,17 +176,14 @@ async fn replay(
     out: &mut impl Write,
 ) -> anyhow::Result<()> {
     let filter = args.filter.filter();
-    let queues = match &args.queue {
-        Some(queue) => vec![DeadLetterQueue::parse(queue)?],
-        None => dead_letters::names(target)
-            .await?
-            .iter()
-            .map(|name| DeadLetterQueue::parse(name))
-            .collect::<anyhow::Result<_>>()?,
-    };
+    let only = args
+        .queue
+        .as_deref()
+        .map(DeadLetterQueue::parse)
+        .transpose()?;
     let mut total = 0;
-    for dlq in &queues {
-        let done = replay::replay(target, dlq, &filter, args.limit, args.dry_run).await?;
+    for done in replay::everywhere(target, only.as_ref(), &filter, args.limit, args.dry_run).await?
+    {
         total += done.letters.len();
         if json {
             let line = json!({"action": "replay", "queue": done.queue, "found": done.found,

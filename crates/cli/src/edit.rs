@@ -18,6 +18,8 @@ pub enum NewBody {
     File(PathBuf),
     /// The original body, edited with this command (run through `sh`, the file appended).
     Editor(String),
+    /// These bytes (the dead-letter page's text area).
+    Given(Vec<u8>),
 }
 
 /// What an edit did.
@@ -61,6 +63,7 @@ pub async fn edit(
         NewBody::File(path) => std::fs::read(path)
             .with_context(|| format!("cannot read the new body from {}", path.display()))?,
         NewBody::Editor(editor) => edit_in(editor, message_id, &original.body)?,
+        NewBody::Given(body) => body.clone(),
     };
     contracts::check_body(original.kind.as_deref(), &body).map_err(|why| {
         Exit::usage(format!(

@@ -83,14 +83,7 @@ pub async fn collect(
     target: &Target,
     only: Option<&DeadLetterQueue>,
 ) -> anyhow::Result<Vec<Group>> {
-    let queues = match only {
-        Some(dlq) => vec![dlq.clone()],
-        None => dead_letters::names(target)
-            .await?
-            .iter()
-            .map(|name| DeadLetterQueue::parse(name))
-            .collect::<anyhow::Result<_>>()?,
-    };
+    let queues = dead_letters::these_or_all(target, only).await?;
     let mut groups = Groups::default();
     let mut session = Session::open(target).await?;
     for dlq in &queues {

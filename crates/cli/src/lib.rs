@@ -21,6 +21,7 @@
 //! - [`publish`]: publishing a JSON body by hand.
 //! - [`outbox`]: the order worker's quarantined outbox rows, listed and released.
 //! - [`print`]: tables, dead letters as text or JSON lines.
+//! - [`ui`]: the dead-letter page (`orderflow ui`).
 
 // Docs say why where it is not obvious; on every item they were filler. `missing_docs` stays
 // on for the libraries others build on (broker, contracts).
@@ -43,6 +44,7 @@ pub mod remove;
 pub mod replay;
 pub mod scan;
 pub mod target;
+pub mod ui;
 pub mod when;
 
 use anyhow::Context;
@@ -103,6 +105,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             } else {
                 writeln!(out, "released {message_id} for another round of attempts")?;
             }
+        }
+        Command::Ui(ui) => {
+            drop(out);
+            return ui::serve(target, ui.listen).await;
         }
     }
     out.flush()?;

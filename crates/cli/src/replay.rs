@@ -48,6 +48,26 @@ pub async fn replay(
     replayed
 }
 
+/// Replays what `filter` selects from `only` or from every dead-letter queue of the vhost (a
+/// failure group spans queues); one [`Touched`] per queue.
+///
+/// # Errors
+/// As [`replay`]; queues before the failing one stay replayed.
+pub async fn everywhere(
+    target: &Target,
+    only: Option<&DeadLetterQueue>,
+    filter: &Filter,
+    limit: Option<u32>,
+    dry_run: bool,
+) -> anyhow::Result<Vec<Touched>> {
+    let queues = crate::dead_letters::these_or_all(target, only).await?;
+    let mut touched = Vec::with_capacity(queues.len());
+    for dlq in &queues {
+        touched.push(replay(target, dlq, filter, limit, dry_run).await?);
+    }
+    Ok(touched)
+}
+
 /// Publishes the replay copy of `delivery` with `body` and waits for its confirm, then acks the
 /// dead letter; on failure the dead letter is nacked back into the DLQ.
 ///
