@@ -3,7 +3,7 @@
 
 use axum::Json;
 use axum::Router;
-use axum::extract::{Request, State};
+use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -117,6 +117,25 @@ async fn traced(request: Request, next: Next) -> Response {
     trace.scope(next.run(request)).await
 }
 
+/// Counts every request and times it, by method, route template (`/orders/{id}`, never the raw
+/// path: ids would make a series each) and status; requests no route matched are `unmatched`.
+async fn measured(request: Request, next: Next) -> Response {
+    let method = request.method().as_str().to_owned();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |path| path.as_str().to_owned());
+    let started = std::time::Instant::now();
+    let response = next.run(request).await;
+    let status = response.status().as_u16().to_string();
+    metrics::counter!("orderflow_http_requests_total", "method" => method.clone(),
+        "route" => route.clone(), "status" => status)
+    .increment(1);
+    metrics::histogram!("orderflow_http_request_seconds", "method" => method, "route" => route)
+        .record(started.elapsed().as_secs_f64());
+    response
+}
+
 /// Answers 503 when the request (reading its body included) takes longer than allowed.
 async fn timed(State(limits): State<Limits>, request: Request, next: Next) -> Response {
     match tokio::time::timeout(limits.request_timeout, next.run(request)).await {
@@ -222,6 +241,7 @@ pub async fn serve_on(listener: TcpListener, app: Router, limits: Limits, stop: 
         .fallback(|| async { ApiError::not_found("no such endpoint") })
         .layer(axum::middleware::from_fn_with_state(limits, limited))
         .layer(axum::middleware::from_fn_with_state(limits, timed))
+        .layer(axum::middleware::from_fn(measured))
         .layer(axum::middleware::from_fn(traced));
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
@@ -319,6 +339,45 @@ mod tests {
             }
         }
         bytes.len()
+    }
+
+    #[tokio::test]
+    async fn requests_are_counted_by_route_template_and_status() {
+        let metrics = crate::ops::metrics();
+        let (addr, _stop, _server) = start(Limits::default()).await;
+        for path in ["/ping", "/ping", "/no/such/path/42"] {
+            let mut stream = TcpStream::connect(addr).await.unwrap();
+            let head = format!("GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+            stream.write_all(head.as_bytes()).await.unwrap();
+            let mut answer = Vec::new();
+            stream.read_to_end(&mut answer).await.unwrap();
+        }
+        let text = metrics.render();
+        let line = |route: &str, status: &str| {
+            format!(
+                "orderflow_http_requests_total{{method=\"GET\",route=\"{route}\",status=\"{status}\"}}"
+            )
+        };
+        let count = |series: String| {
+            text.lines()
+                .find(|l| l.starts_with(&series))
+                .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        };
+        assert!(
+            count(line("/ping", "200")).is_some_and(|n| n >= 2.0),
+            "{text}"
+        );
+        assert!(
+            count(line("unmatched", "404")).is_some_and(|n| n >= 1.0),
+            "{text}"
+        );
+        assert!(
+            !text.contains("/no/such/path"),
+            "raw paths never become labels"
+        );
+        assert!(
+            text.contains("orderflow_http_request_seconds_bucket{method=\"GET\",route=\"/ping\"")
+        );
     }
 
     #[tokio::test]

@@ -41,6 +41,14 @@ fn describe() {
         "orderflow_outbox_published_total",
         "Outbox rows the relay published and marked sent."
     );
+    metrics::describe_counter!(
+        "orderflow_http_requests_total",
+        "HTTP requests by method, route template and status."
+    );
+    metrics::describe_histogram!(
+        "orderflow_http_request_seconds",
+        "Time from a request's head to its response, by method and route template."
+    );
     metrics::describe_gauge!(
         "orderflow_outbox_quarantined",
         "Outbox rows the relay gave up on (kept; listed by GET /outbox/quarantined)."
