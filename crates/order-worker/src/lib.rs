@@ -83,6 +83,7 @@ pub async fn run(
         Arc::clone(&wake),
         worker.stop_token(),
     ));
+    worker.spawn(outbox::watch_backlog(store.clone(), worker.stop_token()));
     let api = api::routes(api::Api {
         store: store.clone(),
         wake: Arc::clone(&wake),

@@ -146,6 +146,29 @@ async fn pause(stop: &CancellationToken, wake: Option<&Notify>, at_most: Duratio
     }
 }
 
+/// How often the backlog gauges are refreshed (a count over an index, off the relay's path).
+const BACKLOG_EVERY: Duration = Duration::from_secs(5);
+
+/// Keeps `orderflow_outbox_backlog` and `orderflow_outbox_oldest_unsent_seconds` current until
+/// `stop`: a relay that cannot publish shows as a growing age long before orders time out.
+pub async fn watch_backlog(store: OrderStore, stop: CancellationToken) {
+    while !stop.is_cancelled() {
+        match store.backlog().await {
+            Ok((waiting, oldest)) => {
+                let age = oldest.map_or(0.0, |at| {
+                    (time::OffsetDateTime::now_utc() - service::clock::parse(&at))
+                        .as_seconds_f64()
+                        .max(0.0)
+                });
+                metrics::gauge!("orderflow_outbox_backlog").set(waiting as f64);
+                metrics::gauge!("orderflow_outbox_oldest_unsent_seconds").set(age);
+            }
+            Err(err) => tracing::warn!(error = %err, "outbox: measuring the backlog failed"),
+        }
+        pause(&stop, None, BACKLOG_EVERY).await;
+    }
+}
+
 async fn refresh_quarantined_gauge(store: &OrderStore) {
     match store.quarantined().await {
         Ok(rows) => metrics::gauge!("orderflow_outbox_quarantined").set(rows.len() as f64),

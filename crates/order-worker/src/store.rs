@@ -357,6 +357,17 @@ impl OrderStore {
             .await
     }
 
+    /// Rows waiting to be published (quarantined ones aside), and when the oldest was written.
+    pub async fn backlog(&self) -> Result<(i64, Option<String>), sqlx::Error> {
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS waiting, MIN(created_at) AS oldest FROM outbox \
+             WHERE sent_at IS NULL AND quarantined_at IS NULL",
+        )
+        .fetch_one(self.db.pool())
+        .await?;
+        Ok((row.get("waiting"), row.get("oldest")))
+    }
+
     /// The quarantined outbox rows, oldest first.
     pub async fn quarantined(&self) -> Result<Vec<QuarantinedRow>, sqlx::Error> {
         let rows = sqlx::query(

@@ -50,6 +50,14 @@ fn describe() {
         "Time from a request's head to its response, by method and route template."
     );
     metrics::describe_gauge!(
+        "orderflow_outbox_backlog",
+        "Outbox rows waiting to be published (quarantined ones aside)."
+    );
+    metrics::describe_gauge!(
+        "orderflow_outbox_oldest_unsent_seconds",
+        "Age of the oldest outbox row waiting to be published; 0 when none waits."
+    );
+    metrics::describe_gauge!(
         "orderflow_outbox_quarantined",
         "Outbox rows the relay gave up on (kept; listed by GET /outbox/quarantined)."
     );

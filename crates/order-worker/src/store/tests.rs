@@ -336,7 +336,34 @@ async fn an_old_idempotency_key_is_pruned_and_a_young_one_replays(db: Db) {
     assert_eq!(count(&db, "orders").await, 2, "the orders themselves stay");
 }
 
+async fn the_backlog_counts_unsent_rows_and_dates_the_oldest(db: Db) {
+    let store = OrderStore::new(db);
+    assert_eq!(store.backlog().await.unwrap(), (0, None));
+    store.create(&request(1), None).await.unwrap();
+    store.create(&request(2), None).await.unwrap();
+    let rows = store.unsent(10).await.unwrap();
+    let (waiting, oldest) = store.backlog().await.unwrap();
+    assert_eq!(waiting, 2);
+    let oldest = service::clock::parse(&oldest.expect("a date"));
+    let age = time::OffsetDateTime::now_utc() - oldest;
+    assert!(age.whole_seconds() >= 0 && age.whole_minutes() < 5, "{age}");
+    store
+        .mark_sent(&[rows[0].message_id.as_str()])
+        .await
+        .unwrap();
+    store
+        .record_publish_failure(&rows[1].message_id, "nacked", 1)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.backlog().await.unwrap(),
+        (0, None),
+        "sent and quarantined rows do not wait"
+    );
+}
+
 service::store_tests!(crate::MIGRATOR;
+    the_backlog_counts_unsent_rows_and_dates_the_oldest,
     an_old_inbox_claim_is_pruned_and_a_young_one_still_a_duplicate,
     only_outbox_rows_sent_long_ago_are_pruned,
     an_old_idempotency_key_is_pruned_and_a_young_one_replays,
