@@ -116,10 +116,7 @@ pub async fn run(
         }
         DlqCommand::Delete(args) => {
             let dlq = DeadLetterQueue::parse(&args.queue)?;
-            let filter = crate::filter::Filter {
-                message_id: Some(args.message_id.clone()),
-                ..crate::filter::Filter::default()
-            };
+            let filter = crate::filter::Filter::message_id(&args.message_id);
             remove::remove(target, &dlq, &filter, Some(1), false).await?;
             if json {
                 let line = json!({"action": "delete", "queue": dlq.name,

@@ -49,10 +49,7 @@ pub async fn edit(
     message_id: &str,
     new_body: &NewBody,
 ) -> anyhow::Result<Edited> {
-    let filter = Filter {
-        message_id: Some(message_id.to_owned()),
-        ..Filter::default()
-    };
+    let filter = Filter::message_id(message_id);
     let original = read_once(target, dlq, &filter).await?.ok_or_else(|| {
         Exit::nothing_matched(format!(
             "no dead letter with message id '{message_id}' in '{}'; nothing published",
@@ -96,8 +93,8 @@ pub async fn edit(
     })
 }
 
-/// The dead letter `filter` selects, read and handed back.
-async fn read_once(
+/// The dead letter `filter` selects from `dlq`, read and handed back.
+pub(crate) async fn read_once(
     target: &Target,
     dlq: &DeadLetterQueue,
     filter: &Filter,

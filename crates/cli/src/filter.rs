@@ -29,6 +29,15 @@ pub struct Filter {
 }
 
 impl Filter {
+    /// Exactly the dead letter with `message_id`.
+    #[must_use]
+    pub fn message_id(message_id: &str) -> Self {
+        Self {
+            message_id: Some(message_id.to_owned()),
+            ..Self::default()
+        }
+    }
+
     /// True when nothing narrows the selection.
     #[must_use]
     pub fn is_everything(&self) -> bool {

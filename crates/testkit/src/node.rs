@@ -119,26 +119,18 @@ impl PrivateNode {
 
     /// `rabbitmqctl -n <this node> <args> --formatter json`, parsed.
     fn ctl_json(&self, args: &[&str]) -> anyhow::Result<serde_json::Value> {
-        let output = Command::new("rabbitmqctl")
-            .args(["-n", &self.node])
-            .args(args)
-            .args(["--formatter", "json"])
-            .output()
-            .context("running rabbitmqctl")?;
-        if !output.status.success() {
-            bail!(
-                "rabbitmqctl {} on {} failed: {}",
-                args.join(" "),
-                self.node,
-                String::from_utf8_lossy(&output.stderr)
-            );
-        }
-        serde_json::from_slice(&output.stdout)
+        let stdout = self.ctl_output(&[args, &["--formatter", "json"]].concat())?;
+        serde_json::from_slice(&stdout)
             .with_context(|| format!("reading rabbitmqctl {}", args.join(" ")))
     }
 
     /// Runs `rabbitmqctl -n <this node> <args>`.
     fn ctl(&self, args: &[&str]) -> anyhow::Result<()> {
+        self.ctl_output(args).map(drop)
+    }
+
+    /// Runs `rabbitmqctl -n <this node> <args>`; its standard output.
+    fn ctl_output(&self, args: &[&str]) -> anyhow::Result<Vec<u8>> {
         let output = Command::new("rabbitmqctl")
             .args(["-n", &self.node])
             .args(args)
@@ -152,7 +144,7 @@ impl PrivateNode {
                 String::from_utf8_lossy(&output.stderr)
             );
         }
-        Ok(())
+        Ok(output.stdout)
     }
 
     /// Stops the node and waits until its port is closed.

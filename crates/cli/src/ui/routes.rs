@@ -256,21 +256,14 @@ impl Request {
 
 /// The dead letter `id` of `dlq`, read and handed back.
 async fn read_one(target: &Target, dlq: &DeadLetterQueue, id: &str) -> anyhow::Result<DeadLetter> {
-    let filter = Filter {
-        message_id: Some(id.to_owned()),
-        ..Filter::default()
-    };
-    dead_letters::show(target, dlq, &filter, 1)
-        .await?
-        .letters
-        .pop()
-        .ok_or_else(|| {
-            Exit::nothing_matched(format!(
-                "no dead letter with message id '{id}' in '{}'",
-                dlq.name
-            ))
-            .into()
-        })
+    let filter = Filter::message_id(id);
+    edit::read_once(target, dlq, &filter).await?.ok_or_else(|| {
+        Exit::nothing_matched(format!(
+            "no dead letter with message id '{id}' in '{}'",
+            dlq.name
+        ))
+        .into()
+    })
 }
 
 async fn confirm(State(ui): Shared, Query(request): Query<Request>) -> Response {
@@ -416,10 +409,7 @@ async fn done(target: &Target, request: &Request) -> anyhow::Result<String> {
     match request.action {
         Action::Replay => {
             let (dlq, id) = request.one()?;
-            let filter = Filter {
-                message_id: Some(id.to_owned()),
-                ..Filter::default()
-            };
+            let filter = Filter::message_id(id);
             replay::replay(target, &dlq, &filter, Some(1), false).await?;
             Ok(format!("replayed dead letter {id} to '{}'", dlq.source))
         }
@@ -438,10 +428,7 @@ async fn done(target: &Target, request: &Request) -> anyhow::Result<String> {
         }
         Action::Delete => {
             let (dlq, id) = request.one()?;
-            let filter = Filter {
-                message_id: Some(id.to_owned()),
-                ..Filter::default()
-            };
+            let filter = Filter::message_id(id);
             remove::remove(target, &dlq, &filter, Some(1), false).await?;
             Ok(format!("deleted dead letter {id} from '{}'", dlq.name))
         }
