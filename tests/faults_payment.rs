@@ -79,3 +79,50 @@ async fn a_consumer_connection_closed_mid_charge_charges_the_customer_once() {
     assert_eq!(closed, 1);
     charged_once(&system, id, 3750).await;
 }
+
+/// The stock runs short while the card is being charged: the cancel finds the payment pending,
+/// then the payment worker dies before it records the charge. The redelivered `order.created`
+/// asks the provider, finds the charge and refunds it.
+#[tokio::test]
+async fn a_payment_worker_killed_mid_charge_of_a_cancelled_order_refunds_the_customer() {
+    let mut system = System::start(Options::default()).await;
+    // Longer than the shortage takes to cancel the order; the kill cuts it short.
+    let id = system
+        .create_order(Some("tok_slow_30000"), "SKU-SCARCE", 6)
+        .await;
+    eventually(
+        "charged at the provider, cancelled in the store",
+        WAIT,
+        || async {
+            let charges = provider_charges(&system, id).await?;
+            let payment = system.payment(id).await?;
+            (charges["charges"] == 1 && payment["status"] == "cancelled").then_some(())
+        },
+    )
+    .await
+    .unwrap_or_else(|err| panic!("{err}; logs in {}", system.dir.display()));
+    system.payments[0].kill();
+    system.payments[0].restart();
+    system.wait_ready(&system.payments[0]).await;
+
+    let payment = eventually("refunded", WAIT, || async {
+        let payment = system.payment(id).await?;
+        (payment["status"] == "refunded").then_some(payment)
+    })
+    .await
+    .unwrap_or_else(|err| panic!("{err}; logs in {}", system.dir.display()));
+    assert_eq!(payment["charged_cents"], 7500);
+    assert_eq!(payment["refunded_cents"], 7500, "the charge is refunded");
+    assert_eq!(
+        provider_charges(&system, id).await.unwrap()["charges"],
+        1,
+        "and was made once"
+    );
+    let order = &system.wait_terminal(&[id], WAIT).await[&id];
+    assert_eq!(order["reason"], "out_of_stock");
+    eventually("order worker saw the refund", WAIT, || async {
+        (system.order(id).await["refunded"] == true).then_some(())
+    })
+    .await
+    .unwrap();
+}

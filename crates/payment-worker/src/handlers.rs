@@ -62,13 +62,27 @@ impl<B: Publish, P: Provider> broker::Handler<OrderCreated> for Charge<B, P> {
             payment = match self.provider.charge(request).await {
                 Verdict::Approved => self.store.charge(&order_id, &payment_id).await?,
                 Verdict::Declined(reason) => self.store.decline(&order_id, &reason).await?,
-                Verdict::Unavailable(why) => {
-                    return Err(HandlerError::retry(why).with_type("provider-unavailable"));
-                }
+                Verdict::Unavailable(why) => return Err(provider_unavailable(why)),
             };
+        } else if payment.cancelled_while_open() {
+            // An earlier attempt may have died between the provider's charge and its commit, and
+            // the cancel found the payment pending: ask the provider, and refund what it charged.
+            let payment_id = payment_id(order.order_id).to_string();
+            match self.provider.answered(&payment_id).await {
+                Ok(Some(Verdict::Approved)) => {
+                    payment = self.store.charge(&order_id, &payment_id).await?;
+                }
+                Ok(_) => {}
+                Err(why) => return Err(provider_unavailable(why)),
+            }
         }
         announce(&self.publisher, &payment).await
     }
+}
+
+/// The provider could not answer now: try again later.
+fn provider_unavailable(why: String) -> HandlerError {
+    HandlerError::retry(why).with_type("provider-unavailable")
 }
 
 /// Handles `order.cancelled`: refunds a charge, or stops a later one.

@@ -52,6 +52,11 @@ pub trait Provider: Send + Sync + 'static {
     /// Charges `request`. A request whose key the provider has answered before gets that answer
     /// again, and nothing is charged.
     fn charge(&self, request: ChargeRequest<'_>) -> impl Future<Output = Verdict> + Send;
+
+    /// The answer given under `key` before, charging nothing: `Ok(None)` when the key was never
+    /// answered, `Err` when the provider cannot be asked now. How a worker that lost track of a
+    /// charge (it died between the provider's answer and its own commit) finds out about it.
+    fn answered(&self, key: &str) -> impl Future<Output = Result<Option<Verdict>, String>> + Send;
 }
 
 /// The provider's answer for `token` on these `tries`, before it records anything.
@@ -210,10 +215,14 @@ impl Simulated {
     }
 }
 
+/// Why the simulated provider could not answer: its books failed.
+fn unreachable_books(err: &sqlx::Error) -> String {
+    format!("payment provider unavailable: {err}")
+}
+
 impl Provider for Simulated {
     async fn charge(&self, request: ChargeRequest<'_>) -> Verdict {
-        let unavailable =
-            |err: sqlx::Error| Verdict::Unavailable(format!("payment provider unavailable: {err}"));
+        let unavailable = |err: sqlx::Error| Verdict::Unavailable(unreachable_books(&err));
         match self.recorded(request.key).await {
             Ok(Some(answered)) => return answered,
             Ok(None) => {}
@@ -230,6 +239,12 @@ impl Provider for Simulated {
             Ok(answered) => answered,
             Err(err) => unavailable(err),
         }
+    }
+
+    async fn answered(&self, key: &str) -> Result<Option<Verdict>, String> {
+        self.recorded(key)
+            .await
+            .map_err(|err| unreachable_books(&err))
     }
 }
 

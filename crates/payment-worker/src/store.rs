@@ -71,6 +71,15 @@ pub struct Payment {
     pub refunded_at: Option<String>,
 }
 
+impl Payment {
+    /// Cancelled after the order was opened and before a charge was recorded: the provider may
+    /// still have charged it (see [`PaymentStore::charge`], which then records the refund).
+    #[must_use]
+    pub fn cancelled_while_open(&self) -> bool {
+        self.status == Status::Cancelled && self.payment_id.is_none() && self.amount_cents > 0
+    }
+}
+
 fn status_text<S: serde::Serializer>(status: &Status, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(status.as_str())
 }

@@ -2,12 +2,13 @@
 //! publishes and how each outcome reaches the runtime.
 
 use super::{Charge, Refund, payment_id};
-use crate::provider::{Charges, Simulated};
+use crate::provider::{ChargeRequest, Charges, Provider, Simulated, Tries, Verdict};
 use crate::store::{PaymentStore, Status};
 use broker::{Handler, HandlerError, Message, RecordingPublisher};
 use contracts::fixtures::{only_published, order_cancelled, order_created, published};
 use contracts::names::queues;
 use contracts::{OrderCancelled, OrderCreated, OrderPaid, PaymentFailed, PaymentRefunded};
+use service::inbox::Claim;
 use service::test_store::TestStore;
 use uuid::Uuid;
 
@@ -150,6 +151,62 @@ async fn an_order_cancelled_before_it_arrives_is_never_charged() {
     let order = Uuid::new_v4();
     s.refund.handle(cancelled(order)).await.unwrap();
     s.charge.handle(created(order, "tok_visa")).await.unwrap();
+    assert!(s.publisher.published().is_empty());
+    assert_eq!(charged(&s.provider).await.charges, 0);
+    let payment = s.store.get(&order.to_string()).await.unwrap().unwrap();
+    assert_eq!(payment.status, Status::Cancelled);
+}
+
+#[tokio::test]
+async fn a_charge_lost_in_a_crash_and_then_cancelled_is_refunded_on_redelivery() {
+    let s = setup().await;
+    let order = Uuid::new_v4();
+    let delivery = created(order, "tok_visa");
+    // The first attempt opened the payment and the provider charged the card; the worker died
+    // before it recorded the charge.
+    let key = payment_id(order).to_string();
+    s.store
+        .open(&order.to_string(), 2500, "EUR", Claim::of(&delivery.meta))
+        .await
+        .unwrap();
+    let request = ChargeRequest {
+        key: &key,
+        reference: &order.to_string(),
+        amount_cents: 2500,
+        currency: "EUR",
+        token: Some("tok_visa"),
+        tries: Tries::default(),
+    };
+    assert_eq!(s.provider.charge(request).await, Verdict::Approved);
+    // The cancel finds the payment pending; then order.created comes back.
+    s.refund.handle(cancelled(order)).await.unwrap();
+    assert!(s.publisher.published().is_empty());
+    s.charge.handle(delivery).await.unwrap();
+
+    let refunded: PaymentRefunded = only_published(&s.publisher);
+    assert_eq!(refunded.amount_cents, 2500);
+    let payment = s.store.get(&order.to_string()).await.unwrap().unwrap();
+    assert_eq!(payment.status, Status::Refunded);
+    assert_eq!(
+        (payment.charged_cents, payment.refunded_cents),
+        (2500, 2500)
+    );
+    assert_eq!(charged(&s.provider).await.charges, 1, "and charged once");
+}
+
+#[tokio::test]
+async fn a_retry_after_a_cancel_asks_the_provider_and_charges_nothing() {
+    let s = setup().await;
+    let order = Uuid::new_v4();
+    let outcome = s.charge.handle(created(order, "tok_transient_1")).await;
+    assert!(
+        matches!(outcome, Err(HandlerError::Retry(_))),
+        "{outcome:?}"
+    );
+    s.refund.handle(cancelled(order)).await.unwrap();
+    let mut retried = created(order, "tok_transient_1");
+    retried.meta.retry_count = 1;
+    s.charge.handle(retried).await.unwrap();
     assert!(s.publisher.published().is_empty());
     assert_eq!(charged(&s.provider).await.charges, 0);
     let payment = s.store.get(&order.to_string()).await.unwrap().unwrap();
