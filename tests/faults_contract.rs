@@ -103,7 +103,9 @@ async fn an_order_created_that_breaks_the_contract_is_rejected_by_every_consumer
     for id in expected.keys() {
         assert_eq!(system.payment(id.parse().unwrap()).await, None, "{id}");
         assert_eq!(
-            system.get(&system.order, &format!("/orders/{id}")).await,
+            system
+                .get(&system.orders[0], &format!("/orders/{id}"))
+                .await,
             None,
             "{id} not adopted"
         );

@@ -37,7 +37,7 @@ async fn a_reused_message_id_on_another_orders_fact_moves_that_order() {
         // Settled (acked) means the order worker has stored what it made of it.
         eventually("fact settled", WAIT, || async {
             let handled =
-                metrics::deliveries(&system.order, "order.stock-reserved", "handled").await?;
+                metrics::deliveries(&system.orders[0], "order.stock-reserved", "handled").await?;
             (handled >= (n + 1) as f64).then_some(())
         })
         .await

@@ -13,7 +13,7 @@ const EXIT_WITHIN: Duration = Duration::from_secs(25);
 async fn sigterm_with_a_stuck_slow_client_exits_promptly_and_cleanly() {
     let mut system = System::start(Options::default()).await;
     // A whole head, then a body of one byte a second: 1,000 s to finish.
-    let mut stream = tokio::net::TcpStream::connect(system.order.addr())
+    let mut stream = tokio::net::TcpStream::connect(system.orders[0].addr())
         .await
         .unwrap();
     stream
@@ -31,12 +31,12 @@ async fn sigterm_with_a_stuck_slow_client_exits_promptly_and_cleanly() {
         }
     });
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let status = tokio::task::block_in_place(|| system.order.terminate_within(EXIT_WITHIN));
+    let status = tokio::task::block_in_place(|| system.orders[0].terminate_within(EXIT_WITHIN));
     trickle.abort();
     let status = status.unwrap_or_else(|| {
         panic!(
             "the order worker did not exit within {EXIT_WITHIN:?} of SIGTERM; log: {}",
-            system.order.log_tail()
+            system.orders[0].log_tail()
         )
     });
     assert!(status.success(), "exit status {status}");

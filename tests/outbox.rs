@@ -133,7 +133,7 @@ async fn an_unpublishable_row_is_quarantined_and_newer_orders_complete() {
     );
 
     let quarantined = eventually("both rows quarantined", WAIT, || async {
-        let rows = system.get(&system.order, "/outbox/quarantined").await?;
+        let rows = system.get(&system.orders[0], "/outbox/quarantined").await?;
         (rows.as_array()?.len() == 2).then_some(rows)
     })
     .await
@@ -162,7 +162,7 @@ async fn an_unpublishable_row_is_quarantined_and_newer_orders_complete() {
             .is_some_and(|e| e.contains("unroutable")),
         "{unroutable}"
     );
-    let text = metrics::text(&system.order)
+    let text = metrics::text(&system.orders[0])
         .await
         .expect("/metrics answers");
     assert_eq!(
@@ -178,7 +178,7 @@ async fn an_unpublishable_row_is_quarantined_and_newer_orders_complete() {
     .unwrap();
     assert_eq!(kept.0, 2);
 
-    let order_url = system.order.url("");
+    let order_url = system.orders[0].url("");
     let (ok, listed) = system
         .cli(&["outbox", "list", "--order-url", &order_url])
         .await;

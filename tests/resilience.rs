@@ -1,4 +1,5 @@
-//! Crashes and replicas: a payment worker killed mid-run, and replicas sharing PostgreSQL.
+//! Crashes and replicas: a payment worker killed mid-run, replicas sharing PostgreSQL, and the
+//! order worker replica that relays the outbox killed mid-run.
 
 use e2e::{Options, System, metrics};
 use serde_json::json;
@@ -101,4 +102,64 @@ async fn replicas_on_postgres_never_oversell_or_double_charge() {
             "{id}: no charge without a refund"
         );
     }
+}
+
+/// The order worker whose relay holds the lease (its `orderflow_lease_held` is 1).
+async fn relay_leader(system: &System) -> usize {
+    eventually("one order worker relaying", WAIT, || async {
+        let mut leaders = Vec::new();
+        for (i, worker) in system
+            .orders
+            .iter()
+            .enumerate()
+            .filter(|(_, w)| w.running())
+        {
+            let text = metrics::text(worker).await?;
+            let held = metrics::sample(&text, "orderflow_lease_held", &[("job", "outbox-relay")]);
+            if held == Some(1.0) {
+                leaders.push(i);
+            }
+        }
+        (leaders.len() == 1).then(|| leaders[0])
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn an_order_worker_replica_killed_mid_run_loses_no_order_and_charges_each_once() {
+    let mut system = System::start(Options {
+        stock: json!({"SKU-A": 10_000}),
+        replicas: 2,
+        postgres: true,
+        ..Options::default()
+    })
+    .await;
+    let leader = relay_leader(&system).await;
+    let standby = 1 - leader;
+    // Orders through both APIs; the leader is killed while their events are still going out.
+    let mut ids = system.create_orders(200, Some("tok_visa"), "SKU-A").await;
+    system.orders[leader].kill();
+    println!("SIGKILLed the relaying order worker {leader} after 200 orders");
+    ids.extend(system.create_orders(100, Some("tok_visa"), "SKU-A").await);
+    assert_eq!(
+        relay_leader(&system).await,
+        standby,
+        "the standby took the relay over"
+    );
+
+    let orders = system.wait_terminal(&ids, WAIT).await;
+    assert!(
+        orders.values().all(|o| o["status"] == "completed"),
+        "every order completed"
+    );
+    let charges = system
+        .get(&system.payments[0], "/provider/charges")
+        .await
+        .unwrap();
+    assert_eq!(charges["charges"], ids.len(), "one charge per order");
+    assert_eq!(charges["charged_cents"], 1250 * ids.len());
+    let stock = system.stock("SKU-A").await;
+    assert_eq!(stock["committed"], ids.len(), "one reservation per order");
+    assert_eq!(stock["reserved"], 0);
 }

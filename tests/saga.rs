@@ -133,7 +133,7 @@ async fn transient_failures_are_retried_until_the_order_completes() {
     assert_eq!(payment["status"], "charged");
     let mut system = system;
     for worker in [
-        &mut system.order,
+        &mut system.orders[0],
         &mut system.payments[0],
         &mut system.stocks[0],
     ] {
@@ -322,7 +322,9 @@ async fn an_order_published_straight_to_the_exchange_is_adopted_and_compensated(
         broker::Publisher::new(&broker::BrokerConfig::new(&system.vhost.url, "e2e")).unwrap();
     contracts::publish(&publisher, &event).await.unwrap();
     let order = eventually("adopted and decided", WAIT, || async {
-        let order = system.get(&system.order, &format!("/orders/{id}")).await?;
+        let order = system
+            .get(&system.orders[0], &format!("/orders/{id}"))
+            .await?;
         (order["status"] == "cancelled").then_some(order)
     })
     .await
@@ -350,7 +352,8 @@ async fn a_fact_that_arrives_before_its_order_is_applied_once_the_order_shows_up
     };
     contracts::publish(&publisher, &early).await.unwrap();
     eventually("the early fact retried", WAIT, || async {
-        let retried = metrics::deliveries(&system.order, "order.stock-reserved", "retryable").await;
+        let retried =
+            metrics::deliveries(&system.orders[0], "order.stock-reserved", "retryable").await;
         (retried >= Some(1.0)).then_some(())
     })
     .await
@@ -361,7 +364,9 @@ async fn a_fact_that_arrives_before_its_order_is_applied_once_the_order_shows_up
     // Had the unknown order's attempt kept its inbox claim, every later `stock.reserved` would
     // count as a duplicate and the order would never complete.
     let order = eventually("adopted and decided", WAIT, || async {
-        let order = system.get(&system.order, &format!("/orders/{id}")).await?;
+        let order = system
+            .get(&system.orders[0], &format!("/orders/{id}"))
+            .await?;
         (order["status"] != "pending").then_some(order)
     })
     .await

@@ -124,7 +124,7 @@ async fn a_dead_lettered_order_is_found_on_the_page_replayed_with_a_click_and_co
         "none left, none copied"
     );
     let deleted = system
-        .get(&system.order, &format!("/orders/{delete}"))
+        .get(&system.orders[0], &format!("/orders/{delete}"))
         .await
         .unwrap();
     assert_ne!(

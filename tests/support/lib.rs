@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 use service::test_store;
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 use testkit::TestVhost;
 use uuid::Uuid;
@@ -23,9 +24,10 @@ pub struct Options {
     pub retry_max: u32,
     /// First retry delay.
     pub retry_initial_ms: u64,
-    /// Replicas of payment and stock workers.
+    /// Replicas of every worker.
     pub replicas: usize,
-    /// Use PostgreSQL for payment and stock (required for replicas > 1).
+    /// Use PostgreSQL for payment and stock (required for replicas > 1). The order worker's
+    /// store is PostgreSQL too when it has replicas: SQLite serves one process.
     pub postgres: bool,
     /// The PostgreSQL server for payment and stock (a URL of any database on it, e.g. a
     /// `testkit::PrivatePostgres`'s `url("postgres")`); implies `postgres`. Default: the shared
@@ -50,7 +52,10 @@ impl Default for Options {
 pub struct System {
     pub vhost: TestVhost,
     pub dir: PathBuf,
-    pub order: Worker,
+    /// The order workers; API calls take turns among those running ([`System::order_api`]).
+    pub orders: Vec<Worker>,
+    /// Counts API calls, to take turns.
+    calls: AtomicUsize,
     pub payments: Vec<Worker>,
     pub stocks: Vec<Worker>,
     /// (server admin URL, database) of every database created for this system.
@@ -84,15 +89,20 @@ impl System {
         };
         let payment_db = database("payment");
         let stock_db = database("stock");
-        let order_db = format!("sqlite://{}/order.db", dir.display());
-        let (payment_db, stock_db) = if use_postgres {
-            (
-                test_store::create_database(&pg_server, &payment_db).await,
-                test_store::create_database(&pg_server, &stock_db).await,
-            )
+        let order_db = if use_postgres && options.replicas > 1 {
+            database("order")
         } else {
-            (payment_db, stock_db)
+            format!("sqlite://{}/order.db", dir.display())
         };
+        let mut created = Vec::new();
+        for name in [&payment_db, &stock_db, &order_db] {
+            created.push(if name.starts_with("sqlite:") {
+                name.clone()
+            } else {
+                test_store::create_database(&pg_server, name).await
+            });
+        }
+        let [payment_db, stock_db, order_db]: [String; 3] = created.try_into().unwrap();
         let common = vec![
             ("AMQP_URL".to_owned(), vhost.url.clone()),
             ("RETRY_MAX".to_owned(), options.retry_max.to_string()),
@@ -109,7 +119,9 @@ impl System {
             env.push(("DATABASE_URL".to_owned(), db.to_owned()));
             env
         };
-        let order = Worker::spawn(Kind::Order, 0, with(&order_db), &dir);
+        let orders = (0..options.replicas)
+            .map(|i| Worker::spawn(Kind::Order, i, with(&order_db), &dir))
+            .collect();
         let payments = (0..options.replicas)
             .map(|i| Worker::spawn(Kind::Payment, i, with(&payment_db), &dir))
             .collect();
@@ -120,7 +132,8 @@ impl System {
         let system = System {
             vhost,
             dir,
-            order,
+            orders,
+            calls: AtomicUsize::new(0),
             payments,
             stocks,
             databases,
@@ -133,9 +146,7 @@ impl System {
     }
 
     fn workers(&self) -> impl Iterator<Item = &Worker> {
-        std::iter::once(&self.order)
-            .chain(&self.payments)
-            .chain(&self.stocks)
+        self.orders.iter().chain(&self.payments).chain(&self.stocks)
     }
 
     /// Waits until `/readyz` of `worker` says ready.
@@ -157,6 +168,17 @@ impl System {
         .unwrap_or_else(|err| panic!("{err}; log: {}", worker.log_tail()));
     }
 
+    /// The order worker the next API call goes to: the running ones take turns (replicas share
+    /// their store).
+    ///
+    /// # Panics
+    /// When the test has stopped every order worker.
+    pub fn order_api(&self) -> &Worker {
+        let running: Vec<_> = self.orders.iter().filter(|w| w.running()).collect();
+        assert!(!running.is_empty(), "no order worker is running");
+        running[self.calls.fetch_add(1, Ordering::Relaxed) % running.len()]
+    }
+
     /// `POST /orders` with any body and headers.
     pub async fn post_order(
         &self,
@@ -165,7 +187,7 @@ impl System {
     ) -> reqwest::Response {
         let mut request = self
             .http
-            .post(self.order.url("/orders"))
+            .post(self.order_api().url("/orders"))
             .header("content-type", "application/json")
             .body(body);
         for (name, value) in headers {
@@ -214,7 +236,7 @@ impl System {
 
     /// The order as the API shows it.
     pub async fn order(&self, id: Uuid) -> Value {
-        self.get(&self.order, &format!("/orders/{id}"))
+        self.get(self.order_api(), &format!("/orders/{id}"))
             .await
             .expect("order exists")
     }
@@ -298,7 +320,9 @@ impl System {
 
 impl Drop for System {
     fn drop(&mut self) {
-        for worker in std::iter::once(&mut self.order)
+        for worker in self
+            .orders
+            .iter_mut()
             .chain(&mut self.payments)
             .chain(&mut self.stocks)
         {

@@ -161,6 +161,11 @@ impl Worker {
         format!("http://{}{path}", self.addr())
     }
 
+    /// Started and not stopped by the test since (a crash of its own still counts as running).
+    pub fn running(&self) -> bool {
+        self.child.is_some()
+    }
+
     /// SIGKILL: no shutdown hook runs, nothing is flushed.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {

@@ -79,6 +79,7 @@ pub async fn run(
     worker.prune(&db, &store::PRUNED, settings.retention);
     worker.spawn(outbox::relay(
         store.clone(),
+        service::lease::Lease::new(&db, outbox::RELAY_LEASE),
         runtime.publisher(),
         Arc::clone(&wake),
         worker.stop_token(),

@@ -8,6 +8,9 @@
 //! [`QUARANTINE_AFTER`] of them it is quarantined: skipped, so it no longer holds up newer rows,
 //! but kept, listed by `GET /outbox/quarantined` and the `orderflow_outbox_quarantined` gauge
 //! until an operator releases it (`POST /outbox/quarantined/{message_id}/release`).
+//!
+//! Replicas on one PostgreSQL database relay one at a time: the relay runs while its replica
+//! holds a lease, and a standby takes over within a second of the holder's end.
 
 use crate::store::{OrderStore, OutboxRow};
 use axum::Router;
@@ -15,6 +18,7 @@ use axum::extract::{Path, State};
 use axum::routing::{get, post};
 use broker::Publish;
 use service::http::ApiError;
+use service::lease::Lease;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Notify;
@@ -32,9 +36,18 @@ const FIRST_BACKOFF: Duration = Duration::from_millis(200);
 /// The longest pause after failures.
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
 
-/// Relays until `stop`; `wake` is notified whenever a transaction added rows.
+/// The relay's lease: one relay per order database, so that replicas never publish one order's
+/// events out of order or each publish every row.
+pub const RELAY_LEASE: &str = "outbox-relay";
+
+/// How often a standby replica tries to take the relay over.
+const STANDBY_POLL: Duration = Duration::from_secs(1);
+
+/// Relays until `stop` while this replica holds the relay's lease (see [`service::lease`]);
+/// `wake` is notified whenever a transaction added rows.
 pub async fn relay(
     store: OrderStore,
+    mut lease: Lease,
     publisher: impl Publish,
     wake: Arc<Notify>,
     stop: CancellationToken,
@@ -42,6 +55,19 @@ pub async fn relay(
     refresh_quarantined_gauge(&store).await;
     let mut failures = 0u32;
     while !stop.is_cancelled() {
+        match lease.held().await {
+            Ok(true) => {}
+            Ok(false) => {
+                pause(&stop, None, STANDBY_POLL).await;
+                continue;
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "outbox: trying the relay's lease failed");
+                failures = failures.saturating_add(1);
+                pause(&stop, None, backoff(failures)).await;
+                continue;
+            }
+        }
         let failed = match store.unsent(BATCH).await {
             Ok(batch) if batch.is_empty() => {
                 pause(&stop, Some(&wake), Duration::from_millis(500)).await;

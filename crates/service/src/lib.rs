@@ -8,6 +8,7 @@
 //! - [`db`]: reads from the pool, writes as transactions (group-committed on SQLite).
 //! - [`stored`]: reading stored JSON and state names back strictly (errors, not defaults).
 //! - [`inbox`]: recording handled message ids in the transaction of the state change.
+//! - [`lease`]: one replica at a time for a job such as the outbox relay (an advisory lock).
 //! - [`retention`]: pruning inbox claims, sent outbox rows and idempotency keys past a window.
 //! - [`outage`]: telling a store outage from a message failure.
 //! - [`ops`]: `/healthz`, `/readyz` and `/metrics`.
@@ -29,6 +30,7 @@ pub mod database;
 pub mod db;
 pub mod http;
 pub mod inbox;
+pub mod lease;
 pub mod ops;
 pub mod outage;
 pub mod retention;

@@ -1,14 +1,18 @@
-//! The relay's batches with a recording publisher: what goes out, and what a refusing broker
-//! does to a row.
+//! The relay's batches with a recording publisher: what goes out, what a refusing broker does to
+//! a row, and replicas taking turns through the relay's lease.
 
-use super::{QUARANTINE_AFTER, backoff, relay_batch};
+use super::{QUARANTINE_AFTER, RELAY_LEASE, backoff, relay, relay_batch};
 use crate::store::{Created, OrderStore};
 use crate::validation::NewOrder;
 use broker::RecordingPublisher;
 use contracts::OrderCreated;
 use contracts::fixtures::published;
+use service::lease::Lease;
 use service::test_store::TestStore;
+use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 async fn placed(store: &OrderStore) -> Uuid {
@@ -66,3 +70,103 @@ fn backoff_doubles_from_the_first_pause_up_to_the_cap() {
     assert_eq!(pauses[7], super::MAX_BACKOFF);
     assert_eq!(backoff(u32::MAX), super::MAX_BACKOFF);
 }
+
+/// Waits until `done` holds, polling; panics after 30 s naming `what`.
+async fn until(what: &str, mut done: impl FnMut() -> bool) {
+    let waited = tokio::time::timeout(Duration::from_secs(30), async {
+        while !done() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert!(waited.is_ok(), "timed out waiting for {what}");
+}
+
+#[tokio::test]
+async fn replicas_relay_one_at_a_time_and_a_standby_takes_over_from_a_crashed_one() {
+    let scratch = TestStore::postgres(&crate::MIGRATOR).await;
+    let store = OrderStore::new(scratch.db());
+    let wake = Arc::new(Notify::new());
+    let publishers = [
+        RecordingPublisher::new(crate::APP_ID),
+        RecordingPublisher::new(crate::APP_ID),
+    ];
+    let stops = [CancellationToken::new(), CancellationToken::new()];
+    let relays: Vec<_> = publishers
+        .iter()
+        .zip(&stops)
+        .map(|(publisher, stop)| {
+            let lease = Lease::new(&scratch.db(), RELAY_LEASE);
+            tokio::spawn(relay(
+                store.clone(),
+                lease,
+                publisher.clone(),
+                Arc::clone(&wake),
+                stop.clone(),
+            ))
+        })
+        .collect();
+    let sent = |i: usize| publishers[i].published();
+
+    let first = placed(&store).await;
+    until("the first order relayed", || {
+        sent(0).len() + sent(1).len() == 1
+    })
+    .await;
+    let leader = usize::from(sent(0).is_empty());
+    let standby = 1 - leader;
+    assert_eq!(published::<OrderCreated>(&sent(leader)[0]).order_id, first);
+
+    // The leader dies; its lease's connection goes with it.
+    stops[leader].cancel();
+    let [a, b]: [_; 2] = relays.try_into().unwrap();
+    let (crashed, running) = if leader == 0 { (a, b) } else { (b, a) };
+    crashed.await.unwrap();
+    let second = placed(&store).await;
+    until("the standby relaying", || !sent(standby).is_empty()).await;
+    let taken_over = sent(standby);
+    assert_eq!(
+        taken_over.len(),
+        1,
+        "only the new row: the first stays sent"
+    );
+    assert_eq!(published::<OrderCreated>(&taken_over[0]).order_id, second);
+    assert_eq!(sent(leader).len(), 1);
+    stops[standby].cancel();
+    running.await.unwrap();
+}
+
+/// The lease itself: one holder per key; when the holder's connection is cut, as by a crash or
+/// a network failure, the standby takes it and the old holder learns it lost it.
+async fn a_lease_has_one_holder_until_its_connection_ends(db: service::db::Db) {
+    let mut first = Lease::new(&db, RELAY_LEASE);
+    let mut second = Lease::new(&db, RELAY_LEASE);
+    let mut other_job = Lease::new(&db, "another-job");
+    assert!(first.held().await.unwrap());
+    assert!(first.held().await.unwrap(), "still held");
+    let sqlite = db.pool().connect_options().database_url.scheme() == "sqlite";
+    if sqlite {
+        assert!(
+            second.held().await.unwrap(),
+            "one replica by nature: always held"
+        );
+        return;
+    }
+    assert!(!second.held().await.unwrap(), "taken by the first");
+    assert!(
+        other_job.held().await.unwrap(),
+        "another key is another lease"
+    );
+    sqlx::query(
+        "SELECT pg_terminate_backend(pid) FROM pg_locks \
+         WHERE locktype = 'advisory' AND objid::bigint = $1 AND granted",
+    )
+    .bind(service::lease::lock_key(RELAY_LEASE) & 0xffff_ffff)
+    .execute(db.pool())
+    .await
+    .unwrap();
+    assert!(second.held().await.unwrap(), "the standby takes over");
+    assert!(!first.held().await.unwrap(), "the first has lost it");
+}
+
+service::store_tests!(crate::MIGRATOR; a_lease_has_one_holder_until_its_connection_ends);
