@@ -82,6 +82,17 @@ struct Args {
     /// Rounds of replaying every dead letter with the CLI and waiting again.
     #[arg(long, default_value_t = 2)]
     replay_rounds: usize,
+    /// Replicas of every worker (above 1 needs `--store postgres`): faults kill one of them.
+    #[arg(long, default_value_t = 1)]
+    replicas: usize,
+    /// A three-node RabbitMQ cluster instead of one node: a node is lost for seconds and every
+    /// node is restarted in turn, instead of the one node's restart.
+    #[arg(long)]
+    cluster: bool,
+    /// Only these kinds of fault (names as in the report, comma-separated) [default: every kind
+    /// the run's store and broker allow].
+    #[arg(long, value_delimiter = ',')]
+    faults: Vec<String>,
     /// Do not build the worker binaries first (they must be up to date in target/<profile>).
     #[arg(long)]
     no_build: bool,
@@ -152,7 +163,18 @@ async fn soak(args: &Args, seed: u64) -> anyhow::Result<bool> {
     let planned = Arc::new(plan::orders(args.orders, &mut rng));
     let inventory = plan::inventory(args.orders);
     let postgres = args.store == StoreKind::Postgres;
-    let schedule = chaos::schedule(args.fault_rounds, postgres, &mut rng);
+    let mut kinds = chaos::kinds(postgres, args.cluster);
+    if !args.faults.is_empty() {
+        let known: Vec<&str> = kinds.iter().map(|fault| fault.name()).collect();
+        if let Some(unknown) = args.faults.iter().find(|f| !known.contains(&f.as_str())) {
+            anyhow::bail!(
+                "--faults: no fault {unknown:?} in this run; it has {}",
+                known.join(", ")
+            );
+        }
+        kinds.retain(|fault| args.faults.iter().any(|f| f == fault.name()));
+    }
+    let schedule = chaos::schedule(args.fault_rounds, &kinds, &mut rng);
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(args.concurrency)
         .build()?;
@@ -166,6 +188,8 @@ async fn soak(args: &Args, seed: u64) -> anyhow::Result<bool> {
             multiplier: 2,
         },
         postgres,
+        replicas: args.replicas,
+        cluster: args.cluster,
     };
     let mut system = System::start(settings, http.clone()).await?;
     let setup_s = started.elapsed().as_secs_f64();
@@ -181,7 +205,10 @@ async fn soak(args: &Args, seed: u64) -> anyhow::Result<bool> {
     let progress = Arc::new(AtomicUsize::new(0));
     let submitter = Arc::new(Submitter {
         http: http.clone(),
-        url: system.worker(Role::Order).url("/orders"),
+        urls: system
+            .replicas(Role::Order)
+            .map(|worker| worker.url("/orders"))
+            .collect(),
         seed,
         concurrency: args.concurrency,
         rate: args.rate,
@@ -191,7 +218,6 @@ async fn soak(args: &Args, seed: u64) -> anyhow::Result<bool> {
         let (planned, progress) = (planned.clone(), progress.clone());
         tokio::spawn(submitter.submit_all(planned, progress))
     };
-    let kinds = chaos::kinds(postgres);
     let faults = inject_faults(
         &mut system,
         &schedule,
@@ -209,6 +235,8 @@ async fn soak(args: &Args, seed: u64) -> anyhow::Result<bool> {
     let drain = Duration::from_secs(args.drain_timeout_s);
     let quiet_for = Duration::from_secs(args.quiet_s);
     let first = wait_quiet(&mut system, &stores, args.retry_max, drain, quiet_for).await?;
+    // From the first order until every queue was empty and stayed so.
+    let settled_s = (started.elapsed().saturating_sub(quiet_for)).as_secs_f64();
     let first_letters = first.counts.dead_letter_total();
     let first_by_queue = first.counts.dead_letters.clone();
     // Dead letters of `tok_outage` orders are planned; any other one a fault caused.
@@ -284,6 +312,9 @@ async fn soak(args: &Args, seed: u64) -> anyhow::Result<bool> {
     let mut summary = json!({
         "orders": args.orders,
         "store": args.store.name(),
+        "replicas": args.replicas,
+        "broker_nodes": system.brokers.nodes().len(),
+        "orders_per_s": round1(args.orders as f64 / settled_s.max(0.001)),
         "faults": faults,
         "lost": audit.count("lost"),
         "stuck": audit.count("stuck"),
@@ -310,6 +341,7 @@ async fn soak(args: &Args, seed: u64) -> anyhow::Result<bool> {
             "charged_cents <= total (no provider_charges table)"
         },
         "submit_s": round1(submit_s),
+        "settled_s": round1(settled_s),
         "setup_s": round1(setup_s),
     });
     for check in CHECKS {
@@ -376,7 +408,9 @@ async fn wait_quiet(
     loop {
         system.revive()?;
         if broker.is_none() {
-            broker = Broker::connect(&system.node.url(), tiers).await.ok();
+            broker = Broker::connect(&system.brokers.first_url(), tiers)
+                .await
+                .ok();
         }
         let counts = match broker.as_mut() {
             Some(b) => b.counts().await.ok(),

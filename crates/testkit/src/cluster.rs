@@ -31,12 +31,21 @@ impl PrivateCluster {
             }
         }
         let cluster = Self { nodes };
+        cluster.wait_whole().await?;
+        Ok(cluster)
+    }
+
+    /// Waits until every node sees all of them running (after a start, or a node's restart).
+    ///
+    /// # Errors
+    /// When the cluster is not whole within 60 s.
+    pub async fn wait_whole(&self) -> anyhow::Result<()> {
+        let size = self.nodes.len();
         crate::eventually(
             "every node sees the whole cluster",
             Duration::from_secs(60),
             || async {
-                cluster
-                    .nodes
+                self.nodes
                     .iter()
                     .all(|node| {
                         node.running_nodes()
@@ -45,8 +54,7 @@ impl PrivateCluster {
                     .then_some(())
             },
         )
-        .await?;
-        Ok(cluster)
+        .await
     }
 
     /// The nodes, the seed first.

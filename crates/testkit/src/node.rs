@@ -82,6 +82,15 @@ impl PrivateNode {
         self.launch().await
     }
 
+    /// Starts the node again after [`stop`](Self::stop), on the same data, and waits until it
+    /// accepts AMQP connections.
+    ///
+    /// # Errors
+    /// When it does not come back within 60 s.
+    pub async fn start_again(&self) -> anyhow::Result<()> {
+        self.launch().await
+    }
+
     /// Joins the cluster of `seed` (this node's own data is reset): `stop_app`, `join_cluster`,
     /// `start_app`, then waits until it accepts AMQP connections again.
     ///

@@ -38,8 +38,9 @@ pub enum Submitted {
 pub struct Submitter {
     /// The HTTP client.
     pub http: reqwest::Client,
-    /// `http://addr/orders`.
-    pub url: String,
+    /// `http://addr/orders` of every order worker replica: attempts take turns, so an attempt
+    /// that failed on a killed replica is sent again to the next.
+    pub urls: Vec<String>,
     /// The run's seed (part of every idempotency key).
     pub seed: u64,
     /// Orders in flight at once.
@@ -89,11 +90,13 @@ impl Submitter {
         let mut pauses =
             broker::backoff::jittered(Duration::from_millis(50), Duration::from_secs(2));
         let mut attempts = 0;
+        // Spreads first attempts over the replicas.
+        let key_turn = key.bytes().map(usize::from).sum::<usize>();
         loop {
             attempts += 1;
             let sent = self
                 .http
-                .post(&self.url)
+                .post(&self.urls[(key_turn + attempts as usize) % self.urls.len()])
                 .header("content-type", "application/json")
                 .header("idempotency-key", &key)
                 .body(body.clone())

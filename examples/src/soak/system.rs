@@ -1,6 +1,7 @@
-//! The system under test, all of it private to one soak run: its own RabbitMQ node, the three
-//! workers with their stores (SQLite files in the run's dir, or databases on a private
-//! PostgreSQL server), the inventory file, and the faults done to them.
+//! The system under test, all of it private to one soak run: its own RabbitMQ node (or a
+//! three-node cluster), the workers (one or more replicas of each) with their stores (SQLite
+//! files in the run's dir, or databases on a private PostgreSQL server), the inventory file, and
+//! the faults done to them.
 
 use super::chaos::{Fault, Scheduled};
 use super::workers::{Role, Worker};
@@ -9,7 +10,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
-use testkit::{PrivateNode, PrivatePostgres};
+use testkit::{PrivateCluster, PrivateNode, PrivatePostgres};
 
 /// How long a worker may take to be ready again after a fault.
 const RECOVERY: Duration = Duration::from_secs(120);
@@ -38,13 +39,59 @@ pub struct Settings {
     pub retry: RetrySettings,
     /// Stores on a private PostgreSQL server instead of SQLite files.
     pub postgres: bool,
+    /// Replicas of each worker (more than one needs `postgres`).
+    pub replicas: usize,
+    /// A three-node cluster instead of one node.
+    pub cluster: bool,
+}
+
+/// The broker of a run.
+pub enum Brokers {
+    /// One private node.
+    Node(PrivateNode),
+    /// A private cluster.
+    Cluster(PrivateCluster),
+}
+
+impl Brokers {
+    /// Every node, the seed first.
+    #[must_use]
+    pub fn nodes(&self) -> &[PrivateNode] {
+        match self {
+            Brokers::Node(node) => std::slice::from_ref(node),
+            Brokers::Cluster(cluster) => cluster.nodes(),
+        }
+    }
+
+    /// The workers' `AMQP_URL`: every node's.
+    #[must_use]
+    pub fn url(&self) -> String {
+        match self {
+            Brokers::Node(node) => node.url(),
+            Brokers::Cluster(cluster) => cluster.url(),
+        }
+    }
+
+    /// One node's URL, for the soak's own reads and the CLI (every node is up between faults).
+    #[must_use]
+    pub fn first_url(&self) -> String {
+        self.nodes()[0].url()
+    }
+
+    /// Waits until a cluster is whole again after a node came back; a single node is.
+    async fn settle(&self) -> anyhow::Result<()> {
+        match self {
+            Brokers::Node(_) => Ok(()),
+            Brokers::Cluster(cluster) => cluster.wait_whole().await,
+        }
+    }
 }
 
 /// A running system.
 pub struct System {
-    /// The private broker node.
-    pub node: PrivateNode,
-    /// The order, payment and stock workers, in [`Role::ALL`] order.
+    /// The private broker node or cluster.
+    pub brokers: Brokers,
+    /// Every worker replica, by role in [`Role::ALL`] order.
     pub workers: Vec<Worker>,
     /// Each worker's `DATABASE_URL`, by role.
     pub databases: BTreeMap<Role, String>,
@@ -60,7 +107,15 @@ impl System {
     /// # Errors
     /// When the node or a worker does not come up.
     pub async fn start(settings: Settings, http: reqwest::Client) -> anyhow::Result<Self> {
-        let node = PrivateNode::start().await?;
+        anyhow::ensure!(
+            settings.replicas <= 1 || settings.postgres,
+            "replicas share a store: --replicas above 1 needs --store postgres"
+        );
+        let brokers = if settings.cluster {
+            Brokers::Cluster(PrivateCluster::start(3).await?)
+        } else {
+            Brokers::Node(PrivateNode::start().await?)
+        };
         let stock_file = settings.dir.join("stock.json");
         std::fs::write(&stock_file, serde_json::to_string(&settings.inventory)?)?;
         let postgres = if settings.postgres {
@@ -81,7 +136,7 @@ impl System {
         }
         let retry = settings.retry;
         let common = [
-            ("AMQP_URL", node.url()),
+            ("AMQP_URL", brokers.url()),
             ("RETRY_MAX", retry.max.to_string()),
             ("RETRY_INITIAL_MS", retry.initial_ms.to_string()),
             ("RETRY_MULTIPLIER", retry.multiplier.to_string()),
@@ -95,10 +150,14 @@ impl System {
                 .map(|(k, v)| ((*k).to_owned(), v.clone()))
                 .collect();
             env.push(("DATABASE_URL".to_owned(), databases[&role].clone()));
-            workers.push(Worker::spawn(role, &settings.bin_dir, env, &settings.dir)?);
+            for replica in 0..settings.replicas.max(1) {
+                let worker =
+                    Worker::spawn(role, replica, &settings.bin_dir, env.clone(), &settings.dir)?;
+                workers.push(worker);
+            }
         }
         let system = Self {
-            node,
+            brokers,
             workers,
             databases,
             postgres,
@@ -109,10 +168,9 @@ impl System {
         Ok(system)
     }
 
-    /// The worker playing `role`.
-    #[must_use]
-    pub fn worker(&self, role: Role) -> &Worker {
-        &self.workers[Role::ALL.iter().position(|r| *r == role).unwrap_or(0)]
+    /// The replicas playing `role`.
+    pub fn replicas(&self, role: Role) -> impl Iterator<Item = &Worker> {
+        self.workers.iter().filter(move |w| w.role == role)
     }
 
     /// The run's directory.
@@ -147,11 +205,11 @@ impl System {
     /// Exits nobody asked for, per worker binary.
     #[must_use]
     pub fn unexpected_exits(&self) -> BTreeMap<&'static str, usize> {
-        self.workers
-            .iter()
-            .filter(|w| w.unexpected_exits > 0)
-            .map(|w| (w.role.binary(), w.unexpected_exits))
-            .collect()
+        let mut exits = BTreeMap::new();
+        for worker in self.workers.iter().filter(|w| w.unexpected_exits > 0) {
+            *exits.entry(worker.role.binary()).or_default() += worker.unexpected_exits;
+        }
+        exits
     }
 
     /// Injects `scheduled`, brings the system back and waits until every worker is ready.
@@ -163,15 +221,36 @@ impl System {
         eprintln!("soak: injecting {}", scheduled.fault.name());
         match scheduled.fault {
             Fault::Kill(role) => {
-                let index = Role::ALL.iter().position(|r| *r == role).unwrap_or(0);
-                self.workers[index].kill();
+                let replicas: Vec<usize> = (0..self.workers.len())
+                    .filter(|i| self.workers[*i].role == role)
+                    .collect();
+                let worker = &mut self.workers[replicas[scheduled.target % replicas.len()]];
+                eprintln!("soak: killing {}", worker.name());
+                worker.kill();
                 tokio::time::sleep(scheduled.down_for).await;
-                self.workers[index].restart()?;
+                worker.restart()?;
             }
-            Fault::BrokerRestart => self.node.restart().await?,
+            Fault::BrokerRestart | Fault::NodeLoss => {
+                let nodes = self.brokers.nodes();
+                let node = &nodes[scheduled.target % nodes.len()];
+                eprintln!("soak: stopping {}", node.node_name());
+                tokio::task::block_in_place(|| node.stop())?;
+                tokio::time::sleep(scheduled.down_for).await;
+                node.start_again().await?;
+                self.brokers.settle().await?;
+            }
+            Fault::RollingRestart => {
+                for node in self.brokers.nodes() {
+                    eprintln!("soak: restarting {}", node.node_name());
+                    tokio::task::block_in_place(|| node.stop())?;
+                    node.start_again().await?;
+                    self.brokers.settle().await?;
+                }
+            }
             Fault::CloseConnections => {
-                let node = &self.node;
-                tokio::task::block_in_place(|| node.close_all_connections("soak: chaos"))?;
+                for node in self.brokers.nodes() {
+                    tokio::task::block_in_place(|| node.close_all_connections("soak: chaos"))?;
+                }
             }
             Fault::PostgresOutage => {
                 let server = self
@@ -198,7 +277,13 @@ impl System {
     /// When the CLI fails.
     pub fn replay(&self, dlq: &str) -> anyhow::Result<u32> {
         let output = Command::new(self.settings.bin_dir.join("orderflow"))
-            .args(["--amqp-url", &self.node.url(), "dlq", "replay", dlq])
+            .args([
+                "--amqp-url",
+                &self.brokers.first_url(),
+                "dlq",
+                "replay",
+                dlq,
+            ])
             .output()
             .context("running orderflow dlq replay")?;
         let stdout = String::from_utf8_lossy(&output.stdout);

@@ -86,6 +86,8 @@ pub fn build(workspace: &Path) -> anyhow::Result<()> {
 pub struct Worker {
     /// Which worker.
     pub role: Role,
+    /// Which replica of its role (0 for the first).
+    pub replica: usize,
     /// Where its HTTP API listens.
     pub addr: SocketAddr,
     binary: PathBuf,
@@ -97,12 +99,14 @@ pub struct Worker {
 }
 
 impl Worker {
-    /// Spawns `role` from `bin_dir` with `env` on a free port, logging to `dir/<binary>.log`.
+    /// Spawns replica `replica` of `role` from `bin_dir` with `env` on a free port, logging to
+    /// `dir/<binary>-<replica>.log`.
     ///
     /// # Errors
     /// When no port is free or the binary cannot start.
     pub fn spawn(
         role: Role,
+        replica: usize,
         bin_dir: &Path,
         env: Vec<(String, String)>,
         dir: &Path,
@@ -111,10 +115,11 @@ impl Worker {
         let addr = SocketAddr::from(([127, 0, 0, 1], testkit::port::unclaimed()?));
         let mut worker = Self {
             role,
+            replica,
             addr,
             binary: bin_dir.join(role.binary()),
             env,
-            log: dir.join(format!("{}.log", role.binary())),
+            log: dir.join(format!("{}-{replica}.log", role.binary())),
             child: None,
             unexpected_exits: 0,
         };
@@ -137,6 +142,12 @@ impl Worker {
             .with_context(|| format!("starting {}", self.binary.display()))?;
         self.child = Some(child);
         Ok(())
+    }
+
+    /// `<binary>-<replica>`, as in its log's name.
+    #[must_use]
+    pub fn name(&self) -> String {
+        format!("{}-{}", self.role.binary(), self.replica)
     }
 
     /// `http://addr/path`.
@@ -181,10 +192,7 @@ impl Worker {
         if exited {
             self.unexpected_exits += 1;
             self.child = None;
-            eprintln!(
-                "soak: {} exited on its own; restarting it",
-                self.role.binary()
-            );
+            eprintln!("soak: {} exited on its own; restarting it", self.name());
             self.start()?;
         }
         Ok(exited)
@@ -210,7 +218,7 @@ impl Worker {
             if Instant::now() > deadline {
                 bail!(
                     "{} not ready after {timeout:?}; see {}",
-                    self.role.binary(),
+                    self.name(),
                     self.log.display()
                 );
             }
