@@ -5,4 +5,9 @@ cd "$(dirname "$0")/.."
 deploy/ensure-broker.sh
 deploy/ensure-postgres.sh
 deploy/ensure-browser.sh
+# The TLS tests make their own CA with openssl.
+if ! command -v openssl >/dev/null; then
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends openssl >/dev/null
+fi
 cargo test --workspace --all-targets "$@"

@@ -94,7 +94,9 @@ pub async fn ceiling(
     bodies: &Bodies,
 ) -> anyhow::Result<(f64, BTreeMap<String, f64>)> {
     let names = Names::new();
-    let conn = broker::connection::connect(url, "orderflow-bench", "ceiling").await?;
+    let conn =
+        broker::connection::connect(url, &broker::Tls::default(), "orderflow-bench", "ceiling")
+            .await?;
     let setup = conn.create_channel().await?;
     let version = broker::version::detect(url)
         .await

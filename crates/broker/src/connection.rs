@@ -1,6 +1,7 @@
 //! Connecting to the broker (one node, or the first of a cluster's nodes that answers), reconnect
 //! backoff, and the readiness flag.
 
+use crate::tls::Tls;
 use lapin::{Connection, ConnectionProperties};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -76,6 +77,8 @@ pub struct BrokerConfig {
     pub app_version: Option<String>,
     /// The host name a failed message's `failed-host` header names.
     pub host: String,
+    /// A private CA and a client certificate for `amqps://` URLs.
+    pub tls: Tls,
 }
 
 impl BrokerConfig {
@@ -93,7 +96,15 @@ impl BrokerConfig {
             app_version: None,
             // Not configuration but a fact of the machine, like the clock.
             host: whoami::fallible::hostname().unwrap_or_else(|_| "unknown".to_owned()),
+            tls: Tls::default(),
         }
+    }
+
+    /// Sets the CA and client certificate `amqps://` connections use.
+    #[must_use]
+    pub fn with_tls(mut self, tls: Tls) -> Self {
+        self.tls = tls;
+        self
     }
 
     /// Sets the version named in `failed-by` (a binary passes its `CARGO_PKG_VERSION`).
@@ -155,12 +166,23 @@ pub fn with_frame_max(url: &str) -> String {
     format!("{url}{separator}frame_max={DEFAULT_FRAME_MAX}")
 }
 
-/// Opens one connection.
+/// Opens one connection (with `tls` when the URL is `amqps://`).
 ///
 /// # Errors
-/// When the broker cannot be reached or refuses the login.
-pub async fn connect(url: &str, app_id: &str, role: &str) -> Result<Connection, lapin::Error> {
-    Connection::connect(&with_frame_max(url), properties(app_id, role)).await
+/// When the broker cannot be reached, its certificate is not trusted, or it refuses the login.
+pub async fn connect(
+    url: &str,
+    tls: &Tls,
+    app_id: &str,
+    role: &str,
+) -> Result<Connection, lapin::Error> {
+    Connection::connect_with_config(
+        &with_frame_max(url),
+        properties(app_id, role),
+        tls.config(),
+        lapin::runtime::default_runtime()?,
+    )
+    .await
 }
 
 /// The addresses a configured URL names: one URL, or several separated by commas.
@@ -184,6 +206,7 @@ pub struct Cursor(AtomicUsize);
 /// The last address's error when none answers.
 pub async fn connect_any(
     url: &str,
+    tls: &Tls,
     cursor: &Cursor,
     app_id: &str,
     role: &str,
@@ -195,7 +218,7 @@ pub async fn connect_any(
     loop {
         let index = (start + step) % count;
         let address = addresses.get(index).copied().unwrap_or(url);
-        match connect(address, app_id, role).await {
+        match connect(address, tls, app_id, role).await {
             Ok(connection) => {
                 cursor.0.store(index, Ordering::Relaxed);
                 if count > 1 {

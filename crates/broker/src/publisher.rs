@@ -28,6 +28,7 @@ pub struct Publisher {
 struct Inner {
     /// The broker's address (or a cluster's, comma-separated).
     url: String,
+    tls: crate::tls::Tls,
     /// Where the next connection attempt starts.
     cursor: Cursor,
     app_id: String,
@@ -80,6 +81,7 @@ impl Publisher {
         Ok(Self {
             inner: Arc::new(Inner {
                 url: config.url.clone(),
+                tls: config.tls.clone(),
                 cursor: Cursor::default(),
                 app_id: config.app_id.clone(),
                 confirm_timeout: config.confirm_timeout,
@@ -243,6 +245,7 @@ impl Publisher {
             }
             let (connection, _) = connect_any(
                 &self.inner.url,
+                &self.inner.tls,
                 &self.inner.cursor,
                 &self.inner.app_id,
                 "publisher",

@@ -158,6 +158,7 @@ impl Runtime {
     async fn open(&self) -> Result<Connected, BrokerError> {
         let (connection, address) = connect_any(
             &self.config.url,
+            &self.config.tls,
             &self.cursor,
             &self.config.app_id,
             "consumer",

@@ -21,7 +21,12 @@ pub struct Args {
         hide_env_values = true
     )]
     pub amqp_url: String,
-    /// Management API base URL [default: http://<amqp host>:15672].
+    /// PEM file of the CAs an `amqps://` broker (and its `https` management API) is verified
+    /// against, besides the system's roots.
+    #[arg(long, env = "AMQP_CA_FILE", global = true)]
+    pub amqp_ca_file: Option<std::path::PathBuf>,
+    /// Management API base URL [default: http://<amqp host>:15672, or https://<host>:15671
+    /// for an `amqps://` URL].
     #[arg(
         long,
         env = "RABBITMQ_MANAGEMENT_URL",

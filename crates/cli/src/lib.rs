@@ -59,7 +59,9 @@ use target::Target;
 /// Whatever the command fails with, as one line for the operator; [`exit::Exit::code_of`]
 /// gives its exit code.
 pub async fn run(args: Args) -> anyhow::Result<()> {
-    let target = Target::new(&args.amqp_url, args.management_url.as_deref())?;
+    let tls = broker::Tls::from_files(args.amqp_ca_file.as_deref(), None, None)
+        .map_err(|err| exit::Exit::usage(err.to_string()))?;
+    let target = Target::new(&args.amqp_url, args.management_url.as_deref())?.with_tls(tls);
     let json = args.output == Output::Json;
     let mut out = std::io::stdout().lock();
     match args.command {

@@ -27,11 +27,13 @@ pub struct Target {
     pub management_api: String,
     username: String,
     password: String,
+    /// The private CA of an `amqps://` broker.
+    tls: broker::Tls,
 }
 
 impl Target {
     /// Reads the vhost and login from `amqp_url`; the management API defaults to the AMQP host,
-    /// port 15672.
+    /// `http` on port 15672, or `https` on 15671 when the AMQP URL is `amqps`.
     ///
     /// # Errors
     /// When the AMQP URL does not parse.
@@ -39,8 +41,15 @@ impl Target {
         let uri: AMQPUri = amqp_url
             .parse()
             .map_err(|err| anyhow!("bad AMQP URL '{}': {err}", redact(amqp_url)))?;
+        let tls = uri.scheme == broker::lapin::uri::AMQPScheme::AMQPS;
         let base = management_url.map_or_else(
-            || format!("http://{}:15672", uri.authority.host),
+            || {
+                if tls {
+                    format!("https://{}:15671", uri.authority.host)
+                } else {
+                    format!("http://{}:15672", uri.authority.host)
+                }
+            },
             |url| {
                 url.trim_end_matches('/')
                     .trim_end_matches("/api")
@@ -53,7 +62,15 @@ impl Target {
             management_api: format!("{base}/api"),
             username: uri.authority.userinfo.username,
             password: uri.authority.userinfo.password,
+            tls: broker::Tls::default(),
         })
+    }
+
+    /// Verifies an `amqps://` broker and an `https` management API against `tls`'s CA.
+    #[must_use]
+    pub fn with_tls(mut self, tls: broker::Tls) -> Self {
+        self.tls = tls;
+        self
     }
 
     /// A management API client.
@@ -63,7 +80,19 @@ impl Target {
     pub fn management(&self) -> anyhow::Result<Management> {
         // One TLS stack (rustls) with one crypto provider (ring) across the workspace.
         let _ = rustls::crypto::ring::default_provider().install_default();
+        let mut http = reqwest::Client::builder();
+        if let Some(pem) = self.tls.ca_pem() {
+            for cert in reqwest::Certificate::from_pem_bundle(pem.as_bytes())
+                .context("reading the CA file's certificates")?
+            {
+                http = http.add_root_certificate(cert);
+            }
+        }
+        let http = http
+            .build()
+            .context("building the management API's HTTP client")?;
         rabbitmq_http_client::api::ClientBuilder::new()
+            .with_client(http)
             .with_endpoint(self.management_api.clone())
             .with_basic_auth_credentials(self.username.clone(), self.password.clone())
             .build()
@@ -75,7 +104,7 @@ impl Target {
     /// # Errors
     /// When the broker cannot be reached or refuses the login or the vhost (exit code 3).
     pub async fn connect(&self) -> anyhow::Result<Connection> {
-        broker::connection::connect(&self.amqp_url, APP_ID, "admin")
+        broker::connection::connect(&self.amqp_url, &self.tls, APP_ID, "admin")
             .await
             .with_context(|| {
                 Exit::unreachable(format!("cannot connect to {}", redact(&self.amqp_url)))
@@ -88,7 +117,8 @@ impl Target {
     /// When the URL cannot be used for a connection pool.
     pub fn publisher(&self) -> anyhow::Result<broker::Publisher> {
         let config = broker::BrokerConfig::new(&self.amqp_url, APP_ID)
-            .with_publish_retry_for(PUBLISH_RETRY_FOR);
+            .with_publish_retry_for(PUBLISH_RETRY_FOR)
+            .with_tls(self.tls.clone());
         broker::Publisher::new(&config).context("cannot set up the publisher")
     }
 }
@@ -153,6 +183,11 @@ mod tests {
         let target = Target::new("amqp://guest:guest@rabbit.local:5672/%2f", None).unwrap();
         assert_eq!(target.vhost, "/");
         assert_eq!(target.management_api, "http://rabbit.local:15672/api");
+        let tls = Target::new("amqps://guest:guest@rabbit.local/%2f", None).unwrap();
+        assert_eq!(
+            tls.management_api, "https://rabbit.local:15671/api",
+            "TLS for AMQP means TLS for the management API"
+        );
         let target = Target::new(
             "amqp://u:p@h/my%2Fvhost",
             Some("https://mgmt.example:443/api/"),

@@ -2,6 +2,7 @@
 
 use broker::{BrokerConfig, RetryPolicy};
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// The default broker.
@@ -13,6 +14,17 @@ pub struct CommonArgs {
     /// Broker URL, including the vhost.
     #[arg(long, env = "AMQP_URL", default_value = DEFAULT_AMQP_URL, hide_env_values = true)]
     pub amqp_url: String,
+    /// PEM file of the CAs an `amqps://` broker's certificate is verified against, besides the
+    /// system's roots.
+    #[arg(long, env = "AMQP_CA_FILE")]
+    pub amqp_ca_file: Option<PathBuf>,
+    /// PEM client certificate for `amqps://` (with `--amqp-client-key-file`), e.g. for the
+    /// broker's EXTERNAL mechanism (`?auth_mechanism=external` in the URL).
+    #[arg(long, env = "AMQP_CLIENT_CERT_FILE")]
+    pub amqp_client_cert_file: Option<PathBuf>,
+    /// PEM private key of the client certificate.
+    #[arg(long, env = "AMQP_CLIENT_KEY_FILE")]
+    pub amqp_client_key_file: Option<PathBuf>,
     /// The worker's own store: `sqlite://path.db` or `postgres://…` (default: `sqlite://data/<worker>.db`).
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
@@ -94,6 +106,11 @@ pub fn parse(app_id: &'static str, default_port: u16) -> Settings {
     }
     cli.common
         .settings(app_id, ([127, 0, 0, 1], default_port).into())
+        .unwrap_or_else(|err| {
+            WorkerCli::command()
+                .error(clap::error::ErrorKind::InvalidValue, err)
+                .exit()
+        })
 }
 
 /// The resolved settings a worker's `run` takes.
@@ -129,11 +146,23 @@ impl CommonArgs {
     }
 
     /// Resolves the flags for worker `app_id` with its default store and address.
-    #[must_use]
-    pub fn settings(&self, app_id: &str, default_addr: SocketAddr) -> Settings {
+    ///
+    /// # Errors
+    /// When a TLS file cannot be read.
+    pub fn settings(
+        &self,
+        app_id: &str,
+        default_addr: SocketAddr,
+    ) -> Result<Settings, broker::TlsFileError> {
         let name = app_id.trim_end_matches("-worker");
-        Settings {
+        let tls = broker::Tls::from_files(
+            self.amqp_ca_file.as_deref(),
+            self.amqp_client_cert_file.as_deref(),
+            self.amqp_client_key_file.as_deref(),
+        )?;
+        Ok(Settings {
             broker: BrokerConfig::new(&self.amqp_url, app_id)
+                .with_tls(tls)
                 .with_shutdown_timeout(Duration::from_secs(self.shutdown_timeout_secs))
                 // Every crate shares the workspace's version: it names the worker's build.
                 .with_app_version(env!("CARGO_PKG_VERSION")),
@@ -153,7 +182,7 @@ impl CommonArgs {
             worker_threads: usize::from(self.worker_threads),
             retention: (self.retention_hours > 0)
                 .then(|| Duration::from_secs(self.retention_hours * 3600)),
-        }
+        })
     }
 }
 
@@ -204,6 +233,7 @@ mod tests {
             .unwrap();
         cli.common
             .settings("test-worker", ([127, 0, 0, 1], 0).into())
+            .unwrap()
     }
 
     #[test]

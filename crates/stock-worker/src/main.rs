@@ -39,7 +39,7 @@ fn run(args: Args) -> anyhow::Result<()> {
     })?;
     let settings = args
         .common
-        .settings(stock_worker::APP_ID, ([127, 0, 0, 1], 8082).into());
+        .settings(stock_worker::APP_ID, ([127, 0, 0, 1], 8082).into())?;
     let addr = settings.http_addr;
     service::worker::block_on(
         settings.worker_threads,

@@ -9,6 +9,7 @@
 //! - [`cluster`]: three private nodes clustered, for tests that lose or restart nodes.
 //! - [`port`]: ports for private servers that no other process is handed meanwhile.
 //! - [`postgres`]: a private PostgreSQL server for tests that stop or restart the database.
+//! - [`tls`]: a certificate authority made for one test, and server certificates it signs.
 //! - [`inspect`]: reading queues the way a test asserts on them.
 //! - [`wait`]: polling a condition with a deadline (never a bare sleep).
 
@@ -22,6 +23,7 @@ pub mod inspect;
 pub mod node;
 pub mod port;
 pub mod postgres;
+pub mod tls;
 pub mod vhost;
 pub mod wait;
 
@@ -29,6 +31,7 @@ pub use cluster::PrivateCluster;
 pub use endpoint::Endpoint;
 pub use node::PrivateNode;
 pub use postgres::PrivatePostgres;
+pub use tls::TestCa;
 pub use vhost::TestVhost;
 pub use wait::eventually;
 

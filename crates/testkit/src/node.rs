@@ -13,6 +13,8 @@ pub struct PrivateNode {
     port: u16,
     /// The Erlang distribution port (`rabbitmqctl` and cluster peers reach the node on it).
     dist_port: u16,
+    /// The TLS listener's port, when started with one.
+    tls_port: Option<u16>,
     dir: PathBuf,
 }
 
@@ -22,6 +24,19 @@ impl PrivateNode {
     /// # Errors
     /// When `rabbitmq-server` is not installed or the node does not come up within 60 s.
     pub async fn start() -> anyhow::Result<Self> {
+        Self::start_with(None).await
+    }
+
+    /// Starts a node with a TLS listener too, its certificate issued by `ca` for `localhost`
+    /// (clients need not present one); [`amqps_url`](Self::amqps_url) reaches it.
+    ///
+    /// # Errors
+    /// As [`start`](Self::start), or when the certificate cannot be issued.
+    pub async fn start_tls(ca: &crate::tls::TestCa) -> anyhow::Result<Self> {
+        Self::start_with(Some(ca)).await
+    }
+
+    async fn start_with(ca: Option<&crate::tls::TestCa>) -> anyhow::Result<Self> {
         crate::init_tracing();
         let id = uuid::Uuid::new_v4().simple().to_string();
         let port = crate::port::unclaimed()?;
@@ -31,10 +46,35 @@ impl PrivateNode {
         }
         let dir = std::env::temp_dir().join(format!("orderflow-node-{}", &id[..12]));
         std::fs::create_dir_all(&dir)?;
-        std::fs::write(
-            dir.join("rabbitmq.conf"),
-            format!("listeners.tcp.local = 127.0.0.1:{port}\n"),
-        )?;
+        let mut conf = format!("listeners.tcp.local = 127.0.0.1:{port}\n");
+        let mut tls_port = None;
+        if let Some(ca) = ca {
+            let issued = ca.issue_server("rabbitmq")?;
+            let mut port_tls = crate::port::unclaimed()?;
+            while port_tls == port || port_tls == dist_port {
+                port_tls = crate::port::unclaimed()?;
+            }
+            // Copied into the node's directory, which the rabbitmq user is given below.
+            for (from, to) in [
+                (ca.certificate(), "ca.pem"),
+                (issued.certificate, "server.pem"),
+                (issued.key, "server.key"),
+            ] {
+                std::fs::copy(from, dir.join(to))?;
+            }
+            let at = |name: &str| dir.join(name).display().to_string();
+            conf.push_str(&format!(
+                "listeners.ssl.default = 127.0.0.1:{port_tls}\n\
+                 ssl_options.cacertfile = {}\nssl_options.certfile = {}\n\
+                 ssl_options.keyfile = {}\nssl_options.verify = verify_none\n\
+                 ssl_options.fail_if_no_peer_cert = false\n",
+                at("ca.pem"),
+                at("server.pem"),
+                at("server.key"),
+            ));
+            tls_port = Some(port_tls);
+        }
+        std::fs::write(dir.join("rabbitmq.conf"), conf)?;
         std::fs::write(dir.join("enabled_plugins"), "[].\n")?;
         std::fs::write(dir.join("rabbitmq-env.conf"), "")?;
         // The Debian wrapper drops root to the rabbitmq user, which must own the directory.
@@ -46,6 +86,7 @@ impl PrivateNode {
             node: format!("orderflow-{}@localhost", &id[..12]),
             port,
             dist_port,
+            tls_port,
             dir,
         };
         node.launch().await?;
@@ -56,6 +97,16 @@ impl PrivateNode {
     #[must_use]
     pub fn url(&self) -> String {
         format!("amqp://guest:guest@127.0.0.1:{}/%2f", self.port)
+    }
+
+    /// AMQPS URL of the node's default vhost, on `localhost` (the name its certificate has).
+    ///
+    /// # Panics
+    /// When the node was started without TLS.
+    #[must_use]
+    pub fn amqps_url(&self) -> String {
+        let port = self.tls_port.expect("a node started with start_tls");
+        format!("amqps://guest:guest@localhost:{port}/%2f")
     }
 
     /// The Erlang node name (`orderflow-…@localhost`), for `rabbitmqctl -n`.

@@ -28,6 +28,19 @@ impl PrivatePostgres {
     /// When PostgreSQL 15 is not installed, the `postgres` OS user is missing, or the server does
     /// not come up within 60 s.
     pub async fn start() -> anyhow::Result<Self> {
+        Self::start_with(None).await
+    }
+
+    /// Starts a server that also takes TLS (`ssl = on`), its certificate issued by `ca` for
+    /// `localhost` and 127.0.0.1; clients choose with `sslmode` (plain connections still work).
+    ///
+    /// # Errors
+    /// As [`start`](Self::start), or when the certificate cannot be issued.
+    pub async fn start_tls(ca: &crate::tls::TestCa) -> anyhow::Result<Self> {
+        Self::start_with(Some(ca)).await
+    }
+
+    async fn start_with(ca: Option<&crate::tls::TestCa>) -> anyhow::Result<Self> {
         crate::init_tracing();
         let id = uuid::Uuid::new_v4().simple().to_string();
         let dir = std::env::temp_dir().join(format!("orderflow-pg-{}", &id[..12]));
@@ -58,11 +71,28 @@ impl PrivatePostgres {
         if !init.status.success() {
             bail!("initdb failed: {}", String::from_utf8_lossy(&init.stderr));
         }
-        let conf = format!(
+        let mut conf = format!(
             "listen_addresses = '127.0.0.1'\nport = {port}\nunix_socket_directories = '{}'\n\
              max_connections = 200\n",
             server.dir.display()
         );
+        if let Some(ca) = ca {
+            let issued = ca.issue_server("postgres")?;
+            let (cert, key) = (data.join("server.crt"), data.join("server.key"));
+            std::fs::copy(&issued.certificate, &cert)?;
+            std::fs::copy(&issued.key, &key)?;
+            // The server refuses a key others can read, and runs as the postgres user.
+            let owned = Command::new("chown")
+                .arg(format!("{OS_USER}:{OS_USER}"))
+                .arg(&cert)
+                .arg(&key)
+                .status()?;
+            let private = Command::new("chmod").arg("600").arg(&key).status()?;
+            if !owned.success() || !private.success() {
+                bail!("cannot hand the certificate to {OS_USER}");
+            }
+            conf.push_str("ssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n");
+        }
         append(&data.join("postgresql.conf"), &conf)?;
         server.start_again().await?;
         Ok(server)
