@@ -57,6 +57,17 @@ impl PrivateCluster {
         .await
     }
 
+    /// The node most client connections are on: the one to lose for a test that the clients
+    /// move (the seed when it cannot tell).
+    #[must_use]
+    pub fn busiest_node(&self) -> &PrivateNode {
+        let on = self.nodes[0].connection_nodes().unwrap_or_default();
+        self.nodes
+            .iter()
+            .max_by_key(|node| on.iter().filter(|n| *n == node.node_name()).count())
+            .unwrap_or(&self.nodes[0])
+    }
+
     /// The nodes, the seed first.
     #[must_use]
     pub fn nodes(&self) -> &[PrivateNode] {

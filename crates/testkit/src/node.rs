@@ -163,6 +163,22 @@ impl PrivateNode {
         Ok(names(&status["running_nodes"]))
     }
 
+    /// The node of every client connection its cluster has (`list_connections node`).
+    ///
+    /// # Errors
+    /// When `rabbitmqctl` fails or prints something else than the JSON it documents.
+    pub fn connection_nodes(&self) -> anyhow::Result<Vec<String>> {
+        let connections = self.ctl_json(&["list_connections", "node"])?;
+        Ok(connections
+            .as_array()
+            .map(|all| {
+                all.iter()
+                    .filter_map(|c| c["node"].as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
     /// The members of quorum queue `queue` in `vhost` (`list_queues members`); empty when it
     /// is not there or not a quorum queue.
     ///

@@ -14,7 +14,8 @@ pub enum Fault {
     Kill(Role),
     /// Stop the broker node and start it again on the same data.
     BrokerRestart,
-    /// Cluster: stop one node, keep it down a few seconds while the others serve, start it again.
+    /// Cluster: stop the node most workers are connected to, keep it down a few seconds while
+    /// the others serve, start it again.
     NodeLoss,
     /// Cluster: restart every node, one at a time, each once the cluster is whole again.
     RollingRestart,
@@ -51,7 +52,7 @@ pub struct Scheduled {
     /// How long the thing stays down before it is started again (a killed worker, a lost node,
     /// the database); a restart takes as long as it takes.
     pub down_for: Duration,
-    /// Which replica or node it hits (modulo how many there are).
+    /// Which replica a kill hits (modulo how many there are).
     pub target: usize,
 }
 

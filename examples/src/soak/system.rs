@@ -231,8 +231,13 @@ impl System {
                 worker.restart()?;
             }
             Fault::BrokerRestart | Fault::NodeLoss => {
-                let nodes = self.brokers.nodes();
-                let node = &nodes[scheduled.target % nodes.len()];
+                // The node the workers are on: their consumers and publishers must move.
+                let node = match &self.brokers {
+                    Brokers::Node(node) => node,
+                    Brokers::Cluster(cluster) => {
+                        tokio::task::block_in_place(|| cluster.busiest_node())
+                    }
+                };
                 eprintln!("soak: stopping {}", node.node_name());
                 tokio::task::block_in_place(|| node.stop())?;
                 tokio::time::sleep(scheduled.down_for).await;
