@@ -51,7 +51,10 @@ impl Lease {
         }
         if let Some(holder) = &mut self.holder {
             match tokio::time::timeout(CHECK_WITHIN, holder.ping()).await {
-                Ok(Ok(())) => return Ok(true),
+                Ok(Ok(())) => {
+                    metrics::gauge!("orderflow_lease_held", "job" => self.job).set(1.0);
+                    return Ok(true);
+                }
                 Ok(Err(err)) => {
                     tracing::warn!(error = %err, job = self.job, "lease lost: its connection failed");
                 }
@@ -70,6 +73,7 @@ impl Lease {
             metrics::gauge!("orderflow_lease_held", "job" => self.job).set(1.0);
             self.holder = Some(conn);
         } else {
+            metrics::gauge!("orderflow_lease_held", "job" => self.job).set(0.0);
             let _ = conn.close().await;
         }
         Ok(taken)

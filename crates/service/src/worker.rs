@@ -33,9 +33,11 @@ pub struct Worker {
 }
 
 impl Worker {
-    /// A worker with nothing running yet.
+    /// A worker with nothing running yet, and the metrics recorder installed: what its tasks
+    /// record from their first step on is exported (a gauge set before the recorder is lost).
     #[must_use]
     pub fn new() -> Self {
+        crate::ops::metrics();
         Self::default()
     }
 
@@ -93,5 +95,25 @@ impl Worker {
         let _ = http.await;
         pool.close().await;
         result?.map_err(anyhow::Error::from)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Worker;
+
+    /// The relay's lease gauge was set this way and lost until the worker's first HTTP request
+    /// installed the recorder (CI run 28).
+    #[tokio::test]
+    async fn what_a_task_records_before_the_worker_runs_is_exported() {
+        let mut worker = Worker::new();
+        let (recorded, done) = tokio::sync::oneshot::channel();
+        worker.spawn(async move {
+            metrics::gauge!("orderflow_test_recorded_early").set(7.0);
+            let _ = recorded.send(());
+        });
+        done.await.unwrap();
+        let text = crate::ops::metrics().render();
+        assert!(text.contains("orderflow_test_recorded_early 7"), "{text}");
     }
 }
