@@ -29,6 +29,9 @@ pub struct Options {
     /// Use PostgreSQL for payment and stock (required for replicas > 1). The order worker's
     /// store is PostgreSQL too when it has replicas: SQLite serves one process.
     pub postgres: bool,
+    /// Each worker logs in as its own broker user (full rights on the vhost), and facts are
+    /// taken only from their publisher's user (`PUBLISHER_USERS`); the CLI's user is the operator.
+    pub own_users: bool,
     /// The PostgreSQL server for payment and stock (a URL of any database on it, e.g. a
     /// `testkit::PrivatePostgres`'s `url("postgres")`); implies `postgres`. Default: the shared
     /// server ([`test_store::admin_url`]).
@@ -43,6 +46,7 @@ impl Default for Options {
             retry_initial_ms: 200,
             replicas: 1,
             postgres: false,
+            own_users: false,
             postgres_server: None,
         }
     }
@@ -56,6 +60,8 @@ pub struct System {
     pub orders: Vec<Worker>,
     /// Counts API calls, to take turns.
     calls: AtomicUsize,
+    /// With `own_users`: each worker's (AMQP URL, user name), by binary name.
+    pub users: HashMap<&'static str, (String, String)>,
     pub payments: Vec<Worker>,
     pub stocks: Vec<Worker>,
     /// (server admin URL, database) of every database created for this system.
@@ -114,19 +120,42 @@ impl System {
             ("STOCK_FILE".to_owned(), stock_file.display().to_string()),
             ("RUST_LOG".to_owned(), "info,broker=debug".to_owned()),
         ];
-        let with = |db: &str| {
+        let mut users = HashMap::new();
+        let mut common = common;
+        if options.own_users {
+            let everything = testkit::Grants {
+                configure: ".*",
+                write: ".*",
+                read: ".*",
+            };
+            for kind in [Kind::Order, Kind::Payment, Kind::Stock] {
+                let role = kind.binary();
+                users.insert(role, vhost.user(role, everything).await);
+            }
+            let named: Vec<String> = users
+                .iter()
+                .map(|(role, (_, name))| format!("{role}={name}"))
+                .collect();
+            common.push(("PUBLISHER_USERS".to_owned(), named.join(",")));
+            let operator = testkit::Endpoint::shared().await.username.clone();
+            common.push(("OPERATOR_USERS".to_owned(), operator));
+        }
+        let with = |kind: Kind, db: &str| {
             let mut env = common.clone();
             env.push(("DATABASE_URL".to_owned(), db.to_owned()));
+            if let Some((url, _)) = users.get(kind.binary()) {
+                env.push(("AMQP_URL".to_owned(), url.clone()));
+            }
             env
         };
         let orders = (0..options.replicas)
-            .map(|i| Worker::spawn(Kind::Order, i, with(&order_db), &dir))
+            .map(|i| Worker::spawn(Kind::Order, i, with(Kind::Order, &order_db), &dir))
             .collect();
         let payments = (0..options.replicas)
-            .map(|i| Worker::spawn(Kind::Payment, i, with(&payment_db), &dir))
+            .map(|i| Worker::spawn(Kind::Payment, i, with(Kind::Payment, &payment_db), &dir))
             .collect();
         let stocks = (0..options.replicas)
-            .map(|i| Worker::spawn(Kind::Stock, i, with(&stock_db), &dir))
+            .map(|i| Worker::spawn(Kind::Stock, i, with(Kind::Stock, &stock_db), &dir))
             .collect();
         let _ = rustls::crypto::ring::default_provider().install_default();
         let system = System {
@@ -134,6 +163,7 @@ impl System {
             dir,
             orders,
             calls: AtomicUsize::new(0),
+            users,
             payments,
             stocks,
             databases,

@@ -15,7 +15,8 @@ pub enum Kind {
 }
 
 impl Kind {
-    fn binary(self) -> &'static str {
+    /// The binary's name (also the worker's `app_id`).
+    pub fn binary(self) -> &'static str {
         match self {
             Kind::Order => "order-worker",
             Kind::Payment => "payment-worker",

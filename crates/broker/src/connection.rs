@@ -185,6 +185,22 @@ pub async fn connect(
     .await
 }
 
+/// The user `url` (its first address) logs in as, which RabbitMQ checks a message's `user_id`
+/// against; `None` for a certificate login (`auth_mechanism=external`), whose user the broker
+/// takes from the certificate.
+#[must_use]
+pub fn login_user(url: &str) -> Option<String> {
+    let first = addresses(url).into_iter().next()?;
+    if first
+        .to_ascii_lowercase()
+        .contains("auth_mechanism=external")
+    {
+        return None;
+    }
+    let uri: lapin::uri::AMQPUri = first.parse().ok()?;
+    Some(uri.authority.userinfo.username)
+}
+
 /// The addresses a configured URL names: one URL, or several separated by commas.
 #[must_use]
 pub fn addresses(url: &str) -> Vec<&str> {

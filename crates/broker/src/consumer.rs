@@ -12,6 +12,7 @@ use crate::retry::{Decision, Outcome, decide};
 use crate::settle::{Settler, settle};
 use crate::topology::QueueSpec;
 use crate::trace::TraceParent;
+use crate::trust::Trust;
 use futures_util::future::BoxFuture;
 use futures_util::{FutureExt, StreamExt};
 use lapin::Channel;
@@ -39,6 +40,8 @@ pub struct ConsumerSpec {
     pub(crate) handler_timeout: Duration,
     pub(crate) max_hold: Duration,
     pub(crate) outage_check: Option<OutageCheck>,
+    /// Who may have published what it takes; `None` takes anyone's.
+    pub(crate) trust: Option<Trust>,
     pub(crate) handle: ErasedHandler,
 }
 
@@ -81,6 +84,7 @@ impl ConsumerSpec {
             handler_timeout: Duration::from_secs(60),
             max_hold: Duration::from_secs(600),
             outage_check: None,
+            trust: None,
             handle,
         }
     }
@@ -124,6 +128,14 @@ impl ConsumerSpec {
         self
     }
 
+    /// Takes messages only from `trust`'s publisher (or copies of them): any other is rejected
+    /// to the DLQ (error type `untrusted-publisher`) and never reaches the handler.
+    #[must_use]
+    pub fn with_trust(mut self, trust: Trust) -> Self {
+        self.trust = Some(trust);
+        self
+    }
+
     /// The queue consumed.
     #[must_use]
     pub fn queue(&self) -> &QueueSpec {
@@ -132,6 +144,14 @@ impl ConsumerSpec {
 
     /// Runs the handler once on `body`: decoding, panics and the timeout included.
     async fn attempt(&self, body: &[u8], meta: Meta) -> Attempt {
+        if let Some(trust) = &self.trust
+            && let Err(why) = trust.check(meta.user_id.as_deref(), &meta.headers)
+        {
+            return Attempt::failed(
+                Outcome::Rejected,
+                Failure::new(failure::UNTRUSTED_PUBLISHER, &why),
+            );
+        }
         let started = std::panic::catch_unwind(AssertUnwindSafe(|| (self.handle)(body, meta)));
         let handling = match started {
             Ok(Ok(handling)) => handling,
@@ -327,6 +347,7 @@ async fn process(
         message_id: props.message_id().as_ref().map(ToString::to_string),
         correlation_id: props.correlation_id().as_ref().map(ToString::to_string),
         app_id: props.app_id().as_ref().map(ToString::to_string),
+        user_id: props.user_id().as_ref().map(ToString::to_string),
         retry_count: headers::retry_count(props),
         redelivered: delivery.redelivered,
         headers: props.headers().clone().unwrap_or_default(),

@@ -90,6 +90,17 @@ fn forwarded_headers(delivery: &Delivery, queue: &str, failed: Option<Failed<'_>
         .unwrap_or_else(|| delivery.routing_key.to_string());
     headers::set_text(&mut table, headers::ORIGINAL_EXCHANGE, &exchange);
     headers::set_text(&mut table, headers::ORIGINAL_ROUTING_KEY, &routing_key);
+    // The copy's own `user_id` is its publisher's login: the first publisher stays named here.
+    let first_user = headers::text(original, headers::ORIGINAL_USER_ID).or_else(|| {
+        delivery
+            .properties
+            .user_id()
+            .as_ref()
+            .map(ToString::to_string)
+    });
+    if let Some(user) = first_user {
+        headers::set_text(&mut table, headers::ORIGINAL_USER_ID, &user);
+    }
     headers::set_text(&mut table, headers::SOURCE_QUEUE, queue);
     headers::set_integer(
         &mut table,
@@ -160,6 +171,35 @@ mod tests {
             .with_message_id("m-1".into())
             .with_headers(headers);
         delivery
+    }
+
+    #[test]
+    fn every_copy_names_the_first_publisher_whoever_publishes_it() {
+        let mut first = delivery("orders", "order.paid", FieldTable::default());
+        first.properties = first.properties.with_user_id("payment".into());
+        let retried = retry(&first, "order.order-paid", 1, None);
+        let named = |out: &Outgoing| {
+            headers::text(out.properties.headers().as_ref(), headers::ORIGINAL_USER_ID)
+        };
+        assert_eq!(named(&retried).as_deref(), Some("payment"));
+
+        // The retry comes back stamped by the consumer's own login; its dead letter and the
+        // replay of that still name the payment worker.
+        let mut back = delivery(
+            "",
+            "order.order-paid",
+            retried.properties.headers().clone().unwrap(),
+        );
+        back.properties = back.properties.with_user_id("order".into());
+        let dead = dead_letter(
+            &back,
+            "order.order-paid",
+            DeadLetterReason::RetriesExhausted,
+            None,
+        );
+        assert_eq!(named(&dead).as_deref(), Some("payment"));
+        let replayed = replay(&dead.body, &dead.properties, "order.order-paid");
+        assert_eq!(named(&replayed).as_deref(), Some("payment"));
     }
 
     fn by() -> FailedBy {

@@ -20,6 +20,8 @@ pub const MALFORMED: &str = "malformed";
 pub const PANIC: &str = "panic";
 /// The error type of a handler that ran past its timeout.
 pub const TIMEOUT: &str = "timeout";
+/// The error type of a message from a publisher the consumer does not trust ([`crate::trust`]).
+pub const UNTRUSTED_PUBLISHER: &str = "untrusted-publisher";
 
 /// Causes kept at most: the chain's first ones say most.
 const MAX_CAUSES: usize = 5;

@@ -22,6 +22,7 @@ mod settle;
 pub mod tls;
 pub mod topology;
 pub mod trace;
+pub mod trust;
 pub mod version;
 
 pub use connection::{BrokerConfig, Readiness};
@@ -42,4 +43,5 @@ pub use runtime::Runtime;
 pub use tls::{Tls, TlsFileError};
 pub use topology::{ExchangeType, QueueSpec, QueueType, Topology};
 pub use trace::TraceParent;
+pub use trust::Trust;
 pub use version::BrokerVersion;

@@ -27,6 +27,8 @@ pub struct Meta {
     pub correlation_id: Option<String>,
     /// The publisher's `app_id`.
     pub app_id: Option<String>,
+    /// The `user_id` the broker validated: who published this copy.
+    pub user_id: Option<String>,
     /// How often it has been retried: 0 on first delivery.
     pub retry_count: u32,
     /// The broker's redelivered flag: set after a crash or requeue.
@@ -48,6 +50,7 @@ impl<E> Message<E> {
                 message_id: Some(message_id.to_owned()),
                 correlation_id: None,
                 app_id: None,
+                user_id: None,
                 retry_count: 0,
                 redelivered: false,
                 headers: FieldTable::default(),

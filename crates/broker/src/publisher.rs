@@ -32,6 +32,8 @@ struct Inner {
     /// Where the next connection attempt starts.
     cursor: Cursor,
     app_id: String,
+    /// The login every message's `user_id` names (the broker refuses any other).
+    user_id: Option<String>,
     confirm_timeout: Duration,
     retry_for: Duration,
     link: Mutex<Option<Link>>,
@@ -84,6 +86,7 @@ impl Publisher {
                 tls: config.tls.clone(),
                 cursor: Cursor::default(),
                 app_id: config.app_id.clone(),
+                user_id: crate::connection::login_user(&config.url),
                 confirm_timeout: config.confirm_timeout,
                 retry_for: config.publish_retry_for,
                 link: Mutex::new(None),
@@ -187,7 +190,10 @@ impl Publisher {
         channel: &Channel,
         message: &Outgoing,
     ) -> Result<Result<(), BrokerError>, BrokerError> {
-        let properties = message.properties.clone().with_delivery_mode(2);
+        let mut properties = message.properties.clone().with_delivery_mode(2);
+        if let Some(user) = &self.inner.user_id {
+            properties = properties.with_user_id(user.as_str().into());
+        }
         let options = BasicPublishOptions {
             mandatory: true,
             ..BasicPublishOptions::default()

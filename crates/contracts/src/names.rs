@@ -7,6 +7,18 @@ pub const ORDER_PAID_EXCHANGE: &str = "order.paid";
 /// The dead-letter exchange (owned by the broker library).
 pub const DEAD_LETTER_EXCHANGE: &str = broker::topology::DEAD_LETTER_EXCHANGE;
 
+/// The worker (`app_id`) that publishes fact `event_type`; `None` for `order.created`, which
+/// systems outside the order worker publish too (and which is validated like an API request).
+#[must_use]
+pub fn publisher_of(event_type: &str) -> Option<&'static str> {
+    match event_type {
+        "order.cancelled" => Some("order-worker"),
+        "order.paid" | "payment.failed" | "payment.refunded" => Some("payment-worker"),
+        "stock.reserved" | "stock.rejected" => Some("stock-worker"),
+        _ => None,
+    }
+}
+
 /// Consumer queues, `<worker>.<event>`.
 pub mod queues {
     /// Payment worker: charges new orders.

@@ -25,6 +25,15 @@ pub struct CommonArgs {
     /// PEM private key of the client certificate.
     #[arg(long, env = "AMQP_CLIENT_KEY_FILE")]
     pub amqp_client_key_file: Option<PathBuf>,
+    /// The broker user of each worker, `order-worker=USER,payment-worker=USER,stock-worker=USER`:
+    /// when set, a fact (every event but `order.created`, which outside systems publish) is
+    /// taken only from its publisher's user, checked against the `user_id` the broker validated;
+    /// any other is rejected to the DLQ as `untrusted-publisher`.
+    #[arg(long, env = "PUBLISHER_USERS", value_delimiter = ',', value_parser = worker_user)]
+    pub publisher_users: Vec<(String, String)>,
+    /// Broker users whose replays of dead letters are trusted (operators running the CLI).
+    #[arg(long, env = "OPERATOR_USERS", value_delimiter = ',')]
+    pub operator_users: Vec<String>,
     /// The worker's own store: `sqlite://path.db` or `postgres://…` (default: `sqlite://data/<worker>.db`).
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
@@ -113,6 +122,21 @@ pub fn parse(app_id: &'static str, default_port: u16) -> Settings {
         })
 }
 
+/// `worker=user`, a worker's name being one of the three.
+fn worker_user(text: &str) -> Result<(String, String), String> {
+    let (worker, user) = text
+        .split_once('=')
+        .ok_or_else(|| format!("{text:?} is not worker=user"))?;
+    let workers = ["order-worker", "payment-worker", "stock-worker"];
+    if !workers.contains(&worker) || user.is_empty() {
+        return Err(format!(
+            "{text:?}: the worker is one of {}, the user not empty",
+            workers.join(", ")
+        ));
+    }
+    Ok((worker.to_owned(), user.to_owned()))
+}
+
 /// The resolved settings a worker's `run` takes.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -134,6 +158,10 @@ pub struct Settings {
     pub worker_threads: usize,
     /// How long records that only guard against repeats are kept; `None` keeps them for ever.
     pub retention: Option<Duration>,
+    /// Each worker's broker user, when facts are checked against their publisher.
+    pub publisher_users: std::collections::BTreeMap<String, String>,
+    /// Users whose replays are trusted.
+    pub operator_users: Vec<String>,
 }
 
 impl CommonArgs {
@@ -182,22 +210,43 @@ impl CommonArgs {
             worker_threads: usize::from(self.worker_threads),
             retention: (self.retention_hours > 0)
                 .then(|| Duration::from_secs(self.retention_hours * 3600)),
+            publisher_users: self.publisher_users.iter().cloned().collect(),
+            operator_users: self.operator_users.clone(),
         })
     }
 }
 
 impl Settings {
     /// The spec of consumer queue `name` with these settings' retry policy, prefetch and concurrency.
+    /// With [`Settings::publisher_users`], it takes a fact only from its publisher's user.
     pub fn consumer<E, H>(&self, name: &str, handler: H) -> broker::ConsumerSpec
     where
-        E: serde::de::DeserializeOwned + Send + 'static,
+        E: broker::Event,
         H: broker::Handler<E>,
     {
-        broker::ConsumerSpec::new(contracts::topology::queue(name, &self.retry), handler)
-            .with_prefetch(self.prefetch)
-            .with_concurrency(self.concurrency)
-            // A store that does not answer is an outage: hold the message, never fail it.
-            .with_outage_check(crate::outage::is_outage)
+        let spec =
+            broker::ConsumerSpec::new(contracts::topology::queue(name, &self.retry), handler)
+                .with_prefetch(self.prefetch)
+                .with_concurrency(self.concurrency)
+                // A store that does not answer is an outage: hold the message, never fail it.
+                .with_outage_check(crate::outage::is_outage);
+        match self.trust(E::TYPE) {
+            Some(trust) => spec.with_trust(trust),
+            None => spec,
+        }
+    }
+
+    /// Whom a consumer of `event_type` trusts, when publishers are configured and the event is
+    /// a fact.
+    fn trust(&self, event_type: &str) -> Option<broker::Trust> {
+        let publisher = self
+            .publisher_users
+            .get(contracts::names::publisher_of(event_type)?)?;
+        Some(broker::Trust {
+            publisher: publisher.clone(),
+            own: broker::connection::login_user(&self.broker.url).unwrap_or_default(),
+            operators: self.operator_users.clone(),
+        })
     }
 
     /// Opens (and migrates) the worker's store.
@@ -234,6 +283,38 @@ mod tests {
         cli.common
             .settings("test-worker", ([127, 0, 0, 1], 0).into())
             .unwrap()
+    }
+
+    #[test]
+    fn facts_are_trusted_from_their_publishers_user_once_users_are_named() {
+        let open = settings(&[]);
+        assert_eq!(open.trust("order.paid"), None, "no users named: anyone's");
+        let users = "order-worker=u-order,payment-worker=u-pay,stock-worker=u-stock";
+        let named = settings(&[
+            "--amqp-url",
+            "amqp://u-order:secret@h/%2f",
+            "--publisher-users",
+            users,
+            "--operator-users",
+            "ops",
+        ]);
+        let trust = named.trust("order.paid").unwrap();
+        assert_eq!(
+            (
+                trust.publisher.as_str(),
+                trust.own.as_str(),
+                trust.operators
+            ),
+            ("u-pay", "u-order", vec!["ops".to_owned()])
+        );
+        assert_eq!(named.trust("stock.reserved").unwrap().publisher, "u-stock");
+        assert_eq!(
+            named.trust("order.created"),
+            None,
+            "outside systems publish it"
+        );
+        let bad = WorkerCli::try_parse_from(["w", "--publisher-users", "billing=u"]).unwrap_err();
+        assert!(bad.to_string().contains("order-worker"), "{bad}");
     }
 
     #[test]

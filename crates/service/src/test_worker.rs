@@ -32,6 +32,8 @@ pub fn offline(app_id: &str, database_url: &str) -> Settings {
         worker_threads: 1,
         // On, as by default: a worker's tests then also see the pruning task stop on shutdown.
         retention: Some(Duration::from_secs(168 * 3600)),
+        publisher_users: std::collections::BTreeMap::new(),
+        operator_users: Vec::new(),
     }
 }
 

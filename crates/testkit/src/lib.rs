@@ -32,7 +32,7 @@ pub use endpoint::Endpoint;
 pub use node::PrivateNode;
 pub use postgres::PrivatePostgres;
 pub use tls::TestCa;
-pub use vhost::TestVhost;
+pub use vhost::{Grants, TestVhost};
 pub use wait::eventually;
 
 /// Installs a test log subscriber once (respects `RUST_LOG`, default `warn`).

@@ -1,7 +1,7 @@
 //! An isolated virtual host per test, with helpers to disturb only its own connections.
 
 use crate::endpoint::{Endpoint, Management};
-use rabbitmq_http_client::requests::{Permissions, VirtualHostParams};
+use rabbitmq_http_client::requests::{Permissions, UserParams, VirtualHostParams};
 
 /// A fresh vhost on the shared broker; deleted (with everything in it) on drop.
 #[derive(Debug)]
@@ -11,6 +11,16 @@ pub struct TestVhost {
     /// AMQP URL of the vhost.
     pub url: String,
     endpoint: Endpoint,
+    /// Users made for this vhost, deleted with it.
+    users: std::sync::Mutex<Vec<String>>,
+}
+
+/// What a user may do in the vhost: RabbitMQ's configure, write and read patterns.
+#[derive(Debug, Clone, Copy)]
+pub struct Grants<'a> {
+    pub configure: &'a str,
+    pub write: &'a str,
+    pub read: &'a str,
 }
 
 impl TestVhost {
@@ -40,7 +50,57 @@ impl TestVhost {
             name,
             url,
             endpoint,
+            users: std::sync::Mutex::new(Vec::new()),
         }
+    }
+
+    /// Creates user `<vhost>-<role>` with `grants` on this vhost only; returns its AMQP URL of
+    /// the vhost and its name. Deleted with the vhost.
+    ///
+    /// # Panics
+    /// When the management API refuses.
+    pub async fn user(&self, role: &str, grants: Grants<'_>) -> (String, String) {
+        let name = format!("{}-{role}", self.name);
+        let password = uuid::Uuid::new_v4().simple().to_string();
+        let salt = rabbitmq_http_client::password_hashing::salt();
+        let hash =
+            rabbitmq_http_client::password_hashing::base64_encoded_salted_password_hash_sha256(
+                &salt, &password,
+            );
+        let api = self.management();
+        api.create_user(&UserParams {
+            name: &name,
+            password_hash: &hash,
+            tags: "",
+        })
+        .await
+        .unwrap_or_else(|err| panic!("creating user {name}: {err}"));
+        self.users.lock().expect("users").push(name.clone());
+        api.grant_permissions(&Permissions {
+            user: &name,
+            vhost: &self.name,
+            configure: grants.configure,
+            read: grants.read,
+            write: grants.write,
+        })
+        .await
+        .unwrap_or_else(|err| panic!("granting permissions to {name}: {err}"));
+        let host = self
+            .endpoint
+            .amqp_base
+            .rsplit_once('@')
+            .map_or(self.endpoint.amqp_base.as_str(), |(_, host)| host);
+        let scheme = self
+            .endpoint
+            .amqp_base
+            .split("://")
+            .next()
+            .unwrap_or("amqp");
+        let url = format!(
+            "{scheme}://{name}:{password}@{host}/{}",
+            self.name.replace('/', "%2f")
+        );
+        (url, name)
     }
 
     /// The management API client.
@@ -94,6 +154,7 @@ impl Drop for TestVhost {
     fn drop(&mut self) {
         let api = self.endpoint.management();
         let name = self.name.clone();
+        let users = std::mem::take(&mut *self.users.lock().expect("users"));
         // Drop cannot await; delete on a helper thread with its own runtime.
         let _ = std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread()
@@ -103,6 +164,9 @@ impl Drop for TestVhost {
             rt.block_on(async {
                 if let Err(err) = api.delete_vhost(&name, true).await {
                     eprintln!("could not delete test vhost {name}: {err}");
+                }
+                for user in users {
+                    let _ = api.delete_user(&user, true).await;
                 }
             });
         })

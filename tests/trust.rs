@@ -1,0 +1,81 @@
+//! Who may publish a fact: each worker on its own broker user, the broker validating the
+//! `user_id` every publisher stamps, and consumers taking a fact only from its publisher's user
+//! (`PUBLISHER_USERS`), or from a copy their own user or an operator made of it.
+
+use broker::{BrokerConfig, Outgoing, Publisher};
+use e2e::{Options, System};
+use serde_json::Value;
+use std::time::Duration;
+use testkit::eventually;
+
+const WAIT: Duration = Duration::from_secs(120);
+
+/// The dead letters `dlq show` lists for `queue`, once there is one.
+async fn dead_letters(system: &System, queue: &str) -> Vec<Value> {
+    eventually(&format!("a dead letter in {queue}.dlq"), WAIT, || async {
+        let (ok, out) = system.cli(&["dlq", "show", queue, "--json"]).await;
+        let letters: Vec<Value> = out
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect();
+        (ok && !letters.is_empty()).then_some(letters)
+    })
+    .await
+    .unwrap_or_else(|err| panic!("{err}; logs in {}", system.dir.display()))
+}
+
+#[tokio::test]
+async fn a_forged_order_paid_never_completes_an_order_and_the_real_one_does() {
+    let system = System::start(Options {
+        own_users: true,
+        ..Options::default()
+    })
+    .await;
+    // Its payment fails until an operator replays it: the order waits, reserved, unpaid.
+    let id = system.create_order(Some("tok_outage"), "SKU-1", 1).await;
+
+    // The stock worker's user claims the payment: straight into the order worker's queue, with
+    // the payment worker's app_id.
+    let (stock_url, stock_user) = &system.users["stock-worker"];
+    let forger = Publisher::new(&BrokerConfig::new(stock_url, "payment-worker")).unwrap();
+    let paid = contracts::OrderPaid {
+        order_id: id,
+        payment_id: uuid::Uuid::new_v4(),
+        amount_cents: 1250,
+        currency: "USD".into(),
+        paid_at: time::OffsetDateTime::now_utc(),
+    };
+    let mut forged = Outgoing::event(&paid, "payment-worker").unwrap();
+    forged.exchange = String::new();
+    forged.routing_key = "order.order-paid".into();
+    forger.publish(&forged).await.unwrap();
+    forger.close().await;
+
+    let letters = dead_letters(&system, "order.order-paid").await;
+    assert_eq!(letters.len(), 1);
+    let headers = &letters[0]["headers"];
+    assert_eq!(headers["error-kind"], "rejected");
+    assert_eq!(headers["error-type"], "untrusted-publisher");
+    assert!(
+        headers["error"]
+            .as_str()
+            .unwrap()
+            .contains(stock_user.as_str()),
+        "names the forger: {headers}"
+    );
+    let order = system.order(id).await;
+    assert_eq!(
+        (order["status"].as_str(), order["paid"].as_bool()),
+        (Some("pending"), Some(false))
+    );
+
+    // The operator replays the real payment; the order completes on the payment worker's facts
+    // (and the stock worker's, each published by its own user).
+    dead_letters(&system, "payment.order-created").await;
+    let (ok, out) = system
+        .cli(&["dlq", "replay", "payment.order-created"])
+        .await;
+    assert!(ok, "{out}");
+    let order = &system.wait_terminal(&[id], WAIT).await[&id];
+    assert_eq!(order["status"], "completed", "{order}");
+}
