@@ -1,6 +1,7 @@
-//! Who may publish a fact: each worker on its own broker user, the broker validating the
-//! `user_id` every publisher stamps, and consumers taking a fact only from its publisher's user
-//! (`PUBLISHER_USERS`), or from a copy their own user or an operator made of it.
+//! Who may publish a fact: each worker on its own least-privilege broker user (the topology
+//! applied by `orderflow topology apply`), the broker validating the `user_id` every publisher
+//! stamps, and consumers taking a fact only from its publisher's user (`PUBLISHER_USERS`), or
+//! from a copy their own user or an operator made of it.
 
 use broker::{BrokerConfig, Outgoing, Publisher};
 use e2e::{Options, System};
@@ -34,8 +35,7 @@ async fn a_forged_order_paid_never_completes_an_order_and_the_real_one_does() {
     // Its payment fails until an operator replays it: the order waits, reserved, unpaid.
     let id = system.create_order(Some("tok_outage"), "SKU-1", 1).await;
 
-    // The stock worker's user claims the payment: straight into the order worker's queue, with
-    // the payment worker's app_id.
+    // The stock worker's user claims the payment. The payment worker's exchange refuses it.
     let (stock_url, stock_user) = &system.users["stock-worker"];
     let forger = Publisher::new(&BrokerConfig::new(stock_url, "payment-worker")).unwrap();
     let paid = contracts::OrderPaid {
@@ -45,6 +45,10 @@ async fn a_forged_order_paid_never_completes_an_order_and_the_real_one_does() {
         currency: "USD".into(),
         paid_at: time::OffsetDateTime::now_utc(),
     };
+    let refused = forger.publish_event(&paid).await.unwrap_err();
+    assert!(refused.to_string().contains("ACCESS_REFUSED"), "{refused}");
+    // Straight into the order worker's queue (its retry copies need the default exchange), with
+    // the payment worker's app_id: the broker takes it, the order worker does not.
     let mut forged = Outgoing::event(&paid, "payment-worker").unwrap();
     forged.exchange = String::new();
     forged.routing_key = "order.order-paid".into();

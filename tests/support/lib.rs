@@ -29,7 +29,9 @@ pub struct Options {
     /// Use PostgreSQL for payment and stock (required for replicas > 1). The order worker's
     /// store is PostgreSQL too when it has replicas: SQLite serves one process.
     pub postgres: bool,
-    /// Each worker logs in as its own broker user (full rights on the vhost), and facts are
+    /// Each worker logs in as its own broker user that may only publish its events and read its
+    /// queues ([`least_privilege`]); the topology is applied with the CLI (`orderflow topology
+    /// apply`, as the test's administrator) once every worker has said it is missing; facts are
     /// taken only from their publisher's user (`PUBLISHER_USERS`); the CLI's user is the operator.
     pub own_users: bool,
     /// The PostgreSQL server for payment and stock (a URL of any database on it, e.g. a
@@ -123,14 +125,9 @@ impl System {
         let mut users = HashMap::new();
         let mut common = common;
         if options.own_users {
-            let everything = testkit::Grants {
-                configure: ".*",
-                write: ".*",
-                read: ".*",
-            };
             for kind in [Kind::Order, Kind::Payment, Kind::Stock] {
                 let role = kind.binary();
-                users.insert(role, vhost.user(role, everything).await);
+                users.insert(role, vhost.user(role, least_privilege(kind)).await);
             }
             let named: Vec<String> = users
                 .iter()
@@ -169,10 +166,45 @@ impl System {
             databases,
             http: reqwest::Client::new(),
         };
+        if options.own_users {
+            system.apply_topology_once_missed(&options).await;
+        }
         for worker in system.workers() {
             system.wait_ready(worker).await;
         }
         system
+    }
+
+    /// Waits until every worker has logged that it may not declare the topology and names what
+    /// is missing, then applies it with the CLI as the administrator.
+    async fn apply_topology_once_missed(&self, options: &Options) {
+        for worker in self.workers() {
+            testkit::eventually(
+                &format!("{} saying the topology is missing", worker.name()),
+                Duration::from_secs(60),
+                || async {
+                    let log = worker.log();
+                    (log.contains("the topology is not declared, and this user may not declare it")
+                        && log.contains("run `orderflow topology apply`"))
+                    .then_some(())
+                },
+            )
+            .await
+            .unwrap_or_else(|err| panic!("{err}; log: {}", worker.log_tail()));
+        }
+        let output = tokio::process::Command::new(process::bin_dir().join("orderflow"))
+            .args(["--amqp-url", &self.vhost.url, "topology", "apply"])
+            .env("RETRY_MAX", options.retry_max.to_string())
+            .env("RETRY_INITIAL_MS", options.retry_initial_ms.to_string())
+            .env("RETRY_MULTIPLIER", "2")
+            .output()
+            .await
+            .expect("running orderflow topology apply");
+        assert!(
+            output.status.success(),
+            "orderflow topology apply: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
     }
 
     fn workers(&self) -> impl Iterator<Item = &Worker> {
@@ -366,6 +398,26 @@ impl Drop for System {
         } else {
             let _ = std::fs::remove_dir_all(&self.dir);
         }
+    }
+}
+
+/// What worker `kind`'s own broker user may do: configure nothing, write to the exchanges it
+/// publishes to, the default exchange (its retry copies) and the dead-letter exchange, read only
+/// its own queues.
+#[must_use]
+pub fn least_privilege(kind: Kind) -> testkit::Grants<'static> {
+    let (write, read) = match kind {
+        Kind::Order => (r"^(orders|amq\.default|orders\.dlx)$", r"^order\.[a-z-]+$"),
+        Kind::Payment => (
+            r"^(orders|order\.paid|amq\.default|orders\.dlx)$",
+            r"^payment\.[a-z-]+$",
+        ),
+        Kind::Stock => (r"^(orders|amq\.default|orders\.dlx)$", r"^stock\.[a-z-]+$"),
+    };
+    testkit::Grants {
+        configure: "^$",
+        write,
+        read,
     }
 }
 

@@ -94,6 +94,14 @@ pub enum TopologyError {
         /// The broker's explanation.
         detail: String,
     },
+    /// This user may not declare, and part of the topology is not there.
+    #[error(
+        "the topology is not declared, and this user may not declare it: no {missing}; run `orderflow topology apply` with an administrator's login"
+    )]
+    Missing {
+        /// `exchange 'x'` or `queue 'y'`: the first one found missing.
+        missing: String,
+    },
     /// Declaring failed for another reason (connection lost, access refused, ...).
     #[error("declaring {what} failed: {source}")]
     Declare {
@@ -110,11 +118,19 @@ impl TopologyError {
     pub fn is_recoverable(&self) -> bool {
         match self {
             Self::Declare { source, .. } => !source.is_amqp_soft_error(),
+            // An operator may apply it any moment: keep trying.
+            Self::Missing { .. } => true,
             _ => false,
         }
     }
 
     /// Classifies a failed declaration of `what` (a queue or exchange named `name`).
+    /// Whether the broker refused the declaration for want of permission (`ACCESS_REFUSED`).
+    #[must_use]
+    pub fn is_access_refused(&self) -> bool {
+        matches!(self, Self::Declare { source, .. } if source.to_string().contains("ACCESS_REFUSED"))
+    }
+
     pub(crate) fn from_declare(kind: &str, name: &str, source: lapin::Error) -> Self {
         let text = source.to_string();
         match (
@@ -148,6 +164,22 @@ fn inequivalent_arg(reply: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_missing_topology_is_waited_for_and_names_the_fix() {
+        let missing = TopologyError::Missing {
+            missing: "queue 'q'".to_owned(),
+        };
+        assert!(
+            missing.is_recoverable(),
+            "an operator may apply it any moment"
+        );
+        let text = missing.to_string();
+        assert!(
+            text.contains("no queue 'q'") && text.contains("orderflow topology apply"),
+            "{text}"
+        );
+    }
 
     #[test]
     fn finds_the_argument_in_the_broker_reply() {

@@ -177,8 +177,17 @@ impl Runtime {
         };
         let events = connection.events_listener().boxed();
         let channel = connection.create_channel().await?;
-        self.topology.declare(&channel, version).await?;
-        let _ = channel.close(200, "topology declared".into()).await;
+        match self.topology.declare(&channel, version).await {
+            Ok(()) => {
+                let _ = channel.close(200, "topology declared".into()).await;
+            }
+            Err(err) if err.is_access_refused() => {
+                // A least-privilege user: the topology was applied by a deploy step.
+                self.topology.verify(&connection).await?;
+                tracing::info!("may not declare the topology; every exchange and queue is there");
+            }
+            Err(err) => return Err(err.into()),
+        }
         let stopping = Stopping {
             stop: CancellationToken::new(),
             cancel: CancellationToken::new(),
@@ -228,6 +237,11 @@ impl Connected {
                     };
                 }
                 event = self.events.next() => match event {
+                    // A channel's error (a declaration refused, a passive check missing) leaves
+                    // the connection up; a consumer's channel ending ends its loop above.
+                    Some(Event::Error(err)) if err.is_amqp_soft_error() => {
+                        tracing::debug!(error = %err, "a channel closed; the connection stays");
+                    }
                     Some(Event::Error(err)) => return format!("connection error: {err}"),
                     Some(Event::ConnectionBlocked(reason)) => {
                         tracing::warn!(%reason, "the broker blocked publishing on this connection");

@@ -260,6 +260,18 @@ impl Topology {
         self
     }
 
+    /// Exchanges it declares, the dead-letter exchange included.
+    #[must_use]
+    pub fn exchange_count(&self) -> usize {
+        self.exchanges.len() + 1
+    }
+
+    /// Consumer queues it declares (each with its retry tiers and DLQ).
+    #[must_use]
+    pub fn queue_count(&self) -> usize {
+        self.queues.len()
+    }
+
     /// Merges another description into this one (later duplicates are skipped).
     #[must_use]
     pub fn merge(mut self, other: Topology) -> Self {
@@ -296,6 +308,74 @@ impl Topology {
         }
         Ok(())
     }
+
+    /// Checks, without declaring anything (passive declarations need no permission), that every
+    /// exchange and queue exists: what a worker whose user may not configure does instead of
+    /// [`Topology::declare`]. Bindings cannot be checked so; `orderflow topology apply` made them.
+    ///
+    /// # Errors
+    /// [`TopologyError::Missing`] naming the first object missing; [`TopologyError::Declare`]
+    /// when the connection fails.
+    pub async fn verify(&self, connection: &lapin::Connection) -> Result<(), TopologyError> {
+        let mut objects = vec![("exchange", DEAD_LETTER_EXCHANGE.to_owned())];
+        objects.extend(self.exchanges.iter().map(|e| ("exchange", e.name.clone())));
+        for queue in &self.queues {
+            objects.push(("queue", queue.name.clone()));
+            objects.extend(
+                (1..=queue.retry.max_retries).map(|tier| ("queue", retry_queue(&queue.name, tier))),
+            );
+            objects.push(("queue", dead_letter_queue(&queue.name)));
+        }
+        let channel = open_channel(connection).await?;
+        for (kind, object) in objects {
+            let object = object.as_str();
+            let found = if kind == "exchange" {
+                let passive = ExchangeDeclareOptions {
+                    passive: true,
+                    ..ExchangeDeclareOptions::default()
+                };
+                channel
+                    .exchange_declare(
+                        object.into(),
+                        ExchangeKind::Direct,
+                        passive,
+                        FieldTable::default(),
+                    )
+                    .await
+            } else {
+                let passive = QueueDeclareOptions {
+                    passive: true,
+                    ..QueueDeclareOptions::default()
+                };
+                channel
+                    .queue_declare(object.into(), passive, FieldTable::default())
+                    .await
+                    .map(drop)
+            };
+            match found {
+                Ok(()) => {}
+                // NOT_FOUND closes the channel; the first missing object is enough to act on.
+                Err(err) if err.is_amqp_soft_error() => {
+                    return Err(TopologyError::Missing {
+                        missing: format!("{kind} '{object}'"),
+                    });
+                }
+                Err(err) => return Err(TopologyError::from_declare(kind, object, err)),
+            }
+        }
+        let _ = channel.close(200, "topology verified".into()).await;
+        Ok(())
+    }
+}
+
+async fn open_channel(connection: &lapin::Connection) -> Result<Channel, TopologyError> {
+    connection
+        .create_channel()
+        .await
+        .map_err(|source| TopologyError::Declare {
+            what: "a channel".to_owned(),
+            source,
+        })
 }
 
 async fn declare_queue_set(

@@ -54,8 +54,9 @@ pub enum Output {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Per consumer queue: ready, unacked, consumers, messages waiting in retry tiers, dead letters.
-    Topology,
+    /// Per consumer queue: ready, unacked, consumers, messages waiting in retry tiers, dead
+    /// letters; `topology apply` declares it all.
+    Topology(TopologyArgs),
     /// Dead-letter queues: list, group, show, replay, edit, delete, purge.
     #[command(subcommand)]
     Dlq(DlqCommand),
@@ -261,6 +262,38 @@ pub struct PurgeArgs {
     /// Which dead letters [default: all].
     #[command(flatten)]
     pub filter: FilterArgs,
+}
+
+/// `orderflow topology [apply]`
+#[derive(Debug, ClapArgs)]
+pub struct TopologyArgs {
+    #[command(subcommand)]
+    pub action: Option<TopologyAction>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TopologyAction {
+    /// Declares every exchange, queue, retry tier, DLQ and binding of the system, with an
+    /// administrator's login: the deploy step that lets each worker run as a user that may not
+    /// configure. The retry settings must be the workers' (the tiers' delays are queue arguments).
+    Apply(RetryArgs),
+}
+
+/// The workers' retry settings, read from the same environment variables.
+#[derive(Debug, Clone, ClapArgs)]
+pub struct RetryArgs {
+    /// Retries before a failing message is dead-lettered.
+    #[arg(long, env = "RETRY_MAX", default_value_t = 5)]
+    pub retry_max: u32,
+    /// Delay of the first retry, in milliseconds.
+    #[arg(long, env = "RETRY_INITIAL_MS", default_value_t = 1000)]
+    pub retry_initial_ms: u64,
+    /// Growth of the delay from one retry to the next.
+    #[arg(long, env = "RETRY_MULTIPLIER", default_value_t = 5.0)]
+    pub retry_multiplier: f64,
+    /// Cap of any one retry delay, in milliseconds.
+    #[arg(long, env = "RETRY_MAX_DELAY_MS", default_value_t = 600_000)]
+    pub retry_max_delay_ms: u64,
 }
 
 /// `orderflow publish`

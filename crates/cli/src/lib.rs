@@ -6,6 +6,7 @@
 //! - [`args`]: the command line (clap, with environment fallbacks).
 //! - [`target`]: the broker, vhost and management API the URL names; connections to them.
 //! - [`queues`]: `Q` / `Q.dlq` / `Q.retry.N` names as an operator types them.
+//! - [`apply`]: `topology apply`, declaring the system's topology with an administrator's login.
 //! - [`management`]: queue statistics from the management API and the topology report.
 //! - [`dlq`]: the `dlq` subcommands, each run and its result written as text or JSON.
 //! - [`letter`]: one dead letter and what its failure record says (kind, type, fingerprint).
@@ -27,6 +28,7 @@
 // on for the libraries others build on (broker, contracts).
 #![allow(missing_docs)]
 
+pub mod apply;
 pub mod args;
 pub mod dead_letters;
 pub mod dlq;
@@ -48,7 +50,7 @@ pub mod ui;
 pub mod when;
 
 use anyhow::Context;
-use args::{Args, Command, OutboxCommand, Output, PublishArgs};
+use args::{Args, Command, OutboxCommand, Output, PublishArgs, TopologyAction, TopologyArgs};
 use serde_json::json;
 use std::io::{Read, Write};
 use target::Target;
@@ -65,7 +67,25 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let json = args.output == Output::Json;
     let mut out = std::io::stdout().lock();
     match args.command {
-        Command::Topology => {
+        Command::Topology(TopologyArgs {
+            action: Some(TopologyAction::Apply(retry)),
+        }) => {
+            let applied = apply::apply(&target, &retry).await?;
+            if json {
+                writeln!(
+                    out,
+                    "{}",
+                    json!({"action": "apply", "exchanges": applied.exchanges, "queues": applied.queues})
+                )?;
+            } else {
+                writeln!(
+                    out,
+                    "declared {} exchanges and {} queues (with their retry tiers and DLQs) in vhost '{}'",
+                    applied.exchanges, applied.queues, target.vhost
+                )?;
+            }
+        }
+        Command::Topology(TopologyArgs { action: None }) => {
             let rows = management::topology(&management::queues(&target).await?);
             if json {
                 print::topology_json(&mut out, &rows)?;
