@@ -58,6 +58,14 @@ fn describe() {
         "Age of the oldest outbox row waiting to be published; 0 when none waits."
     );
     metrics::describe_gauge!(
+        "orderflow_ready",
+        "1 while the worker reaches this dependency (broker: connected and consuming; store)."
+    );
+    metrics::describe_gauge!(
+        "orderflow_build_info",
+        "Always 1; the version label names the running build."
+    );
+    metrics::describe_gauge!(
         "orderflow_outbox_quarantined",
         "Outbox rows the relay gave up on (kept; listed by GET /outbox/quarantined)."
     );
@@ -91,6 +99,9 @@ pub fn metrics() -> PrometheusHandle {
                 .expect("no other metrics recorder is installed");
             broker::metrics::describe();
             describe();
+            // Every crate shares the workspace's version.
+            metrics::gauge!("orderflow_build_info", "version" => env!("CARGO_PKG_VERSION"))
+                .set(1.0);
             handle
         })
         .clone()
@@ -103,13 +114,24 @@ pub fn routes(readiness: Readiness, pool: AnyPool) -> Router {
         .route("/readyz", get(ready))
         .route(
             "/metrics",
-            get(|State(ops): State<Ops>| async move { ops.metrics.render() }),
+            get(|State(ops): State<Ops>| async move {
+                let store = crate::database::is_reachable(&ops.pool).await;
+                record_readiness(ops.readiness.is_ready(), store);
+                ops.metrics.render()
+            }),
         )
         .with_state(Ops {
             readiness,
             pool,
             metrics: metrics(),
         })
+}
+
+/// `orderflow_ready{dependency}`: what `/readyz` says, as of this scrape, so that an alert (or a
+/// dashboard) sees a worker that is up but cannot reach its broker or store.
+fn record_readiness(broker: bool, store: bool) {
+    metrics::gauge!("orderflow_ready", "dependency" => "broker").set(f64::from(u8::from(broker)));
+    metrics::gauge!("orderflow_ready", "dependency" => "store").set(f64::from(u8::from(store)));
 }
 
 async fn ready(State(ops): State<Ops>) -> (StatusCode, Json<serde_json::Value>) {
@@ -126,6 +148,26 @@ async fn ready(State(ops): State<Ops>) -> (StatusCode, Json<serde_json::Value>) 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn readiness_and_the_build_are_metrics() {
+        let handle = metrics();
+        record_readiness(false, true);
+        let text = handle.render();
+        assert!(
+            text.contains("orderflow_ready{dependency=\"broker\"} 0"),
+            "{text}"
+        );
+        assert!(
+            text.contains("orderflow_ready{dependency=\"store\"} 1"),
+            "{text}"
+        );
+        let build = format!(
+            "orderflow_build_info{{version=\"{}\"}} 1",
+            env!("CARGO_PKG_VERSION")
+        );
+        assert!(text.contains(&build), "{text}");
+    }
 
     #[test]
     fn latencies_render_as_histograms_with_help_text() {
