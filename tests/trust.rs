@@ -4,7 +4,8 @@
 //! from a copy their own user or an operator made of it.
 
 use broker::{BrokerConfig, Outgoing, Publisher};
-use e2e::{Options, System};
+use e2e::process::Kind;
+use e2e::{Options, System, least_privilege};
 use serde_json::Value;
 use std::time::Duration;
 use testkit::eventually;
@@ -82,4 +83,35 @@ async fn a_forged_order_paid_never_completes_an_order_and_the_real_one_does() {
     assert!(ok, "{out}");
     let order = &system.wait_terminal(&[id], WAIT).await[&id];
     assert_eq!(order["status"], "completed", "{order}");
+}
+
+/// The Kubernetes users get the permissions the tests above run the workers with.
+#[test]
+fn the_kubernetes_users_have_the_tested_permissions() {
+    let manifest = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../deploy/k8s/broker-users.yaml"
+    ))
+    .unwrap();
+    for kind in [Kind::Order, Kind::Payment, Kind::Stock] {
+        let grants = least_privilege(kind);
+        let block = manifest
+            .split("---")
+            .find(|doc| {
+                doc.contains("kind: Permission")
+                    && doc.contains(&format!("name: {}", kind.binary()))
+            })
+            .unwrap_or_else(|| panic!("no Permission for {}", kind.binary()));
+        for line in [
+            format!("configure: \"{}\"", grants.configure),
+            format!("write: '{}'", grants.write),
+            format!("read: '{}'", grants.read),
+        ] {
+            assert!(
+                block.contains(&line),
+                "{}: {line} not in\n{block}",
+                kind.binary()
+            );
+        }
+    }
 }
