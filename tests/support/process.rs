@@ -241,3 +241,10 @@ fn strip_escapes(text: &str) -> String {
     }
     plain
 }
+
+/// A worker never outlives its test, even one that fails half-way.
+impl Drop for Worker {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}

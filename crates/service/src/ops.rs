@@ -62,6 +62,10 @@ fn describe() {
         "1 while the worker reaches this dependency (broker: connected and consuming; store)."
     );
     metrics::describe_gauge!(
+        "orderflow_lease_held",
+        "1 on the replica that runs the job (outbox-relay: one order worker per database)."
+    );
+    metrics::describe_gauge!(
         "orderflow_build_info",
         "Always 1; the version label names the running build."
     );
