@@ -115,3 +115,41 @@ fn the_kubernetes_users_have_the_tested_permissions() {
         }
     }
 }
+
+/// So do the compose users (`deploy/rabbitmq/definitions.json`, for
+/// `deploy/compose.least-privilege.yaml`).
+#[test]
+fn the_compose_users_have_the_tested_permissions() {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../deploy/rabbitmq/definitions.json"
+    ))
+    .unwrap();
+    let definitions: Value = serde_json::from_str(&text).unwrap();
+    let users: Vec<&str> = definitions["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|u| u["name"].as_str())
+        .collect();
+    assert!(!users.contains(&"guest"), "no guest: {users:?}");
+    for kind in [Kind::Order, Kind::Payment, Kind::Stock] {
+        let grants = least_privilege(kind);
+        let granted = definitions["permissions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["user"] == kind.binary())
+            .unwrap_or_else(|| panic!("no permissions for {}", kind.binary()));
+        assert_eq!(
+            (&granted["configure"], &granted["write"], &granted["read"]),
+            (
+                &Value::from(grants.configure),
+                &Value::from(grants.write),
+                &Value::from(grants.read)
+            ),
+            "{}",
+            kind.binary()
+        );
+    }
+}
