@@ -38,6 +38,9 @@ if [ "$demo" = 1 ] && [ "${AMQP_URL##*/}" = "${demo_vhost:-}" ]; then
   echo "run: demo vhost '$demo_vhost', retries after ${RETRY_INITIAL_MS} ms doubling (${RETRY_MAX} tiers)"
 fi
 export STOCK_FILE="${STOCK_FILE:-$root/deploy/stock.json}"
+# The deploy step: the topology declared with this (administrator's) login, as compose and
+# Kubernetes do before their least-privilege workers start.
+echo "run: $("target/$profile/orderflow" topology apply)"
 mkdir -p data/logs
 pids=()
 stop() {
