@@ -9,8 +9,7 @@ if [ ! -x "$venv/bin/kubernetes-validate" ] || [ ! -x "$venv/bin/check-jsonschem
   python3 -m venv "$venv"
   "$venv/bin/pip" install -q check-jsonschema==0.39.0 kubernetes-validate==1.37.0
 fi
-"$venv/bin/check-jsonschema" --builtin-schema vendor.compose-spec deploy/compose.yaml \
-  deploy/compose.least-privilege.yaml
+"$venv/bin/check-jsonschema" --builtin-schema vendor.compose-spec deploy/compose.yaml
 # kustomization.yaml has no schema there (kustomize's own type): it is only parsed.
 "$venv/bin/kubernetes-validate" --strict --quiet --no-warn deploy/k8s/*.yaml
 promtool check config deploy/prometheus/prometheus.yml

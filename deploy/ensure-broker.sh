@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Makes sure a RabbitMQ broker with the management API answers, starting one if needed:
-# the one at AMQP_URL if it answers; else `docker compose` where a Docker engine runs; else a
+# the one at AMQP_URL if it answers; else a container where a Docker engine runs; else a
 # local rabbitmq-server from the OS package (installed with apt-get when missing and root).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -21,8 +21,14 @@ wait_for() { # what, seconds, command...
 
 if ! answers "$host" "$port"; then
   if docker info >/dev/null 2>&1; then
-    echo "ensure-broker: starting RabbitMQ with docker compose"
-    docker compose -f "$here/compose.yaml" up -d rabbitmq
+    # A development broker with guest (compose.yaml's has per-worker users and no guest).
+    echo "ensure-broker: starting RabbitMQ in Docker (container orderflow-dev-rabbitmq)"
+    docker start orderflow-dev-rabbitmq >/dev/null 2>&1 ||
+      docker run -d --name orderflow-dev-rabbitmq --hostname rabbitmq \
+        -p 127.0.0.1:5672:5672 -p 127.0.0.1:15672:15672 -p 127.0.0.1:15692:15692 \
+        -v "$here/rabbitmq/rabbitmq.conf:/etc/rabbitmq/conf.d/20-orderflow.conf:ro" \
+        -v "$here/rabbitmq/enabled_plugins:/etc/rabbitmq/enabled_plugins:ro" \
+        rabbitmq:3.13-management >/dev/null
   else
     if ! command -v rabbitmq-server >/dev/null 2>&1; then
       if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then

@@ -116,8 +116,8 @@ fn the_kubernetes_users_have_the_tested_permissions() {
     }
 }
 
-/// So do the compose users (`deploy/rabbitmq/definitions.json`, for
-/// `deploy/compose.least-privilege.yaml`).
+/// So do the compose users (`deploy/rabbitmq/definitions.json`, which `deploy/compose.yaml`
+/// loads).
 #[test]
 fn the_compose_users_have_the_tested_permissions() {
     let text = std::fs::read_to_string(concat!(
