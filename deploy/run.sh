@@ -77,12 +77,13 @@ orderflow is running (logs in data/logs/, stores in data/):
   order API       http://127.0.0.1:8080/orders      (POST an order, GET /orders/{id})
   payments        http://127.0.0.1:8081/payments/{order_id}
   stock           http://127.0.0.1:8082/stock/{sku}
+  gRPC            127.0.0.1:9080 api.OrderService, 127.0.0.1:9082 api.StockService (reflection on)
   metrics         http://127.0.0.1:808{0,1,2}/metrics
   RabbitMQ UI     http://127.0.0.1:15672            (guest / guest)
 
 Try:
   curl -s -XPOST localhost:8080/orders -H 'content-type: application/json' \\
-    -d '{"customer_id":"c-42","items":[{"sku":"SKU-1","quantity":2,"unit_price_cents":1250}],"currency":"USD","payment_token":"tok_visa"}'
+    -d '{"customer_id":"c-42","items":[{"sku":"SKU-1","quantity":2}],"payment_token":"tok_visa"}'
   export AMQP_URL='$AMQP_URL'   # in another shell, for the examples and the CLI
   cargo run -q -p orderflow-examples --example poison -- --kind outage   # a DLQ in $( [ "$demo" = 1 ] && echo "seconds" || echo "~13 min (try --demo)" )
   target/$profile/orderflow dlq groups                                   # failure groups, then:

@@ -11,13 +11,17 @@ const WAIT: Duration = Duration::from_secs(120);
 #[tokio::test]
 async fn a_reused_message_id_on_another_orders_fact_moves_that_order() {
     let mut system = System::start(Options::default()).await;
-    // No stock worker: the only `stock.reserved` facts are the ones this test publishes.
+    // No stock worker: the only `stock.reserved` facts are the ones this test publishes (and no
+    // catalogue: the orders come from outside the API).
     system.stocks[0].kill();
-    let a = system.create_order(Some("tok_visa"), "SKU-1", 1).await;
-    let b = system.create_order(Some("tok_visa"), "SKU-1", 1).await;
+    let a = system.publish_order("tok_visa", "SKU-1", 1).await;
+    let b = system.publish_order("tok_visa", "SKU-1", 1).await;
     for id in [a, b] {
-        eventually("paid", WAIT, || async {
-            (system.order(id).await["paid"] == true).then_some(())
+        eventually("adopted and paid", WAIT, || async {
+            let order = system
+                .get(system.order_api(), &format!("/orders/{id}"))
+                .await?;
+            (order["paid"] == true).then_some(())
         })
         .await
         .unwrap();

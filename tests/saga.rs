@@ -64,9 +64,10 @@ async fn a_shortage_cancels_the_order_and_refunds_the_charge() {
         ..Options::default()
     })
     .await;
-    // Hold the stock worker back so that the payment goes through first.
+    // Hold the stock worker back so that the payment goes through first (the order comes from
+    // outside the API, which would ask the stock worker for prices).
     system.stocks[0].kill();
-    let id = system.create_order(Some("tok_visa"), "SKU-SCARCE", 6).await;
+    let id = system.publish_order("tok_visa", "SKU-SCARCE", 6).await;
     eventually("charged", WAIT, || async {
         let payment = system.payment(id).await?;
         (payment["status"] == "charged").then_some(())

@@ -79,7 +79,7 @@ impl System {
         let dir = std::env::temp_dir().join(format!("orderflow-e2e-{}", Uuid::new_v4().simple()));
         std::fs::create_dir_all(&dir).unwrap();
         let stock_file = dir.join("stock.json");
-        std::fs::write(&stock_file, options.stock.to_string()).unwrap();
+        std::fs::write(&stock_file, catalogue(&options.stock).to_string()).unwrap();
         let pg_server = options
             .postgres_server
             .clone()
@@ -145,14 +145,30 @@ impl System {
             }
             env
         };
+        // gRPC ports are picked here, not by the workers: the order workers must know the stock
+        // workers' before those start, and keep them across restarts.
+        let grpc_addr = || format!("127.0.0.1:{}", testkit::port::unclaimed().unwrap());
+        let stock_grpc: Vec<String> = (0..options.replicas).map(|_| grpc_addr()).collect();
+        let stock_urls: Vec<String> = stock_grpc.iter().map(|a| format!("http://{a}")).collect();
         let orders = (0..options.replicas)
-            .map(|i| Worker::spawn(Kind::Order, i, with(Kind::Order, &order_db), &dir))
+            .map(|i| {
+                let mut env = with(Kind::Order, &order_db);
+                env.push(("GRPC_ADDR".to_owned(), grpc_addr()));
+                env.push(("STOCK_GRPC_URL".to_owned(), stock_urls.join(",")));
+                Worker::spawn(Kind::Order, i, env, &dir)
+            })
             .collect();
         let payments = (0..options.replicas)
             .map(|i| Worker::spawn(Kind::Payment, i, with(Kind::Payment, &payment_db), &dir))
             .collect();
-        let stocks = (0..options.replicas)
-            .map(|i| Worker::spawn(Kind::Stock, i, with(Kind::Stock, &stock_db), &dir))
+        let stocks = stock_grpc
+            .iter()
+            .enumerate()
+            .map(|(i, addr)| {
+                let mut env = with(Kind::Stock, &stock_db);
+                env.push(("GRPC_ADDR".to_owned(), addr.clone()));
+                Worker::spawn(Kind::Stock, i, env, &dir)
+            })
             .collect();
         let _ = rustls::crypto::ring::default_provider().install_default();
         let system = System {
@@ -258,12 +274,11 @@ impl System {
         request.send().await.expect("order API answers")
     }
 
-    /// Creates an order of `quantity` × `sku` at 1,250 cents with `token`; returns its id.
+    /// Creates an order of `quantity` × `sku` (the catalogue's price) with `token`; returns its id.
     pub async fn create_order(&self, token: Option<&str>, sku: &str, quantity: u32) -> Uuid {
         let body = json!({
             "customer_id": "c-42",
-            "items": [{"sku": sku, "quantity": quantity, "unit_price_cents": 1250}],
-            "currency": "USD",
+            "items": [{"sku": sku, "quantity": quantity}],
             "payment_token": token,
         });
         let response = self.post_order(body.to_string(), &[]).await;
@@ -275,6 +290,19 @@ impl System {
         );
         let created: Value = response.json().await.unwrap();
         created["order_id"].as_str().unwrap().parse().unwrap()
+    }
+
+    /// Publishes an `order.created` of `quantity` × `sku` at [`UNIT_PRICE_CENTS`] as a system
+    /// outside the API does (no pricing call: it works while the stock worker is down); returns
+    /// the order's id once the broker confirmed it.
+    pub async fn publish_order(&self, token: &str, sku: &str, quantity: u32) -> Uuid {
+        let id = Uuid::new_v4();
+        let event = order_created(id, sku, quantity, UNIT_PRICE_CENTS, token);
+        let config = broker::BrokerConfig::new(&self.vhost.url, "e2e");
+        let publisher = broker::Publisher::new(&config).unwrap();
+        contracts::publish(&publisher, &event).await.unwrap();
+        publisher.close().await;
+        id
     }
 
     /// Creates `n` orders, `parallel` at a time.
@@ -399,6 +427,28 @@ impl Drop for System {
             let _ = std::fs::remove_dir_all(&self.dir);
         }
     }
+}
+
+/// The price every SKU of a test's stock has, unless the test lists it in full.
+pub const UNIT_PRICE_CENTS: u64 = 1250;
+
+/// `STOCK_FILE` for `stock`: a SKU given as a number of units is listed at [`UNIT_PRICE_CENTS`]
+/// USD, named after itself; one given as an object is listed as it is.
+pub fn catalogue(stock: &Value) -> Value {
+    let listings = stock
+        .as_object()
+        .expect("stock is an object of SKUs")
+        .iter()
+        .map(|(sku, listing)| {
+            let listing = match listing.as_u64() {
+                Some(units) => json!({"name": sku, "price_cents": UNIT_PRICE_CENTS,
+                    "currency": "USD", "units": units}),
+                None => listing.clone(),
+            };
+            (sku.clone(), listing)
+        })
+        .collect();
+    Value::Object(listings)
 }
 
 /// What worker `kind`'s own broker user may do: configure nothing, write to the exchanges it

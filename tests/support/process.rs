@@ -162,6 +162,21 @@ impl Worker {
         format!("http://{}{path}", self.addr())
     }
 
+    /// `http://addr` of its gRPC services (order and stock workers: the `GRPC_ADDR` it was
+    /// given, kept across restarts).
+    ///
+    /// # Panics
+    /// For a worker started without one.
+    pub fn grpc_url(&self) -> String {
+        let addr = self
+            .env
+            .iter()
+            .find(|(name, _)| name == "GRPC_ADDR")
+            .map(|(_, addr)| addr)
+            .unwrap_or_else(|| panic!("{} serves no gRPC", self.name()));
+        format!("http://{addr}")
+    }
+
     /// Started and not stopped by the test since (a crash of its own still counts as running).
     pub fn running(&self) -> bool {
         self.child.is_some()

@@ -141,7 +141,8 @@ pub struct InvalidField {
 }
 
 impl InvalidField {
-    fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+    /// `field` is at fault: `message` says why.
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
         Self {
             field: field.into(),
             message: message.into(),

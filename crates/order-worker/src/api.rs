@@ -1,7 +1,10 @@
-//! The order API: `POST /orders` (validated, idempotent with `Idempotency-Key`) and
-//! `GET /orders/{id}`. Every error is JSON and names the field at fault.
+//! The order API: `POST /orders` (validated, priced from the catalogue, idempotent with
+//! `Idempotency-Key`), `GET /orders/{id}` and `POST /orders/{id}/cancel`. Every error is JSON
+//! and names the field at fault.
 
-use crate::store::{Created, Order, OrderStore};
+use crate::catalogue::Catalogue;
+use crate::place::{Refused, place};
+use crate::store::{Applied, Order, OrderStore};
 use crate::validation::NewOrder;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -24,6 +27,8 @@ pub struct Api {
     pub store: OrderStore,
     /// Wakes the outbox relay after a new order.
     pub wake: Arc<Notify>,
+    /// Where orders are priced.
+    pub catalogue: Catalogue,
 }
 
 /// The API routes.
@@ -32,6 +37,7 @@ pub fn routes(api: Api) -> Router {
         .route("/orders", post(create))
         .route("/orders/summary", get(summary))
         .route("/orders/{order_id}", get(show))
+        .route("/orders/{order_id}/cancel", post(cancel))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(api)
 }
@@ -59,23 +65,24 @@ async fn create(
     }
     let key = idempotency_key(&headers)?;
     let request = decode(&body)?;
-    let order = request.validate().map_err(|invalid| {
-        ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, invalid.message).field(invalid.field)
-    })?;
-    let (order_id, replayed) = match api.store.create(&order, key.as_deref()).await? {
-        Created::New(id) => {
-            api.wake.notify_one();
-            (id, false)
-        }
-        Created::Replayed(id) => (id, true),
-        Created::KeyConflict => {
-            return Err(ApiError::new(
+    let placed = place(&api, request, key.as_deref())
+        .await
+        .map_err(|refused| match refused {
+            Refused::Invalid(invalid) => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, invalid.message)
+                    .field(invalid.field)
+            }
+            Refused::KeyConflict => ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "this Idempotency-Key was already used with a different request",
             )
-            .field("Idempotency-Key"));
-        }
-    };
+            .field("Idempotency-Key"),
+            Refused::Unavailable(err) => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, err.to_string())
+            }
+            Refused::Store(err) => ApiError::from(err),
+        })?;
+    let (order_id, replayed) = (placed.order_id, placed.replayed);
     let status = match api.store.get(&order_id.to_string()).await? {
         Some(order) => order.status,
         None => "pending".to_owned(),
@@ -147,20 +154,51 @@ async fn summary(
     Ok(Json(api.store.summary().await?))
 }
 
+/// The order id of a path: a UUID, else 400.
+fn order_id(text: &str) -> Result<uuid::Uuid, ApiError> {
+    text.parse().map_err(|_| {
+        ApiError::new(StatusCode::BAD_REQUEST, "order id must be a UUID").field("order_id")
+    })
+}
+
 async fn show(
     State(api): State<Api>,
     Path(order_id): Path<String>,
 ) -> Result<Json<Order>, ApiError> {
-    if order_id.parse::<uuid::Uuid>().is_err() {
-        return Err(
-            ApiError::new(StatusCode::BAD_REQUEST, "order id must be a UUID").field("order_id"),
-        );
-    }
+    let id = self::order_id(&order_id)?;
     api.store
-        .get(&order_id)
+        .get(&id.to_string())
         .await?
         .map(Json)
         .ok_or_else(|| ApiError::not_found(format!("no order {order_id}")))
+}
+
+/// `POST /orders/{id}/cancel`: a pending order is cancelled (`customer_cancelled`) and its
+/// compensation runs; cancelling it again answers the same; a completed order is a 409.
+async fn cancel(
+    State(api): State<Api>,
+    Path(order_id): Path<String>,
+) -> Result<Json<Order>, ApiError> {
+    let id = self::order_id(&order_id)?;
+    let applied = api.store.cancel_for_customer(id).await?;
+    if applied == Applied::DoneWithEvent {
+        api.wake.notify_one();
+    }
+    let order = api
+        .store
+        .get(&id.to_string())
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no order {order_id}")))?;
+    if order.status != "cancelled" {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            format!(
+                "the order is {}: only a pending order can be cancelled",
+                order.status
+            ),
+        ));
+    }
+    Ok(Json(order))
 }
 
 #[cfg(test)]

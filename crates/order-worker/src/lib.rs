@@ -1,23 +1,30 @@
-//! The order worker: takes orders over HTTP, stores each with its `order.created` in one
+//! The order worker: takes orders over HTTP and gRPC, prices them from the stock service's
+//! catalogue, stores each with its `order.created` in one
 //! transaction (the outbox), relays the outbox with confirms, and drives every order to
 //! `completed` or `cancelled` from the other workers' events.
 //!
 //! # Layout
 //!
-//! - [`validation`]: the order request and its checks.
+//! - [`validation`]: the order request, its checks and its pricing.
+//! - [`catalogue`]: prices from the stock service over gRPC.
+//! - [`place`]: placing an order, for both APIs.
 //! - [`store`]: orders, outbox, idempotency keys, and which of their rows retention prunes.
 //! - the inbox (`service::inbox`) keys facts by message id, queue and order.
 //! - [`outbox`]: the relay that publishes outbox rows.
 //! - [`handlers`]: stock and payment facts → order status.
-//! - [`api`]: `POST /orders`, `GET /orders/{id}`.
+//! - [`api`]: `POST /orders`, `GET /orders/{id}`, `POST /orders/{id}/cancel`.
+//! - [`grpc`]: `api.OrderService`: create, get, cancel.
 
 // Docs say why where it is not obvious; on every item they were filler. `missing_docs` stays
 // on for the libraries others build on (broker, contracts).
 #![allow(missing_docs)]
 
 pub mod api;
+pub mod catalogue;
+pub mod grpc;
 pub mod handlers;
 pub mod outbox;
+pub mod place;
 pub mod store;
 pub mod validation;
 
@@ -35,14 +42,19 @@ pub const APP_ID: &str = "order-worker";
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
-/// Runs the worker, its HTTP API on `listen` (an address, or a listener bound already), until
-/// `shutdown` completes.
+/// The gRPC services the worker serves.
+pub const GRPC_SERVICES: &[&str] = &["api.OrderService"];
+
+/// Runs the worker, its HTTP API on `listen` and `api.OrderService` on `grpc` (each an address,
+/// or a listener bound already), pricing orders from `catalogue`, until `shutdown` completes.
 ///
 /// # Errors
 /// When the store cannot be opened, the HTTP address bound, or the topology conflicts.
 pub async fn run(
     settings: Settings,
+    catalogue: catalogue::Catalogue,
     listen: impl Into<Listen>,
+    grpc: impl Into<Listen>,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let db = settings.database(&MIGRATOR).await?;
@@ -85,11 +97,18 @@ pub async fn run(
         worker.stop_token(),
     ));
     worker.spawn(outbox::watch_backlog(store.clone(), worker.stop_token()));
-    let api = api::routes(api::Api {
+    let front = api::Api {
         store: store.clone(),
         wake: Arc::clone(&wake),
-    })
-    .merge(outbox::routes(store, wake));
+        catalogue,
+    };
+    let orders = grpc::Orders { api: front.clone() };
+    worker.serve_grpc(
+        tonic::service::Routes::new(orders.server()),
+        GRPC_SERVICES,
+        grpc,
+    );
+    let api = api::routes(front).merge(outbox::routes(store, wake));
     worker.run(runtime, api, db, listen, shutdown).await
 }
 

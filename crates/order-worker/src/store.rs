@@ -38,6 +38,9 @@ pub struct Order {
     pub updated_at: String,
 }
 
+/// The reason of an order its customer cancelled.
+pub const CUSTOMER_CANCELLED: &str = "customer_cancelled";
+
 /// What `POST /orders` came to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Created {
@@ -168,7 +171,7 @@ impl OrderStore {
             customer_id: order.request.customer_id.clone(),
             items: order.items.clone(),
             total_cents: order.total_cents,
-            currency: order.request.currency.clone(),
+            currency: order.currency.clone(),
             payment_token: order.request.payment_token.clone(),
             created_at: now,
         };
@@ -197,7 +200,7 @@ impl OrderStore {
                         }
                     }
                     insert_order(&mut *conn, event, &at).await?;
-                    enqueue_traced(conn, event, &at, trace.as_deref()).await?;
+                    enqueue(conn, event, &at, trace.as_deref()).await?;
                     Ok(true)
                 }
                 .boxed()
@@ -289,10 +292,32 @@ impl OrderStore {
         change: &Change,
         claim: Claim,
     ) -> Result<Applied, sqlx::Error> {
-        let input = (change.clone(), claim);
+        // Taken here: on SQLite the statements run on the writer task, outside the delivery's.
+        let trace = TraceParent::current().map(|t| t.to_string());
+        let input = (change.clone(), claim, trace);
         self.db
-            .write(input, move |conn, (change, claim)| {
-                apply_in(conn, order_id, change, claim).boxed()
+            .write(input, move |conn, (change, claim, trace)| {
+                apply_in(conn, order_id, change, claim, trace.as_deref()).boxed()
+            })
+            .await
+    }
+
+    /// Cancels a pending order at its customer's request (reason [`CUSTOMER_CANCELLED`]); its
+    /// `order.cancelled` then runs the compensation. `Done` means it was no longer pending.
+    pub async fn cancel_for_customer(&self, order_id: Uuid) -> Result<Applied, sqlx::Error> {
+        let trace = TraceParent::current().map(|t| t.to_string());
+        self.db
+            .write(trace, move |conn, trace| {
+                async move {
+                    let now = clock::now();
+                    let cancelled = Cancel {
+                        reason: CUSTOMER_CANCELLED,
+                        claim: None,
+                        trace: trace.as_deref(),
+                    };
+                    cancel(conn, order_id, &cancelled, &now).await
+                }
+                .boxed()
             })
             .await
     }
@@ -449,6 +474,7 @@ async fn apply_in(
     order_id: Uuid,
     change: &Change,
     claim: &Claim,
+    trace: Option<&str>,
 ) -> Result<Applied, sqlx::Error> {
     let now = clock::now();
     let id = order_id.to_string();
@@ -465,7 +491,14 @@ async fn apply_in(
              WHEN status = 'pending' AND stock_reserved = 1 THEN 'completed' ELSE status END WHERE order_id = $1"
         }
         Change::Refunded => "UPDATE orders SET refunded = 1, updated_at = $2 WHERE order_id = $1",
-        Change::Cancel(reason) => return cancel(conn, order_id, reason, claim, &now).await,
+        Change::Cancel(reason) => {
+            let cancelled = Cancel {
+                reason,
+                claim: Some(claim),
+                trace,
+            };
+            return cancel(conn, order_id, &cancelled, &now).await;
+        }
     };
     let updated = sqlx::query(statement)
         .bind(&id)
@@ -479,6 +512,15 @@ async fn apply_in(
     Ok(Applied::Done)
 }
 
+/// A cancellation: why, the inbox claim of the fact that caused it (none for the customer's own),
+/// and the trace its `order.cancelled` continues.
+#[derive(Debug, Clone, Copy)]
+struct Cancel<'a> {
+    reason: &'a str,
+    claim: Option<&'a Claim>,
+    trace: Option<&'a str>,
+}
+
 /// Cancels a pending order and queues its `order.cancelled`; an order already terminal stays
 /// as it is. The update itself checks `pending`, so on PostgreSQL two concurrent cancels (say
 /// `stock.rejected` and `payment.failed`) cannot both win: the second waits for the first's row
@@ -486,10 +528,14 @@ async fn apply_in(
 async fn cancel(
     conn: &mut AnyConnection,
     order_id: Uuid,
-    reason: &str,
-    claim: &Claim,
+    how: &Cancel<'_>,
     now: &str,
 ) -> Result<Applied, sqlx::Error> {
+    let Cancel {
+        reason,
+        claim,
+        trace,
+    } = *how;
     let id = order_id.to_string();
     let cancelled = sqlx::query(
         "UPDATE orders SET status = 'cancelled', reason = $3, updated_at = $2 \
@@ -509,7 +555,9 @@ async fn cancel(
         if known {
             return Ok(Applied::Done);
         }
-        inbox::release(conn, claim).await?;
+        if let Some(claim) = claim {
+            inbox::release(conn, claim).await?;
+        }
         return Ok(Applied::UnknownOrder);
     }
     let event = contracts::OrderCancelled {
@@ -517,7 +565,7 @@ async fn cancel(
         reason: reason.to_owned(),
         cancelled_at: time::OffsetDateTime::now_utc(),
     };
-    enqueue(conn, &event, now).await?;
+    enqueue(conn, &event, now, trace).await?;
     Ok(Applied::DoneWithEvent)
 }
 
@@ -548,17 +596,9 @@ async fn insert_order<'e>(
     Ok(inserted.rows_affected())
 }
 
-/// Writes `event` to the outbox on `conn` (inside a transaction), with its deterministic `message_id`.
+/// Writes `event` to the outbox on `conn` (inside a transaction), with its deterministic
+/// `message_id` and the `traceparent` the published event is to continue.
 async fn enqueue<E: Event>(
-    conn: &mut AnyConnection,
-    event: &E,
-    now: &str,
-) -> Result<(), sqlx::Error> {
-    enqueue_traced(conn, event, now, None).await
-}
-
-/// [`enqueue`] with the `traceparent` the published event is to continue.
-async fn enqueue_traced<E: Event>(
     conn: &mut AnyConnection,
     event: &E,
     now: &str,

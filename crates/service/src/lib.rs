@@ -13,6 +13,7 @@
 //! - [`outage`]: telling a store outage from a message failure.
 //! - [`ops`]: `/healthz`, `/readyz` and `/metrics`.
 //! - [`http`]: serving a router until shutdown, and JSON errors.
+//! - [`grpc`]: serving gRPC services with health, reflection and the caller's trace.
 //! - [`shutdown`]: SIGTERM / Ctrl-C as a future.
 //! - [`telemetry`]: logging setup for binaries.
 //! - [`worker`]: running the broker runtime, the HTTP server and background tasks together.
@@ -28,6 +29,7 @@ pub mod args;
 pub mod clock;
 pub mod database;
 pub mod db;
+pub mod grpc;
 pub mod http;
 pub mod inbox;
 pub mod lease;

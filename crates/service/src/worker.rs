@@ -1,6 +1,6 @@
-//! Running a worker: the broker runtime, the HTTP server (API + ops) and background tasks (the
-//! order relay, retention), all
-//! stopped together on shutdown — or when the runtime fails for good.
+//! Running a worker: the broker runtime, the HTTP server (API + ops), its gRPC services if any,
+//! and background tasks (the order relay, retention), all stopped together on shutdown — or
+//! when the runtime fails for good.
 
 use crate::db::Db;
 use crate::http::{Listen, serve};
@@ -30,6 +30,16 @@ pub fn block_on<T>(threads: usize, main: impl Future<Output = T>) -> T {
 pub struct Worker {
     stop: CancellationToken,
     tasks: Vec<JoinHandle<()>>,
+    grpc: Option<Grpc>,
+}
+
+/// The gRPC services a worker serves beside its HTTP API.
+#[derive(Debug)]
+struct Grpc {
+    routes: tonic::service::Routes,
+    /// Full names (`api.OrderService`) for the health service.
+    services: &'static [&'static str],
+    listen: Listen,
 }
 
 impl Worker {
@@ -63,6 +73,21 @@ impl Worker {
         ));
     }
 
+    /// Serves `routes` (the services named in `services`) over gRPC on `listen` too, with
+    /// health and reflection ([`crate::grpc::serve`]), once the worker runs.
+    pub fn serve_grpc(
+        &mut self,
+        routes: tonic::service::Routes,
+        services: &'static [&'static str],
+        listen: impl Into<Listen>,
+    ) {
+        self.grpc = Some(Grpc {
+            routes,
+            services,
+            listen: listen.into(),
+        });
+    }
+
     /// Serves `api` plus the ops routes (which check `db`) on `listen` and runs `runtime` until
     /// `shutdown`; closes `db` last.
     ///
@@ -80,6 +105,17 @@ impl Worker {
         drop(db);
         let app = api.merge(crate::ops::routes(runtime.readiness(), pool.clone()));
         let http = serve(listen, app, self.stop.clone()).await?;
+        let grpc = match self.grpc {
+            Some(Grpc {
+                routes,
+                services,
+                listen,
+            }) => Some(
+                crate::grpc::serve(listen, routes, services, pool.clone(), self.stop.clone())
+                    .await?,
+            ),
+            None => None,
+        };
         let mut broker = tokio::spawn(runtime.run(self.stop.clone().cancelled_owned()));
         let result = tokio::select! {
             () = shutdown => {
@@ -93,6 +129,9 @@ impl Worker {
             let _ = task.await;
         }
         let _ = http.await;
+        if let Some(grpc) = grpc {
+            let _ = grpc.await;
+        }
         pool.close().await;
         result?.map_err(anyhow::Error::from)
     }

@@ -4,6 +4,7 @@
 //! `released`; or `rejected`. A decision that overtakes the reservation leaves a tombstone:
 //! `paid` (the reservation then sells at once) or `cancelled` (the order is never reserved).
 
+use crate::catalogue::Inventory;
 use futures_util::FutureExt;
 use service::clock;
 use service::db::Db;
@@ -21,6 +22,18 @@ pub struct StockLevel {
     /// Held for orders not yet paid.
     pub reserved: i64,
     pub committed: i64,
+}
+
+/// A SKU as the catalogue lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listed {
+    pub name: String,
+    /// Price of one unit in minor units.
+    pub price_cents: i64,
+    /// ISO 4217 code.
+    pub currency: String,
+    /// Units free to reserve now.
+    pub available: i64,
 }
 
 /// Where an order's reservation stands.
@@ -56,14 +69,28 @@ impl StockStore {
         Self { db }
     }
 
-    /// Adds SKUs not yet known with their initial stock; known SKUs keep their counts.
-    pub async fn seed(&self, inventory: &BTreeMap<String, u64>) -> Result<usize, sqlx::Error> {
+    /// Writes the catalogue (names and prices, as `inventory` says now) and adds SKUs not yet
+    /// known with their initial units; known SKUs keep their counts. Returns the SKUs added.
+    pub async fn seed(&self, inventory: &Inventory) -> Result<usize, sqlx::Error> {
         self.db
             .write(inventory.clone(), |conn, inventory| {
                 async move {
                     let mut added = 0;
-                    for (sku, units) in inventory {
-                        let units = i64::try_from(*units).unwrap_or(i64::MAX);
+                    for (sku, listing) in inventory {
+                        let units = i64::try_from(listing.units).unwrap_or(i64::MAX);
+                        let price = i64::try_from(listing.price_cents)
+                            .map_err(|err| sqlx::Error::Encode(Box::new(err)))?;
+                        sqlx::query(
+                            "INSERT INTO catalogue (sku, name, price_cents, currency) VALUES ($1, $2, $3, $4) \
+                             ON CONFLICT (sku) DO UPDATE SET name = excluded.name, \
+                             price_cents = excluded.price_cents, currency = excluded.currency",
+                        )
+                        .bind(sku)
+                        .bind(&listing.name)
+                        .bind(price)
+                        .bind(&listing.currency)
+                        .execute(&mut *conn)
+                        .await?;
                         added += sqlx::query(
                             "INSERT INTO stock (sku, available) VALUES ($1, $2) ON CONFLICT DO NOTHING",
                         )
@@ -78,6 +105,34 @@ impl StockStore {
                 .boxed()
             })
             .await
+    }
+
+    /// The catalogue's entries for those of `skus` it lists, with the units available now.
+    pub async fn listed(&self, skus: &[String]) -> Result<BTreeMap<String, Listed>, sqlx::Error> {
+        let mut listed = BTreeMap::new();
+        let mut conn = self.db.pool().acquire().await?;
+        for sku in skus {
+            if listed.contains_key(sku) {
+                continue;
+            }
+            let row = sqlx::query(
+                "SELECT c.name, c.price_cents, c.currency, COALESCE(s.available, 0) AS available \
+                 FROM catalogue c LEFT JOIN stock s ON s.sku = c.sku WHERE c.sku = $1",
+            )
+            .bind(sku)
+            .fetch_optional(&mut *conn)
+            .await?;
+            if let Some(row) = row {
+                let entry = Listed {
+                    name: row.get("name"),
+                    price_cents: row.get("price_cents"),
+                    currency: row.get("currency"),
+                    available: row.get("available"),
+                };
+                listed.insert(sku.clone(), entry);
+            }
+        }
+        Ok(listed)
     }
 
     /// The counts of `sku`.

@@ -143,26 +143,25 @@ pub fn orders(orders: usize, rng: &mut Rng) -> Vec<PlannedOrder> {
                 70..85 => Kind::Transient,
                 _ => Kind::Shortage,
             };
-            let price = 100 + 25 * rng.below(40) as u64;
             let quantity = 1 + rng.below(3) as u32;
             let mut lines = vec![Line {
                 sku: PLENTY_A,
                 quantity,
-                unit_price_cents: price,
+                unit_price_cents: price_of(PLENTY_A),
             }];
             // A third of the orders have a second plentiful line.
             if rng.below(3) == 0 {
                 lines.push(Line {
                     sku: PLENTY_B,
                     quantity: 1,
-                    unit_price_cents: price + 50,
+                    unit_price_cents: price_of(PLENTY_B),
                 });
             }
             if kind == Kind::Shortage {
                 lines.push(Line {
                     sku: SCARCE,
                     quantity: 1,
-                    unit_price_cents: 999,
+                    unit_price_cents: price_of(SCARCE),
                 });
             }
             let token = match kind {
@@ -179,6 +178,36 @@ pub fn orders(orders: usize, rng: &mut Rng) -> Vec<PlannedOrder> {
             }
         })
         .collect()
+}
+
+/// The catalogue's price of each SKU the soak orders, cents (USD).
+const PRICES: [(&str, u64); 3] = [(PLENTY_A, 1250), (PLENTY_B, 375), (SCARCE, 999)];
+
+/// The catalogue's price of `sku`.
+///
+/// # Panics
+/// For a SKU the soak does not order.
+#[must_use]
+pub fn price_of(sku: &str) -> u64 {
+    PRICES
+        .iter()
+        .find(|(listed, _)| *listed == sku)
+        .map(|(_, cents)| *cents)
+        .unwrap_or_else(|| panic!("{sku} is not in the soak's catalogue"))
+}
+
+/// `STOCK_FILE` for `inventory`: each SKU at its [`price_of`], in USD.
+#[must_use]
+pub fn stock_file(inventory: &BTreeMap<String, i64>) -> Value {
+    let listings = inventory
+        .iter()
+        .map(|(sku, units)| {
+            let listing = json!({"name": sku, "price_cents": price_of(sku),
+                "currency": "USD", "units": units});
+            (sku.clone(), listing)
+        })
+        .collect();
+    Value::Object(listings)
 }
 
 /// The inventory for `orders` orders: the plentiful SKUs never run out; the scarce one has

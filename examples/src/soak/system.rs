@@ -117,7 +117,10 @@ impl System {
             Brokers::Node(PrivateNode::start().await?)
         };
         let stock_file = settings.dir.join("stock.json");
-        std::fs::write(&stock_file, serde_json::to_string(&settings.inventory)?)?;
+        std::fs::write(
+            &stock_file,
+            super::plan::stock_file(&settings.inventory).to_string(),
+        )?;
         let postgres = if settings.postgres {
             Some(PrivatePostgres::start().await?)
         } else {
@@ -143,6 +146,11 @@ impl System {
             ("STOCK_FILE", stock_file.display().to_string()),
             ("RUST_LOG", "info".to_owned()),
         ];
+        // Picked here and kept across restarts: the order workers are told the stock workers'.
+        let grpc_addr = || anyhow::Ok(format!("127.0.0.1:{}", testkit::port::unclaimed()?));
+        let stock_grpc = (0..settings.replicas.max(1))
+            .map(|_| grpc_addr())
+            .collect::<anyhow::Result<Vec<_>>>()?;
         let mut workers = Vec::new();
         for role in Role::ALL {
             let mut env: Vec<(String, String)> = common
@@ -150,9 +158,19 @@ impl System {
                 .map(|(k, v)| ((*k).to_owned(), v.clone()))
                 .collect();
             env.push(("DATABASE_URL".to_owned(), databases[&role].clone()));
-            for replica in 0..settings.replicas.max(1) {
-                let worker =
-                    Worker::spawn(role, replica, &settings.bin_dir, env.clone(), &settings.dir)?;
+            if role == Role::Order {
+                let urls: Vec<String> = stock_grpc.iter().map(|a| format!("http://{a}")).collect();
+                env.push(("STOCK_GRPC_URL".to_owned(), urls.join(",")));
+            }
+            for (replica, stock_addr) in stock_grpc.iter().enumerate() {
+                let mut env = env.clone();
+                let grpc = match role {
+                    Role::Order => Some(grpc_addr()?),
+                    Role::Stock => Some(stock_addr.clone()),
+                    Role::Payment => None,
+                };
+                env.extend(grpc.map(|addr| ("GRPC_ADDR".to_owned(), addr)));
+                let worker = Worker::spawn(role, replica, &settings.bin_dir, env, &settings.dir)?;
                 workers.push(worker);
             }
         }

@@ -2,6 +2,7 @@
 //! field at fault, and nothing is stored for it.
 
 use super::{Api, MAX_BODY_BYTES, routes};
+use crate::catalogue::Catalogue;
 use crate::store::OrderStore;
 use axum::Router;
 use axum::body::Body;
@@ -24,6 +25,7 @@ async fn setup() -> Setup {
     let app = routes(Api {
         store: store.clone(),
         wake: Arc::new(Notify::new()),
+        catalogue: Catalogue::Fixed(crate::validation::catalogue()),
     });
     Setup {
         app,
@@ -106,9 +108,9 @@ async fn bad_bodies_get_a_json_error_naming_the_field_and_store_nothing() {
         ("malformed JSON", "{\"customer_id\": ".to_owned(), bad, None),
         (
             "missing field",
-            with(|b| drop(b.as_object_mut().unwrap().remove("currency"))),
+            with(|b| drop(b.as_object_mut().unwrap().remove("items"))),
             unprocessable,
-            Some("currency"),
+            Some("items"),
         ),
         (
             "missing item field",
@@ -197,6 +199,24 @@ async fn bad_bodies_get_a_json_error_naming_the_field_and_store_nothing() {
         (
             "unknown currency",
             with(|b| b["currency"] = json!("XYZ")),
+            unprocessable,
+            Some("currency"),
+        ),
+        (
+            "a price that is not the catalogue's",
+            with(|b| b["items"][0]["unit_price_cents"] = json!(1300)),
+            unprocessable,
+            Some("items[0].unit_price_cents"),
+        ),
+        (
+            "a SKU the catalogue does not list",
+            with(|b| b["items"][0]["sku"] = json!("SKU-NONE")),
+            unprocessable,
+            Some("items[0].sku"),
+        ),
+        (
+            "a currency that is not the catalogue's",
+            with(|b| b["currency"] = json!("EUR")),
             unprocessable,
             Some("currency"),
         ),
@@ -306,4 +326,76 @@ async fn the_summary_counts_orders_per_status() {
         summary.body,
         json!({"pending": 1, "completed": 0, "cancelled": 0})
     );
+}
+
+#[tokio::test]
+async fn an_order_without_prices_is_priced_from_the_catalogue() {
+    let s = setup().await;
+    let body = json!({"customer_id": "c-1", "items": [{"sku": "SKU-1", "quantity": 3}, {"sku": "SKU_2", "quantity": 1}]});
+    let created = post(&s.app, body.to_string(), &[]).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    let id = created.body["order_id"].as_str().unwrap();
+    let shown = get(&s.app, &format!("/orders/{id}")).await;
+    assert_eq!(shown.body["total_cents"], 3 * 1250 + 99);
+    assert_eq!(shown.body["currency"], "USD");
+    assert_eq!(shown.body["items"][0]["unit_price_cents"], 1250);
+}
+
+#[tokio::test]
+async fn without_the_stock_service_an_order_is_a_503_and_nothing_is_stored() {
+    let scratch = TestStore::sqlite(&crate::MIGRATOR).await;
+    let store = OrderStore::new(scratch.db());
+    // A port just bound and released: nothing listens there.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let app = routes(Api {
+        store: store.clone(),
+        wake: Arc::new(Notify::new()),
+        catalogue: Catalogue::connect(&[format!("http://{closed}")]).unwrap(),
+    });
+    let answer = post(&app, good().to_string(), &[]).await;
+    assert_error(
+        &answer,
+        StatusCode::SERVICE_UNAVAILABLE,
+        None,
+        "stock service down",
+    );
+    assert!(
+        answer.body["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("the stock service cannot price"),
+        "{}",
+        answer.body
+    );
+    assert_eq!(stored(&store).await, 0);
+}
+
+#[tokio::test]
+async fn a_pending_order_is_cancelled_once_and_its_cancellation_queued() {
+    let s = setup().await;
+    let created = post(&s.app, good().to_string(), &[]).await;
+    let id = created.body["order_id"].as_str().unwrap().to_owned();
+    let cancel = format!("/orders/{id}/cancel");
+    for _ in 0..2 {
+        let answer = send(&s.app, Request::post(&cancel).body(Body::empty()).unwrap()).await;
+        assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+        assert_eq!(answer.body["status"], "cancelled");
+        assert_eq!(answer.body["reason"], "customer_cancelled");
+    }
+    let queued: Vec<String> = s
+        .store
+        .unsent(10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|row| row.event_type)
+        .collect();
+    assert_eq!(queued, ["order.created", "order.cancelled"]);
+
+    let unknown = format!("/orders/{}/cancel", uuid::Uuid::new_v4());
+    let answer = send(&s.app, Request::post(&unknown).body(Body::empty()).unwrap()).await;
+    assert_error(&answer, StatusCode::NOT_FOUND, None, "unknown order");
 }

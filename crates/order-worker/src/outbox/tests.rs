@@ -16,7 +16,9 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 async fn placed(store: &OrderStore) -> Uuid {
-    let request = NewOrder::example(1).validate().unwrap();
+    let request = NewOrder::example(1)
+        .price(&crate::validation::catalogue())
+        .unwrap();
     match store.create(&request, None).await.unwrap() {
         Created::New(order_id) => order_id,
         other => panic!("a new order, not {other:?}"),

@@ -11,7 +11,9 @@ use service::test_retention::{LONG_AGO, count, execute, prune_now};
 use uuid::Uuid;
 
 fn request(quantity: u32) -> ValidOrder {
-    NewOrder::example(quantity).validate().unwrap()
+    NewOrder::example(quantity)
+        .price(&crate::validation::catalogue())
+        .unwrap()
 }
 
 /// An order adopted from an `order.created`, as the worker stores one from outside.
@@ -183,6 +185,37 @@ async fn the_first_cancel_wins_and_is_announced_once(db: Db) {
         ("cancelled", Some("out_of_stock"), true)
     );
     assert_eq!(queued(&store, order_id).await, ["order.cancelled"]);
+}
+
+/// A cancellation's `order.cancelled` continues the trace of what caused it (a delivery, or the
+/// customer's request), instead of starting a trace of its own when relayed.
+async fn a_cancellation_continues_the_trace_that_caused_it(db: Db) {
+    let store = OrderStore::new(db);
+    let by_fact = known(&store).await;
+    let by_customer = known(&store).await;
+    let trace = broker::TraceParent::root();
+    trace
+        .scope(async {
+            let claim = Claim::for_order(Some("r-1"), "q", &by_fact.to_string());
+            let change = Change::Cancel("out_of_stock".into());
+            store.apply(by_fact, &change, claim).await.unwrap();
+            store.cancel_for_customer(by_customer).await.unwrap();
+        })
+        .await;
+    let rows = store.unsent(10).await.unwrap();
+    assert_eq!(rows.len(), 2);
+    for row in rows {
+        let stored = row
+            .traceparent
+            .as_deref()
+            .and_then(broker::TraceParent::parse);
+        assert_eq!(
+            stored.map(|t| t.trace_id()),
+            Some(trace.trace_id()),
+            "{}",
+            row.order_id
+        );
+    }
 }
 
 async fn a_reused_message_id_on_another_orders_fact_moves_that_order(db: Db) {
@@ -371,6 +404,7 @@ service::store_tests!(crate::MIGRATOR;
     a_fact_before_its_order_releases_its_claim,
     a_cancel_before_its_order_releases_its_claim,
     the_first_cancel_wins_and_is_announced_once,
+    a_cancellation_continues_the_trace_that_caused_it,
     a_reused_message_id_on_another_orders_fact_moves_that_order,
     an_idempotency_key_returns_its_order_and_refuses_another_request,
     a_refused_row_is_quarantined_until_released,

@@ -6,14 +6,13 @@ use axum::http::StatusCode;
 use serde_json::json;
 use service::test_http::get;
 use service::test_store::TestStore;
-use std::collections::BTreeMap;
 
 #[tokio::test]
 async fn a_known_sku_shows_its_counts_and_an_unknown_one_is_404() {
     let scratch = TestStore::sqlite(&crate::MIGRATOR).await;
     let store = StockStore::new(scratch.db());
     store
-        .seed(&BTreeMap::from([("SKU-1".to_owned(), 7)]))
+        .seed(&crate::catalogue::units(&[("SKU-1", 7)]))
         .await
         .unwrap();
     let app = routes(store);

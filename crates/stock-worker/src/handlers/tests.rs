@@ -8,7 +8,6 @@ use contracts::fixtures::{self, only_published};
 use contracts::names::queues;
 use contracts::{OrderCancelled, OrderCreated, OrderPaid, StockRejected, StockReserved};
 use service::test_store::TestStore;
-use std::collections::BTreeMap;
 use uuid::Uuid;
 
 /// The handlers over one store holding 10 × SKU-1 and 1 × SKU-2, and the publisher they share.
@@ -24,7 +23,7 @@ struct Setup {
 async fn setup() -> Setup {
     let scratch = TestStore::sqlite(&crate::MIGRATOR).await;
     let store = StockStore::new(scratch.db());
-    let inventory = BTreeMap::from([("SKU-1".to_owned(), 10), ("SKU-2".to_owned(), 1)]);
+    let inventory = crate::catalogue::units(&[("SKU-1", 10), ("SKU-2", 1)]);
     store.seed(&inventory).await.unwrap();
     let publisher = RecordingPublisher::new(crate::APP_ID);
     Setup {

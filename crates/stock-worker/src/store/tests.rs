@@ -5,18 +5,16 @@ use super::{Lines, Reservation, StockLevel, StockStore};
 use contracts::names::queues;
 use service::db::Db;
 use service::inbox::Claim;
-use std::collections::BTreeMap;
 
 const ORDER: &str = "0a7e2b4c-1111-4d4d-8e8e-000000000001";
 
 /// A store holding `inventory` (units per SKU).
 async fn stocked(db: Db, inventory: &[(&str, u64)]) -> StockStore {
     let store = StockStore::new(db);
-    let inventory: BTreeMap<String, u64> = inventory
-        .iter()
-        .map(|(sku, units)| ((*sku).to_owned(), *units))
-        .collect();
-    store.seed(&inventory).await.unwrap();
+    store
+        .seed(&crate::catalogue::units(inventory))
+        .await
+        .unwrap();
     store
 }
 
