@@ -1,6 +1,7 @@
 //! The gRPC services on the real binaries: an order created over gRPC is priced by the stock
 //! service's catalogue and completes; a customer cancels one and its stock comes back; errors
-//! carry the standard codes; the REST API takes its prices from the catalogue too.
+//! carry the standard codes; the REST API takes its prices from the catalogue too, and prices
+//! already given are kept through a stock outage.
 
 use e2e::{Options, System};
 use grpc::api::order_service_client::OrderServiceClient;
@@ -19,7 +20,8 @@ const WAIT: Duration = Duration::from_secs(120);
 fn stock() -> serde_json::Value {
     json!({
         "SKU-CUP": {"name": "Cup", "price_cents": 777, "currency": "USD", "units": 10},
-        "SKU-JUG": {"name": "Jug", "price_cents": 2000, "currency": "USD", "units": 10}
+        "SKU-JUG": {"name": "Jug", "price_cents": 2000, "currency": "USD", "units": 10},
+        "SKU-MUG": {"name": "Mug", "price_cents": 450, "currency": "USD", "units": 10}
     })
 }
 
@@ -194,27 +196,34 @@ async fn errors_carry_the_standard_codes_and_the_rest_api_prices_from_the_catalo
     let id = system.create_order(Some("tok_visa"), "SKU-JUG", 2).await;
     assert_eq!(system.order(id).await["total_cents"], 4000);
 
-    // Without the stock service nothing can be priced: UNAVAILABLE, and a 503 over REST.
+    // Without the stock service a SKU never priced cannot be: UNAVAILABLE, a 503 over REST.
+    // One priced a moment ago still is, from the prices the order worker keeps.
     system.stocks[0].kill();
     let down = client
-        .create_order(create(&[("SKU-CUP", 1)], "tok_visa"))
+        .create_order(create(&[("SKU-MUG", 1)], "tok_visa"))
         .await
         .unwrap_err();
     assert_eq!(down.code(), Code::Unavailable, "{down:?}");
-    let plain = json!({"customer_id": "c-1", "items": [{"sku": "SKU-CUP", "quantity": 1}]});
+    let plain = json!({"customer_id": "c-1", "items": [{"sku": "SKU-MUG", "quantity": 1}]});
     let response = system.post_order(plain.to_string(), &[]).await;
     assert_eq!(response.status(), 503);
+    let kept = client
+        .create_order(create(&[("SKU-JUG", 1)], "tok_visa"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(kept.total_cents, 2000);
     system.stocks[0].restart();
     let back = eventually("priced again", WAIT, || {
         let mut client = client.clone();
         async move {
             let created = client
-                .create_order(create(&[("SKU-CUP", 1)], "tok_visa"))
+                .create_order(create(&[("SKU-MUG", 1)], "tok_visa"))
                 .await;
             created.ok().map(tonic::Response::into_inner)
         }
     })
     .await
     .unwrap();
-    assert_eq!(back.total_cents, 777);
+    assert_eq!(back.total_cents, 450);
 }
