@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs orderflow on this machine: makes sure a RabbitMQ broker (with its management UI) is
-# there, builds and starts the three workers, prints where to look, and stops them on Ctrl-C.
+# there, builds and starts the three workers and the gateway (with a demo API key it prints),
+# prints where to look, and stops them on Ctrl-C.
 # `--release` builds and runs optimised binaries (for benchmarks). `--demo` runs in its own vhost
 # (orderflow-demo) with retries after 0.5 s, 1 s and 2 s, so a failing message reaches its DLQ
 # in seconds instead of the default schedule's 13 minutes.
@@ -61,6 +62,16 @@ start() { # name, address
 start order-worker "${addrs[0]}"
 start payment-worker "${addrs[1]}"
 start stock-worker "${addrs[2]}"
+# The gateway, with one demo key (every scope, any customer) unless API_KEYS is given.
+gateway_addr="${GATEWAY_HTTP_ADDR:-127.0.0.1:8000}"
+demo_key="${DEMO_API_KEY:-demo-$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')}"
+if [ -z "${API_KEYS:-}" ]; then
+  demo_hash="$("target/$profile/gateway" hash-key "$demo_key")"
+  export API_KEYS='[{"name":"demo","sha256":"'"$demo_hash"'","scopes":["orders:write","orders:read","stock:read"]}]'
+fi
+export PAYMENT_HTTP_URL="http://${addrs[1]}" STOCK_HTTP_URL="http://${addrs[2]}"
+start gateway "$gateway_addr"
+addrs+=("$gateway_addr")
 
 for addr in "${addrs[@]}"; do
   for _ in $(seq 1 120); do
@@ -74,7 +85,9 @@ done
 cat <<INFO
 
 orderflow is running (logs in data/logs/, stores in data/):
-  order API       http://127.0.0.1:8080/orders      (POST an order, GET /orders/{id})
+  gateway         http://$gateway_addr/v1/orders    (X-Api-Key: $demo_key)
+  OpenAPI         http://$gateway_addr/v1/openapi.json
+  order API       http://127.0.0.1:8080/orders      (the workers' own APIs, for operators)
   payments        http://127.0.0.1:8081/payments/{order_id}
   stock           http://127.0.0.1:8082/stock/{sku}
   gRPC            127.0.0.1:9080 api.OrderService, 127.0.0.1:9082 api.StockService (reflection on)
@@ -82,8 +95,9 @@ orderflow is running (logs in data/logs/, stores in data/):
   RabbitMQ UI     http://127.0.0.1:15672            (guest / guest)
 
 Try:
-  curl -s -XPOST localhost:8080/orders -H 'content-type: application/json' \\
+  curl -s -XPOST $gateway_addr/v1/orders -H 'x-api-key: $demo_key' -H 'content-type: application/json' \\
     -d '{"customer_id":"c-42","items":[{"sku":"SKU-1","quantity":2}],"payment_token":"tok_visa"}'
+  curl -s $gateway_addr/v1/orders/<order_id> -H 'x-api-key: $demo_key'   # with its payment and reservation
   export AMQP_URL='$AMQP_URL'   # in another shell, for the examples and the CLI
   cargo run -q -p orderflow-examples --example poison -- --kind outage   # a DLQ in $( [ "$demo" = 1 ] && echo "seconds" || echo "~13 min (try --demo)" )
   target/$profile/orderflow dlq groups                                   # failure groups, then:

@@ -38,6 +38,9 @@ pub struct Options {
     /// `testkit::PrivatePostgres`'s `url("postgres")`); implies `postgres`. Default: the shared
     /// server ([`test_store::admin_url`]).
     pub postgres_server: Option<String>,
+    /// Starts the gateway in front of the workers with this environment besides the upstreams'
+    /// addresses (API keys, JWT settings, limits, breaker).
+    pub gateway: Option<Vec<(&'static str, String)>>,
 }
 
 impl Default for Options {
@@ -50,6 +53,7 @@ impl Default for Options {
             postgres: false,
             own_users: false,
             postgres_server: None,
+            gateway: None,
         }
     }
 }
@@ -66,6 +70,8 @@ pub struct System {
     pub users: HashMap<&'static str, (String, String)>,
     pub payments: Vec<Worker>,
     pub stocks: Vec<Worker>,
+    /// With `Options::gateway`.
+    pub gateway: Option<Worker>,
     /// (server admin URL, database) of every database created for this system.
     databases: Vec<(String, String)>,
     http: reqwest::Client,
@@ -179,6 +185,7 @@ impl System {
             users,
             payments,
             stocks,
+            gateway: None,
             databases,
             http: reqwest::Client::new(),
         };
@@ -188,7 +195,31 @@ impl System {
         for worker in system.workers() {
             system.wait_ready(worker).await;
         }
+        let mut system = system;
+        if let Some(env) = options.gateway {
+            let dir = system.dir.clone();
+            system.start_gateway(env, &dir).await;
+        }
         system
+    }
+
+    /// Starts the gateway in front of the running workers, and waits until it is ready.
+    async fn start_gateway(&mut self, env: Vec<(&'static str, String)>, dir: &std::path::Path) {
+        let urls = |workers: &[Worker]| {
+            let urls: Vec<String> = workers.iter().map(Worker::grpc_url).collect();
+            urls.join(",")
+        };
+        let mut all = vec![
+            ("ORDER_GRPC_URL".to_owned(), urls(&self.orders)),
+            ("STOCK_GRPC_URL".to_owned(), urls(&self.stocks)),
+            ("PAYMENT_HTTP_URL".to_owned(), self.payments[0].url("")),
+            ("STOCK_HTTP_URL".to_owned(), self.stocks[0].url("")),
+            ("RUST_LOG".to_owned(), "info".to_owned()),
+        ];
+        all.extend(env.into_iter().map(|(k, v)| (k.to_owned(), v)));
+        let gateway = Worker::spawn(Kind::Gateway, 0, all, dir);
+        self.wait_ready(&gateway).await;
+        self.gateway = Some(gateway);
     }
 
     /// Waits until every worker has logged that it may not declare the topology and names what
@@ -221,6 +252,16 @@ impl System {
             "orderflow topology apply: {}",
             String::from_utf8_lossy(&output.stderr)
         );
+    }
+
+    /// The gateway.
+    ///
+    /// # Panics
+    /// When the system runs without one.
+    pub fn gateway(&self) -> &Worker {
+        self.gateway
+            .as_ref()
+            .expect("started with Options::gateway")
     }
 
     fn workers(&self) -> impl Iterator<Item = &Worker> {
@@ -463,6 +504,7 @@ pub fn least_privilege(kind: Kind) -> testkit::Grants<'static> {
             r"^payment\.[a-z-]+$",
         ),
         Kind::Stock => (r"^(orders|amq\.default|orders\.dlx)$", r"^stock\.[a-z-]+$"),
+        Kind::Gateway => panic!("the gateway does not use the broker"),
     };
     testkit::Grants {
         configure: "^$",

@@ -12,6 +12,7 @@ pub enum Kind {
     Order,
     Payment,
     Stock,
+    Gateway,
 }
 
 impl Kind {
@@ -21,6 +22,7 @@ impl Kind {
             Kind::Order => "order-worker",
             Kind::Payment => "payment-worker",
             Kind::Stock => "stock-worker",
+            Kind::Gateway => "gateway",
         }
     }
 }
@@ -50,6 +52,8 @@ pub fn build_binaries() {
                 "stock-worker",
                 "-p",
                 "cli",
+                "-p",
+                "gateway",
             ])
             .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
             .status()

@@ -63,8 +63,8 @@ async fn create(
             "send the order as application/json",
         ));
     }
-    let key = idempotency_key(&headers)?;
-    let request = decode(&body)?;
+    let key = service::http::idempotency_key(&headers)?;
+    let request: NewOrder = service::http::decode_json(&body)?;
     let placed = place(&api, request, key.as_deref())
         .await
         .map_err(|refused| match refused {
@@ -99,52 +99,6 @@ async fn create(
             .insert("idempotent-replayed", HeaderValue::from_static("true"));
     }
     Ok(response)
-}
-
-/// The `Idempotency-Key` header: 1 to 255 visible ASCII characters.
-fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
-    let Some(value) = headers.get("idempotency-key") else {
-        return Ok(None);
-    };
-    match value.to_str() {
-        Ok(key)
-            if !key.is_empty() && key.len() <= 255 && key.bytes().all(|b| b.is_ascii_graphic()) =>
-        {
-            Ok(Some(key.to_owned()))
-        }
-        _ => Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "Idempotency-Key must be 1 to 255 visible ASCII characters",
-        )
-        .field("Idempotency-Key")),
-    }
-}
-
-/// Decodes the body: syntax errors are 400, missing, unknown or mistyped fields 422 with the path.
-fn decode(body: &[u8]) -> Result<NewOrder, ApiError> {
-    let deserializer = &mut serde_json::Deserializer::from_slice(body);
-    serde_path_to_error::deserialize(deserializer).map_err(|err| {
-        let path = err.path().to_string();
-        let inner = err.into_inner();
-        if inner.is_data() {
-            // A missing field's path is its parent's; the message names the field itself.
-            let message = inner.to_string();
-            let field = match message.strip_prefix("missing field `") {
-                Some(rest) => {
-                    let name = rest.split('`').next().unwrap_or_default();
-                    if path == "." {
-                        name.to_owned()
-                    } else {
-                        format!("{path}.{name}")
-                    }
-                }
-                None => path,
-            };
-            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, inner.to_string()).field(field)
-        } else {
-            ApiError::new(StatusCode::BAD_REQUEST, format!("malformed JSON: {inner}"))
-        }
-    })
 }
 
 /// `GET /orders/summary`: `{"pending": n, "completed": n, "cancelled": n}`.

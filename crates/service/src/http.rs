@@ -3,7 +3,7 @@
 
 use axum::Json;
 use axum::Router;
-use axum::extract::{MatchedPath, Request, State};
+use axum::extract::{ConnectInfo, MatchedPath, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -18,6 +18,7 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
+use tower::ServiceExt;
 
 /// A JSON error: `{"error": "...", "field": "items[0].quantity"}`.
 #[derive(Debug, Serialize)]
@@ -71,6 +72,59 @@ impl From<sqlx::Error> for ApiError {
     fn from(err: sqlx::Error) -> Self {
         Self::internal(err)
     }
+}
+
+/// The `Idempotency-Key` header, if any: 1 to 255 visible ASCII characters.
+///
+/// # Errors
+/// A 400 naming the header for any other value.
+pub fn idempotency_key(headers: &axum::http::HeaderMap) -> Result<Option<String>, ApiError> {
+    let Some(value) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
+    match value.to_str() {
+        Ok(key)
+            if !key.is_empty() && key.len() <= 255 && key.bytes().all(|b| b.is_ascii_graphic()) =>
+        {
+            Ok(Some(key.to_owned()))
+        }
+        _ => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "Idempotency-Key must be 1 to 255 visible ASCII characters",
+        )
+        .field("Idempotency-Key")),
+    }
+}
+
+/// Decodes a JSON body: syntax errors are 400, missing, unknown or mistyped fields 422 naming
+/// the field by its path (`items[0].quantity`).
+///
+/// # Errors
+/// The 400 or 422 to answer.
+pub fn decode_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    let deserializer = &mut serde_json::Deserializer::from_slice(body);
+    serde_path_to_error::deserialize(deserializer).map_err(|err| {
+        let path = err.path().to_string();
+        let inner = err.into_inner();
+        if inner.is_data() {
+            // A missing field's path is its parent's; the message names the field itself.
+            let message = inner.to_string();
+            let field = match message.strip_prefix("missing field `") {
+                Some(rest) => {
+                    let name = rest.split('`').next().unwrap_or_default();
+                    if path == "." {
+                        name.to_owned()
+                    } else {
+                        format!("{path}.{name}")
+                    }
+                }
+                None => path,
+            };
+            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, inner.to_string()).field(field)
+        } else {
+            ApiError::new(StatusCode::BAD_REQUEST, format!("malformed JSON: {inner}"))
+        }
+    })
 }
 
 /// What one server lets clients do.
@@ -266,7 +320,16 @@ pub async fn serve_on(listener: TcpListener, app: Router, limits: Limits, stop: 
                 }
             },
         };
-        let service = TowerToHyperService::new(app.clone());
+        // The peer's address, for handlers that key on it (the gateway's per-address limits).
+        let peer = stream.peer_addr().ok();
+        let service = TowerToHyperService::new(app.clone().map_request(
+            move |mut request: axum::http::Request<hyper::body::Incoming>| {
+                if let Some(peer) = peer {
+                    request.extensions_mut().insert(ConnectInfo(peer));
+                }
+                request
+            },
+        ));
         let connection = http.serve_connection(TokioIo::new(stream), service);
         let stop = stop.clone();
         connections.spawn(async move {
