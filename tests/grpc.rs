@@ -227,3 +227,35 @@ async fn errors_carry_the_standard_codes_and_the_rest_api_prices_from_the_catalo
     .unwrap();
     assert_eq!(back.total_cents, 450);
 }
+
+#[tokio::test]
+async fn a_python_client_generated_by_grpcio_tools_drives_an_order_to_completed() {
+    let system = System::start(Options::default()).await;
+    let addr = system.orders[0]
+        .grpc_url()
+        .trim_start_matches("http://")
+        .to_owned();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/python/grpc_client.sh");
+    let output = tokio::process::Command::new(script)
+        .arg(&addr)
+        .output()
+        .await
+        .expect("running tests/python/grpc_client.sh");
+    assert!(
+        output.status.success(),
+        "the Python client failed: {}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let order: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(order["Status"], "completed");
+    assert_eq!(order["TotalCents"], 2 * e2e::UNIT_PRICE_CENTS, "{order}");
+    assert_eq!(order["Items"][0]["PriceID"], "SKU-1/USD/1250");
+    assert!(
+        order["refused"]
+            .as_str()
+            .unwrap()
+            .starts_with("Items[0].Quantity"),
+        "{order}"
+    );
+}

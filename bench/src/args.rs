@@ -9,10 +9,12 @@ pub enum Via {
     Api,
     /// `order.created` published straight to the `orders` exchange.
     Exchange,
+    /// `POST /v1/orders` at the gateway (authentication, rate limit, breaker, gRPC, then as `api`).
+    Gateway,
 }
 
 /// Drive orders through orderflow and compare with the broker's ceiling.
-#[derive(Debug, Parser)]
+#[derive(Debug, Clone, Parser)]
 pub struct Args {
     /// Broker URL, including the vhost.
     #[arg(
@@ -25,6 +27,16 @@ pub struct Args {
     /// The order worker's API.
     #[arg(long, default_value = "http://127.0.0.1:8080")]
     pub api_url: String,
+    /// The gateway (with `--via gateway` or `--fronts`).
+    #[arg(long, default_value = "http://127.0.0.1:8000")]
+    pub gateway_url: String,
+    /// An API key of the gateway with the `orders:write` scope (`deploy/run.sh` prints one).
+    #[arg(long, env = "API_KEY", hide_env_values = true)]
+    pub api_key: Option<String>,
+    /// Only compare the two front doors: the same orders straight at the order worker and
+    /// through the gateway, alternated, then each at half the lower throughput for latency.
+    #[arg(long)]
+    pub fronts: bool,
     /// Orders per run.
     #[arg(long, default_value_t = 20000)]
     pub orders: usize,

@@ -6,7 +6,11 @@
 //!
 //! ```sh
 //! cargo run --release -p orderflow-bench -- --orders 20000
+//! cargo run --release -p orderflow-bench -- --fronts --api-key <key> --orders 5000
 //! ```
+//!
+//! `--fronts` compares only the two front doors, straight at the order worker and through the
+//! gateway (see [`fronts`]).
 //!
 //! Phases: idle RSS of the workers; the ceilings (best of three runs each); clean runs and retry runs,
 //! where `--retry-share` of the orders use `tok_transient_1` (one retry each), in the
@@ -45,6 +49,10 @@ async fn main() -> anyhow::Result<()> {
     summary(&http, &args.api_url)
         .await
         .context("the order worker does not answer: start the system with deploy/run.sh")?;
+    if args.fronts {
+        println!("{}", fronts(&args, &http).await?);
+        return Ok(());
+    }
     let idle = procs::sample();
     eprintln!("idle RSS (MB): {}", show_rss(&idle));
 
@@ -72,6 +80,55 @@ async fn main() -> anyhow::Result<()> {
         )
     );
     Ok(())
+}
+
+/// The front doors side by side: throughput straight at the order worker and through the
+/// gateway, in the order direct, gateway, gateway, direct (`--rounds` times) so that drift
+/// weighs on both alike; then latency of each at half the lower throughput. One JSON line.
+async fn fronts(args: &Args, http: &reqwest::Client) -> anyhow::Result<Value> {
+    use orderflow_bench::args::Via;
+    anyhow::ensure!(
+        args.api_key.is_some(),
+        "--fronts needs --api-key (deploy/run.sh prints one)"
+    );
+    let tokens = vec![Some("tok_visa".to_owned()); args.orders];
+    let via = |via| Args {
+        via,
+        ..args.clone()
+    };
+    let (mut direct, mut gateway) = (Vec::new(), Vec::new());
+    for _ in 0..args.rounds {
+        for front in [Via::Api, Via::Gateway, Via::Gateway, Via::Api] {
+            let run = drive(&via(front), http, &tokens, None).await?;
+            report(&format!("{front:?}"), &run);
+            if front == Via::Api {
+                direct.push(run)
+            } else {
+                gateway.push(run)
+            }
+        }
+    }
+    let (direct, gateway) = (Run::combined(direct), Run::combined(gateway));
+    let rate = 0.5 * direct.orders_per_s().min(gateway.orders_per_s());
+    let at_rate = args.orders.min((rate * 20.0) as usize).max(100);
+    let tokens = vec![Some("tok_visa".to_owned()); at_rate];
+    let direct_latency = drive(&via(Via::Api), http, &tokens, Some(rate)).await?;
+    let gateway_latency = drive(&via(Via::Gateway), http, &tokens, Some(rate)).await?;
+    let side = |run: &Run, latency: &Run| {
+        json!({"orders_per_s": round(run.orders_per_s()), "legs": run.legs.iter().map(|l| round(*l)).collect::<Vec<_>>(),
+               "p50_ms": round(latency.percentile(50.0)), "p99_ms": round(latency.percentile(99.0)),
+               "completed": run.completed + latency.completed,
+               "cpu_ms_per_order": run.cpu_ms.iter().map(|(k, v)| (k.clone(), round(*v))).collect::<BTreeMap<_, _>>()})
+    };
+    Ok(json!({
+        "fronts": {
+            "orders": args.orders,
+            "rounds": args.rounds,
+            "offered_per_s": round(rate),
+            "direct": side(&direct, &direct_latency),
+            "gateway": side(&gateway, &gateway_latency),
+        }
+    }))
 }
 
 /// The two bare ceilings, each the best of [`CEILING_RUNS`].

@@ -138,26 +138,35 @@ async fn submit(
     token: Option<String>,
 ) -> anyhow::Result<Uuid> {
     let items = line();
-    match args.via {
+    let request = match args.via {
         Via::Api => {
             let body = json!({"customer_id": "load", "items": items, "currency": "USD", "payment_token": token});
-            let response = http
-                .post(format!("{}/orders", args.api_url))
+            http.post(format!("{}/orders", args.api_url)).json(&body)
+        }
+        Via::Gateway => {
+            let key = args
+                .api_key
+                .as_deref()
+                .context("--via gateway needs --api-key")?;
+            let lines: Vec<Value> = items
+                .iter()
+                .map(|item| json!({"sku": item.sku, "quantity": item.quantity}))
+                .collect();
+            let body = json!({"customer_id": "load", "items": lines, "payment_token": token});
+            http.post(format!("{}/v1/orders", args.gateway_url))
+                .header("x-api-key", key)
                 .json(&body)
-                .send()
-                .await?
-                .error_for_status()?;
-            let created: Value = response.json().await?;
-            Ok(created["order_id"].as_str().context("order_id")?.parse()?)
         }
         Via::Exchange => {
             let order = OrderCreated::new("load", items, "USD", token)?;
             publisher
                 .publish(&contracts::outgoing(&order, APP_ID)?)
                 .await?;
-            Ok(order.order_id)
+            return Ok(order.order_id);
         }
-    }
+    };
+    let created: Value = request.send().await?.error_for_status()?.json().await?;
+    Ok(created["order_id"].as_str().context("order_id")?.parse()?)
 }
 
 /// Order counts from `GET /orders/summary`.

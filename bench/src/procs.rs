@@ -7,7 +7,13 @@ use std::collections::BTreeMap;
 pub const BROKER: &str = "beam.smp";
 
 /// The processes measured: the workers, and the broker.
-pub const MEASURED: [&str; 4] = ["order-worker", "payment-worker", "stock-worker", BROKER];
+pub const MEASURED: [&str; 5] = [
+    "order-worker",
+    "payment-worker",
+    "stock-worker",
+    "gateway",
+    BROKER,
+];
 
 /// A process's memory and CPU time at one moment.
 #[derive(Debug, Clone, Copy, Default)]

@@ -58,10 +58,16 @@ pub async fn serve(
     let listener = listen.bind().await?;
     tracing::info!(addr = %listener.local_addr()?, "gRPC listening");
     let (health, health_service) = tonic_health::server::health_reporter();
-    let reflection = tonic_reflection::server::Builder::configure()
+    // The contract holds every service: advertise only those this worker serves.
+    let mut reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(grpc::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()?;
+        .with_service_name("grpc.health.v1.Health")
+        .with_service_name("grpc.reflection.v1.ServerReflection");
+    for name in services {
+        reflection = reflection.with_service_name(*name);
+    }
+    let reflection = reflection.build_v1()?;
     let routes = routes.add_service(health_service).add_service(reflection);
     let watch = stop.clone();
     tokio::spawn(async move {
