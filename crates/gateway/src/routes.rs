@@ -130,22 +130,6 @@ fn require(principal: &Principal, scope: &str) -> Result<(), ApiError> {
     ))
 }
 
-/// The REST name of a field a gRPC error names (`Items[0].Quantity` → `items[0].quantity`).
-fn rest_field(field: &str) -> String {
-    [
-        ("customerID", "customer_id"),
-        ("Items", "items"),
-        (".ID", ".sku"),
-        (".Quantity", ".quantity"),
-        ("PaymentToken", "payment_token"),
-        ("OrderID", "order_id"),
-    ]
-    .iter()
-    .fold(field.to_owned(), |field, (from, to)| {
-        field.replace(from, to)
-    })
-}
-
 /// The JSON error for an upstream's answer.
 fn upstream_error(err: UpstreamError) -> ApiError {
     use tonic::Code;
@@ -159,7 +143,7 @@ fn upstream_error(err: UpstreamError) -> ApiError {
                 Code::InvalidArgument => match message.split_once(": ") {
                     Some((field, what)) if !field.contains(' ') => {
                         ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, what)
-                            .field(rest_field(field))
+                            .field(grpc::rest_field(field))
                     }
                     _ => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, message),
                 },

@@ -8,7 +8,7 @@ use grpc::api::stock_service_client::StockServiceClient;
 use std::future::Future;
 use std::time::Duration;
 use tonic::Code;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
 /// Where the upstreams are.
 #[derive(Debug, Clone)]
@@ -64,23 +64,6 @@ fn grpc_failure(status: &tonic::Status) -> bool {
     )
 }
 
-fn channel(upstream: &str, urls: &[String], timeout: Duration) -> anyhow::Result<Channel> {
-    let endpoints = urls
-        .iter()
-        .map(|url| {
-            Endpoint::from_shared(url.clone())
-                .map(|endpoint| {
-                    endpoint
-                        .connect_timeout(Duration::from_secs(1))
-                        .timeout(timeout)
-                })
-                .map_err(|err| anyhow::anyhow!("{upstream} URL {url}: {err}"))
-        })
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    anyhow::ensure!(!endpoints.is_empty(), "no {upstream} URL given");
-    Ok(Channel::balance_list(endpoints.into_iter()))
-}
-
 impl Upstreams {
     /// Clients for `addresses` (connected on first use), with `breakers` and `timeout`.
     ///
@@ -91,8 +74,10 @@ impl Upstreams {
         breakers: BreakerSettings,
         timeout: Duration,
     ) -> anyhow::Result<Self> {
-        let order_channel = channel("ORDER_GRPC_URL", &addresses.order_grpc, timeout)?;
-        let stock_channel = channel("STOCK_GRPC_URL", &addresses.stock_grpc, timeout)?;
+        let order_channel =
+            service::grpc::balanced_channel("ORDER_GRPC_URL", &addresses.order_grpc, timeout)?;
+        let stock_channel =
+            service::grpc::balanced_channel("STOCK_GRPC_URL", &addresses.stock_grpc, timeout)?;
         Ok(Self {
             orders: OrderServiceClient::new(order_channel.clone()),
             stock: StockServiceClient::new(stock_channel.clone()),

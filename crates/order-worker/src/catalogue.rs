@@ -8,7 +8,7 @@ use grpc::api::{CheckIfItemIsInStockRequest, ItemsWithQuantity};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
 /// How long a price lookup may take before the order is refused as unavailable.
 const CALL_TIMEOUT: Duration = Duration::from_secs(2);
@@ -79,23 +79,8 @@ impl Catalogue {
     /// # Errors
     /// When a URL is not one.
     pub fn connect(urls: &[String]) -> anyhow::Result<Self> {
-        let endpoints = urls
-            .iter()
-            .map(|url| {
-                Endpoint::from_shared(url.clone())
-                    .map(|endpoint| {
-                        endpoint
-                            .connect_timeout(Duration::from_secs(1))
-                            .timeout(CALL_TIMEOUT)
-                    })
-                    .map_err(|err| anyhow::anyhow!("STOCK_GRPC_URL {url}: {err}"))
-            })
-            .collect::<anyhow::Result<Vec<_>>>()?;
-        anyhow::ensure!(
-            !endpoints.is_empty(),
-            "STOCK_GRPC_URL names no stock service"
-        );
-        let client = StockServiceClient::new(Channel::balance_list(endpoints.into_iter()));
+        let channel = service::grpc::balanced_channel("STOCK_GRPC_URL", urls, CALL_TIMEOUT)?;
+        let client = StockServiceClient::new(channel);
         Ok(Self::Stock(client, Arc::default()))
     }
 

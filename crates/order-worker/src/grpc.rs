@@ -40,21 +40,6 @@ impl Orders {
     }
 }
 
-/// The proto name of a field the order's checks name (`items[0].quantity` → `Items[0].Quantity`).
-fn proto_field(field: &str) -> String {
-    [
-        ("customer_id", "customerID"),
-        ("items", "Items"),
-        (".sku", ".ID"),
-        (".quantity", ".Quantity"),
-        ("payment_token", "PaymentToken"),
-    ]
-    .iter()
-    .fold(field.to_owned(), |field, (from, to)| {
-        field.replace(from, to)
-    })
-}
-
 /// The order as the contract's `Order`.
 fn to_proto(order: Order) -> Result<grpc::api::Order, Status> {
     let lines: Vec<LineItem> =
@@ -133,7 +118,7 @@ impl OrderService for Orders {
             .map_err(|refused| match refused {
                 Refused::Invalid(invalid) => Status::invalid_argument(format!(
                     "{}: {}",
-                    proto_field(&invalid.field),
+                    grpc::proto_field(&invalid.field),
                     invalid.message
                 )),
                 Refused::KeyConflict => {

@@ -1,6 +1,6 @@
 //! `order-worker`: parses its flags and runs the worker until SIGTERM or Ctrl-C.
 
-use clap::{CommandFactory, Parser};
+use clap::Parser;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
@@ -26,11 +26,7 @@ struct Args {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    if let Err(err) = args.common.init_logging() {
-        Args::command()
-            .error(clap::error::ErrorKind::InvalidValue, err)
-            .exit();
-    }
+    service::args::init_logging_or_exit::<Args>(&args.common);
     service::telemetry::exit(run(args))
 }
 

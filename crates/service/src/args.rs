@@ -108,11 +108,7 @@ pub fn parse(app_id: &'static str, default_port: u16) -> Settings {
         ))
         .get_matches();
     let cli = WorkerCli::from_arg_matches(&matches).unwrap_or_else(|err| err.exit());
-    if let Err(err) = cli.common.init_logging() {
-        WorkerCli::command()
-            .error(clap::error::ErrorKind::InvalidValue, err)
-            .exit();
-    }
+    init_logging_or_exit::<WorkerCli>(&cli.common);
     cli.common
         .settings(app_id, ([127, 0, 0, 1], default_port).into())
         .unwrap_or_else(|err| {
@@ -120,6 +116,15 @@ pub fn parse(app_id: &'static str, default_port: u16) -> Settings {
                 .error(clap::error::ErrorKind::InvalidValue, err)
                 .exit()
         })
+}
+
+/// Installs logging from `common`, or exits with `C`'s usage error (an invalid `RUST_LOG`).
+pub fn init_logging_or_exit<C: clap::CommandFactory>(common: &CommonArgs) {
+    if let Err(err) = common.init_logging() {
+        C::command()
+            .error(clap::error::ErrorKind::InvalidValue, err)
+            .exit();
+    }
 }
 
 /// `worker=user`, a worker's name being one of the three.

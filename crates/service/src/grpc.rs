@@ -37,6 +37,35 @@ pub fn traced<T>(message: T) -> tonic::Request<T> {
     request
 }
 
+/// A channel to the servers at `urls` (`http://host:port`; `flag` names where they came from in
+/// errors), connected on first use and again after a failure, calls spread across those that
+/// answer, each call bounded by `timeout`.
+///
+/// # Errors
+/// When a URL is not one, or none is given.
+pub fn balanced_channel(
+    flag: &str,
+    urls: &[String],
+    timeout: Duration,
+) -> anyhow::Result<tonic::transport::Channel> {
+    let endpoints = urls
+        .iter()
+        .map(|url| {
+            tonic::transport::Endpoint::from_shared(url.clone())
+                .map(|endpoint| {
+                    endpoint
+                        .connect_timeout(Duration::from_secs(1))
+                        .timeout(timeout)
+                })
+                .map_err(|err| anyhow::anyhow!("{flag} {url}: {err}"))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    anyhow::ensure!(!endpoints.is_empty(), "{flag} names no server");
+    Ok(tonic::transport::Channel::balance_list(
+        endpoints.into_iter(),
+    ))
+}
+
 /// `INTERNAL`, logging the cause and telling the client nothing internal.
 pub fn internal(err: impl std::fmt::Display) -> tonic::Status {
     tracing::error!(error = %err, "gRPC call failed");

@@ -2,7 +2,7 @@
 //! SIGTERM or Ctrl-C.
 
 use anyhow::Context;
-use clap::{CommandFactory, Parser};
+use clap::Parser;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -25,11 +25,7 @@ struct Args {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    if let Err(err) = args.common.init_logging() {
-        Args::command()
-            .error(clap::error::ErrorKind::InvalidValue, err)
-            .exit();
-    }
+    service::args::init_logging_or_exit::<Args>(&args.common);
     service::telemetry::exit(run(args))
 }
 
