@@ -15,3 +15,8 @@ fi
 promtool check config deploy/prometheus/prometheus.yml
 promtool check rules deploy/prometheus/alerts.yml
 promtool test rules deploy/prometheus/alerts_test.yml
+# The Grafana dashboard's queries parse, and name only documented metrics.
+rules="$(mktemp --suffix=.yml)"
+trap 'rm -f "$rules"' EXIT
+deploy/grafana/check-dashboard.py deploy/grafana/dashboards/orderflow.json > "$rules"
+promtool check rules "$rules"

@@ -1,7 +1,7 @@
 //! The gateway on the real binaries: orders created, read (with their payment and reservation)
 //! and cancelled through `/v1`; credentials, scopes and customers; rate limits; the circuit
-//! breaker opening on a stopped order worker and closing after it returns; one trace id from
-//! the gateway to the last worker.
+//! breaker opening on a stopped order worker and closing after it returns; one order's spans,
+//! exported over OTLP, forming one trace from the gateway to the last worker.
 
 use e2e::{Options, System, metrics};
 use reqwest::StatusCode;
@@ -310,14 +310,26 @@ async fn the_breaker_opens_on_a_stopped_order_worker_and_closes_after_it_returns
     assert_eq!(breaker_open(&system).await, Some(0.0));
 }
 
+/// The spans of one order, exported over OTLP by every process to a receiver in the test, form
+/// one trace under the caller's `traceparent`: each span's parent is another span of the trace
+/// (or the caller's), the payment worker's retry is an event of its first delivery, and the
+/// redelivery is a child of the retry copy's publish, itself a child of that delivery.
 #[tokio::test]
-async fn one_trace_id_runs_from_the_gateway_to_the_last_worker() {
-    let system = system(&[]).await;
+async fn one_orders_spans_from_the_gateway_to_every_worker_form_one_trace() {
+    let receiver = e2e::otlp::Receiver::start().await;
+    e2e::process::build_binaries();
+    let system = System::start(Options {
+        stock: json!({"SKU-1": 100}),
+        gateway: Some(vec![("API_KEYS", keys())]),
+        env: receiver.env(),
+        ..Options::default()
+    })
+    .await;
     let trace_id = uuid::Uuid::new_v4().simple().to_string();
-    let traceparent = format!("00-{trace_id}-00f067aa0ba902b7-01");
+    let caller_span = "00f067aa0ba902b7";
     let response = call(&system, reqwest::Method::POST, "/v1/orders", Some(SHOP_KEY))
-        .header("traceparent", &traceparent)
-        .json(&order("c-42", "tok_visa"))
+        .header("traceparent", format!("00-{trace_id}-{caller_span}-01"))
+        .json(&order("c-42", "tok_transient_1"))
         .send()
         .await
         .unwrap();
@@ -330,18 +342,103 @@ async fn one_trace_id_runs_from_the_gateway_to_the_last_worker() {
     })
     .await
     .unwrap();
-    for worker in [
-        system.gateway(),
-        &system.orders[0],
-        &system.payments[0],
-        &system.stocks[0],
-    ] {
-        eventually(
-            &format!("{} logging the trace", worker.name()),
-            WAIT,
-            || async { worker.log().contains(&trace_id).then_some(()) },
-        )
-        .await
-        .unwrap_or_else(|err| panic!("{err}: {}", worker.log_tail()));
+
+    let services = ["gateway", "order-worker", "payment-worker", "stock-worker"];
+    let whole = |spans: &[e2e::otlp::Span]| {
+        let ids: std::collections::HashSet<&str> =
+            spans.iter().map(|s| s.span_id.as_str()).collect();
+        services
+            .iter()
+            .all(|service| spans.iter().any(|s| s.service == *service))
+            && spans
+                .iter()
+                .all(|s| s.parent_span_id == caller_span || ids.contains(s.parent_span_id.as_str()))
+            && spans
+                .iter()
+                .filter(|s| s.name == "process payment.order-created")
+                .count()
+                == 2
+    };
+    let spans = eventually("the whole trace exported", WAIT, || async {
+        let spans = receiver.trace(&trace_id);
+        whole(&spans).then_some(spans)
+    })
+    .await
+    .unwrap_or_else(|err| {
+        let spans = receiver.trace(&trace_id);
+        let summary: Vec<String> = spans
+            .iter()
+            .map(|s| {
+                format!(
+                    "{} {} {}<-{}",
+                    s.service, s.name, s.span_id, s.parent_span_id
+                )
+            })
+            .collect();
+        panic!("{err}: {summary:#?}")
+    });
+    // `deploy/render-trace.py` draws the README's picture of a trace from this file.
+    if let Ok(path) = std::env::var("ORDERFLOW_TRACE_JSON") {
+        std::fs::write(&path, serde_json::to_string_pretty(&spans).unwrap()).unwrap();
+    }
+    let by_id = |id: &str| spans.iter().find(|s| s.span_id == id).unwrap();
+    let root = spans
+        .iter()
+        .find(|s| s.parent_span_id == caller_span)
+        .unwrap();
+    assert_eq!(
+        (root.service.as_str(), root.name.as_str(), root.kind),
+        ("gateway", "POST /v1/orders", 2),
+        "the gateway's server span continues the caller's"
+    );
+    let deliveries: Vec<&e2e::otlp::Span> = spans
+        .iter()
+        .filter(|s| s.name == "process payment.order-created")
+        .collect();
+    let (first, second) = match deliveries[0]
+        .attributes
+        .get("retry_count")
+        .map(String::as_str)
+    {
+        Some("0") => (deliveries[0], deliveries[1]),
+        _ => (deliveries[1], deliveries[0]),
+    };
+    assert!(
+        first.events.iter().any(|e| e.contains("retry")),
+        "the first delivery records its retry: {:?}",
+        first.events
+    );
+    let retry_publish = by_id(&second.parent_span_id);
+    assert_eq!(
+        retry_publish.kind, 4,
+        "the redelivery's parent is a producer span"
+    );
+    assert_eq!(
+        retry_publish.parent_span_id, first.span_id,
+        "the retry copy is published by the failed delivery"
+    );
+    assert_eq!(
+        second
+            .attributes
+            .get("messaging.system")
+            .map(String::as_str),
+        Some("rabbitmq")
+    );
+    assert_eq!(
+        second
+            .attributes
+            .get("messaging.message.conversation_id")
+            .map(String::as_str),
+        Some(id.as_str()),
+        "the conversation id is the order id"
+    );
+    // The log lines of every worker's deliveries carry the trace id too.
+    for worker in [&system.orders[0], &system.payments[0], &system.stocks[0]] {
+        assert!(
+            worker.log().contains(&trace_id),
+            "{} logging the trace: {}",
+            worker.name(),
+            worker.log_tail()
+        );
     }
 }

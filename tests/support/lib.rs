@@ -3,6 +3,7 @@
 #![allow(missing_docs)]
 
 pub mod metrics;
+pub mod otlp;
 pub mod process;
 
 use process::{Kind, Worker};
@@ -41,6 +42,8 @@ pub struct Options {
     /// Starts the gateway in front of the workers with this environment besides the upstreams'
     /// addresses (API keys, JWT settings, limits, breaker).
     pub gateway: Option<Vec<(&'static str, String)>>,
+    /// Environment of every process, workers and gateway (e.g. where to export spans).
+    pub env: Vec<(&'static str, String)>,
 }
 
 impl Default for Options {
@@ -54,6 +57,7 @@ impl Default for Options {
             own_users: false,
             postgres_server: None,
             gateway: None,
+            env: Vec::new(),
         }
     }
 }
@@ -128,6 +132,12 @@ impl System {
             ("STOCK_FILE".to_owned(), stock_file.display().to_string()),
             ("RUST_LOG".to_owned(), "info,broker=debug".to_owned()),
         ];
+        let shared_env: Vec<(String, String)> = options
+            .env
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), v.clone()))
+            .collect();
+        let common = [common, shared_env].concat();
         let mut users = HashMap::new();
         let mut common = common;
         if options.own_users {
@@ -198,6 +208,7 @@ impl System {
         let mut system = system;
         if let Some(env) = options.gateway {
             let dir = system.dir.clone();
+            let env = [env, options.env.clone()].concat();
             system.start_gateway(env, &dir).await;
         }
         system

@@ -11,7 +11,7 @@ use crate::publisher::Publisher;
 use crate::retry::{Decision, Outcome, decide};
 use crate::settle::{Settler, settle};
 use crate::topology::QueueSpec;
-use crate::trace::TraceParent;
+use crate::trace;
 use crate::trust::Trust;
 use futures_util::future::BoxFuture;
 use futures_util::{FutureExt, StreamExt};
@@ -352,17 +352,25 @@ async fn process(
         redelivered: delivery.redelivered,
         headers: props.headers().clone().unwrap_or_default(),
     };
-    let trace = headers::text(Some(&meta.headers), headers::TRACEPARENT)
-        .and_then(|text| TraceParent::parse(&text))
-        .unwrap_or_else(TraceParent::root);
     let span = tracing::info_span!(
         "delivery",
-        queue = %queue,
-        message_id = meta.message_id.as_deref().unwrap_or(""),
-        correlation_id = meta.correlation_id.as_deref().unwrap_or(""),
+        otel.name = %format_args!("process {queue}"),
+        otel.kind = "consumer",
+        messaging.system = "rabbitmq",
+        messaging.operation.type = "process",
+        messaging.destination.name = %queue,
+        messaging.rabbitmq.destination.routing_key = %delivery.routing_key,
+        messaging.message.body.size = delivery.data.len(),
+        messaging.message.id = meta.message_id.as_deref().unwrap_or(""),
+        messaging.message.conversation_id = meta.correlation_id.as_deref().unwrap_or(""),
         retry_count = meta.retry_count,
-        trace_id = %trace.trace_id(),
+        trace_id = tracing::field::Empty,
     );
+    // The message's context is the parent: the handler's publishes continue its trace.
+    trace::follow_headers(&span, &meta.headers);
+    if let Some(trace_id) = trace::trace_id(&span) {
+        span.record("trace_id", trace_id);
+    }
     let handled = async {
         let retry_count = meta.retry_count;
         let started = Instant::now();
@@ -382,15 +390,31 @@ async fn process(
         )
         .increment(1);
         record_decision(queue, decision);
-        match &attempt.failure {
-            None => tracing::debug!(?elapsed, "handled"),
-            Some(failure) => tracing::warn!(
+        // Each is an event of the delivery's span as well as a log line.
+        let (error, error_type) = attempt.failure.as_ref().map_or(("", ""), |failure| {
+            (failure.message.as_str(), &*failure.error_type)
+        });
+        match decision {
+            Decision::Ack if attempt.failure.is_none() => tracing::debug!(?elapsed, "handled"),
+            Decision::Ack => tracing::warn!(?elapsed, error, error_type, "handler failed; acked"),
+            Decision::Retry { tier } => tracing::warn!(
                 ?elapsed,
-                error = %failure.message,
-                error_type = %failure.error_type,
-                ?decision,
-                "handler failed"
+                error,
+                error_type,
+                retry.tier = tier,
+                retry.delay_ms = spec.queue.retry.delay(tier).as_millis(),
+                "handler failed; retry"
             ),
+            Decision::DeadLetter(reason) => tracing::warn!(
+                ?elapsed,
+                error,
+                error_type,
+                reason = reason.as_str(),
+                "handler failed; dead-letter"
+            ),
+            Decision::GiveBack => {
+                tracing::warn!(?elapsed, error, error_type, "handler failed; requeue");
+            }
         }
         settle(
             settler,
@@ -403,10 +427,9 @@ async fn process(
         .await;
     }
     .instrument(span);
-    // Events the handler publishes continue this delivery's trace.
     tokio::select! {
         () = stopping.cancel.cancelled() => {}
-        () = trace.scope(handled) => {}
+        () = handled => {}
     }
 }
 

@@ -42,6 +42,5 @@ pub use retry::{Decision, Outcome, RetryPolicy, decide};
 pub use runtime::Runtime;
 pub use tls::{Tls, TlsFileError};
 pub use topology::{ExchangeType, QueueSpec, QueueType, Topology};
-pub use trace::TraceParent;
 pub use trust::Trust;
 pub use version::BrokerVersion;

@@ -2,7 +2,6 @@
 
 use crate::event::Event;
 use crate::headers;
-use crate::trace::TraceParent;
 use lapin::BasicProperties;
 use lapin::types::{AMQPValue, FieldTable, LongString};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -89,7 +88,7 @@ impl Outgoing {
     }
 
     /// A JSON body already serialized (e.g. from an outbox), with every property of the wire
-    /// contract, a fresh UUID `message_id` and a `traceparent` continuing the current trace.
+    /// contract, and a fresh UUID `message_id`; the publish adds the trace context.
     #[must_use]
     pub fn json(
         exchange: &str,
@@ -102,10 +101,6 @@ impl Outgoing {
         let timestamp = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
-        // Continue the trace of the delivery being handled, or start one.
-        let traceparent = TraceParent::current()
-            .map_or_else(TraceParent::root, |parent| parent.child())
-            .to_string();
         let properties = BasicProperties::default()
             .with_content_type("application/json".into())
             .with_delivery_mode(2)
@@ -113,8 +108,7 @@ impl Outgoing {
             .with_correlation_id(correlation_id.into())
             .with_type(event_type.into())
             .with_timestamp(timestamp)
-            .with_app_id(app_id.into())
-            .with_headers(text_headers(&[(headers::TRACEPARENT, &traceparent)]));
+            .with_app_id(app_id.into());
         Self {
             exchange: exchange.to_owned(),
             routing_key: routing_key.to_owned(),

@@ -13,11 +13,13 @@ use crate::error::BrokerError;
 use crate::event::Event;
 use crate::message::Outgoing;
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
-use lapin::{Channel, Confirmation};
+use lapin::{BasicProperties, Channel, Confirmation};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use tokio::sync::{Mutex, Semaphore};
+use tracing::Instrument;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 /// Publishes messages and waits for the broker's confirm; cheap to clone and share.
 #[derive(Clone)]
@@ -121,6 +123,22 @@ impl Publisher {
     /// [`BrokerError::Unroutable`] when no queue is bound, [`BrokerError::Nacked`] when the broker
     /// refuses the message, and a recoverable error when the broker stayed unreachable.
     pub async fn publish(&self, message: &Outgoing) -> Result<(), BrokerError> {
+        let span = publish_span(message);
+        let mut properties = message.properties.clone();
+        // The message carries this publish's own context: its consumer's span is a child of it.
+        let mut headers = properties.headers().clone().unwrap_or_default();
+        crate::trace::inject(&span.context(), &mut headers);
+        properties = properties.with_headers(headers);
+        self.publish_within_window(message, &properties)
+            .instrument(span)
+            .await
+    }
+
+    async fn publish_within_window(
+        &self,
+        message: &Outgoing,
+        properties: &BasicProperties,
+    ) -> Result<(), BrokerError> {
         let deadline = Instant::now() + self.inner.retry_for;
         let mut delays =
             crate::backoff::jittered(Duration::from_millis(50), Duration::from_secs(2));
@@ -129,10 +147,11 @@ impl Publisher {
             let left = deadline
                 .saturating_duration_since(Instant::now())
                 .max(self.inner.confirm_timeout);
-            let result = match tokio::time::timeout(left, self.publish_once(message)).await {
-                Ok(result) => result,
-                Err(_) => Err(BrokerError::ConfirmTimeout(left)),
-            };
+            let result =
+                match tokio::time::timeout(left, self.publish_once(message, properties)).await {
+                    Ok(result) => result,
+                    Err(_) => Err(BrokerError::ConfirmTimeout(left)),
+                };
             record(message, &result);
             match result {
                 // A nack says the broker could not take the message now (a quorum queue
@@ -154,7 +173,11 @@ impl Publisher {
         }
     }
 
-    async fn publish_once(&self, message: &Outgoing) -> Result<(), BrokerError> {
+    async fn publish_once(
+        &self,
+        message: &Outgoing,
+        properties: &BasicProperties,
+    ) -> Result<(), BrokerError> {
         let _in_flight = self
             .inner
             .lanes
@@ -162,7 +185,7 @@ impl Publisher {
             .await
             .map_err(|_| BrokerError::Closed)?;
         let lane = self.lane().await?;
-        match self.publish_on(&lane.channel, message).await {
+        match self.publish_on(&lane.channel, message, properties).await {
             Ok(Err(nacked @ BrokerError::Nacked { .. })) => {
                 // The channel's quorum-queue client may still aim at a leader that is gone (a
                 // node stopped): on it every retry is nacked again after a timeout, for as long
@@ -189,8 +212,9 @@ impl Publisher {
         &self,
         channel: &Channel,
         message: &Outgoing,
+        properties: &BasicProperties,
     ) -> Result<Result<(), BrokerError>, BrokerError> {
-        let mut properties = message.properties.clone().with_delivery_mode(2);
+        let mut properties = properties.clone().with_delivery_mode(2);
         if let Some(user) = &self.inner.user_id {
             properties = properties.with_user_id(user.as_str().into());
         }
@@ -315,6 +339,30 @@ impl Publisher {
             tracing::warn!("the broker did not confirm closing the publisher; leaving it");
         }
     }
+}
+
+/// A producer span with the messaging semantic conventions' attributes.
+fn publish_span(message: &Outgoing) -> tracing::Span {
+    let properties = &message.properties;
+    let text =
+        |value: Option<&lapin::types::ShortString>| value.map_or("", |v| v.as_str()).to_owned();
+    let destination = if message.exchange.is_empty() {
+        "(default)"
+    } else {
+        &message.exchange
+    };
+    tracing::info_span!(
+        "publish",
+        otel.name = %format_args!("publish {destination}"),
+        otel.kind = "producer",
+        messaging.system = "rabbitmq",
+        messaging.operation.type = "send",
+        messaging.destination.name = %message.exchange,
+        messaging.rabbitmq.destination.routing_key = %message.routing_key,
+        messaging.message.id = text(properties.message_id().as_ref()),
+        messaging.message.conversation_id = text(properties.correlation_id().as_ref()),
+        messaging.message.body.size = message.body.len(),
+    )
 }
 
 fn record(message: &Outgoing, result: &Result<(), BrokerError>) {

@@ -1,128 +1,101 @@
-//! W3C trace context: every published message carries a `traceparent`; events published while a
-//! delivery is handled continue that delivery's trace, so one order's messages share a trace id.
+//! Trace context on the wire through OpenTelemetry's propagator (W3C `traceparent` and
+//! `tracestate` unless the application installs another): a delivery's span continues the trace
+//! its message carries, and every publish carries the context of its own span, so one order's
+//! spans share a trace id across services. Spans are `tracing` spans; with the
+//! `tracing-opentelemetry` layer installed they are exported, without it nothing is propagated.
 
-use std::fmt;
-use std::future::Future;
+use crate::headers::TRACEPARENT;
+use lapin::types::{AMQPValue, FieldTable, ShortString};
+use opentelemetry::propagation::{Extractor, Injector};
+use opentelemetry::trace::TraceContextExt;
+use std::collections::HashMap;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
 
-tokio::task_local! {
-    static CURRENT: TraceParent;
+/// Writes `cx` into message headers (replacing a context the headers held).
+pub(crate) fn inject(cx: &opentelemetry::Context, headers: &mut FieldTable) {
+    if !cx.span().span_context().is_valid() {
+        return;
+    }
+    opentelemetry::global::get_text_map_propagator(|propagator| {
+        propagator.inject_context(cx, &mut HeaderInjector(headers));
+    });
 }
 
-/// A W3C `traceparent`: version 00, trace id, parent (span) id, flags.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TraceParent {
-    trace_id: u128,
-    span_id: u64,
-    flags: u8,
+/// The context message headers carry (empty when they carry none).
+pub(crate) fn extract(headers: &FieldTable) -> opentelemetry::Context {
+    opentelemetry::global::get_text_map_propagator(|propagator| {
+        propagator.extract(&HeaderExtractor(headers))
+    })
 }
 
-impl TraceParent {
-    /// A new trace (sampled).
-    #[must_use]
-    pub fn root() -> Self {
-        Self {
-            trace_id: uuid::Uuid::new_v4().as_u128(),
-            span_id: new_span_id(),
-            flags: 1,
+/// Makes `span` a child of the context in `headers`; a span that was given a parent this way is
+/// not re-parented by the task's current span.
+pub(crate) fn follow_headers(span: &tracing::Span, headers: &FieldTable) {
+    let cx = extract(headers);
+    if cx.span().span_context().is_valid() {
+        let _ = span.set_parent(cx);
+    }
+}
+
+/// The W3C `traceparent` of the current span (through the installed propagator, which must
+/// write one: the default W3C one does), to store with work published later, such as an outbox
+/// row; `None` outside a valid trace.
+#[must_use]
+pub fn current_traceparent() -> Option<String> {
+    let cx = tracing::Span::current().context();
+    let mut carrier = HashMap::new();
+    opentelemetry::global::get_text_map_propagator(|propagator| {
+        propagator.inject_context(&cx, &mut carrier);
+    });
+    carrier.remove(TRACEPARENT)
+}
+
+/// Makes `span` continue the trace of a stored `traceparent` (see [`current_traceparent`]); an
+/// unparsable one leaves `span` where it was.
+pub fn continue_traceparent(span: &tracing::Span, traceparent: &str) {
+    let carrier = HashMap::from([(TRACEPARENT.to_owned(), traceparent.to_owned())]);
+    let cx =
+        opentelemetry::global::get_text_map_propagator(|propagator| propagator.extract(&carrier));
+    if cx.span().span_context().is_valid() {
+        let _ = span.set_parent(cx);
+    }
+}
+
+/// The current span's trace id as 32 hex digits (for log lines); `None` outside a valid trace.
+#[must_use]
+pub fn current_trace_id() -> Option<String> {
+    trace_id(&tracing::Span::current())
+}
+
+/// `span`'s trace id as 32 hex digits; `None` outside a valid trace.
+#[must_use]
+pub fn trace_id(span: &tracing::Span) -> Option<String> {
+    let cx = span.context();
+    let context = cx.span().span_context().clone();
+    context.is_valid().then(|| context.trace_id().to_string())
+}
+
+struct HeaderInjector<'a>(&'a mut FieldTable);
+
+impl Injector for HeaderInjector<'_> {
+    fn set(&mut self, key: &str, value: String) {
+        self.0
+            .insert(ShortString::from(key), AMQPValue::LongString(value.into()));
+    }
+}
+
+struct HeaderExtractor<'a>(&'a FieldTable);
+
+impl Extractor for HeaderExtractor<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        match self.0.inner().get(key)? {
+            AMQPValue::LongString(text) => std::str::from_utf8(text.as_bytes()).ok(),
+            AMQPValue::ShortString(text) => Some(text.as_str()),
+            _ => None,
         }
     }
 
-    /// The same trace with a new span id: what a message published in this context carries.
-    #[must_use]
-    pub fn child(&self) -> Self {
-        Self {
-            span_id: new_span_id(),
-            ..*self
-        }
-    }
-
-    /// Parses `00-<32 hex>-<16 hex>-<2 hex>`; `None` for anything else or all-zero ids.
-    #[must_use]
-    pub fn parse(text: &str) -> Option<Self> {
-        let mut parts = text.trim().split('-');
-        let (version, trace, span, flags) =
-            (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
-        if version != "00"
-            || parts.next().is_some()
-            || trace.len() != 32
-            || span.len() != 16
-            || flags.len() != 2
-        {
-            return None;
-        }
-        let parsed = Self {
-            trace_id: u128::from_str_radix(trace, 16).ok()?,
-            span_id: u64::from_str_radix(span, 16).ok()?,
-            flags: u8::from_str_radix(flags, 16).ok()?,
-        };
-        (parsed.trace_id != 0 && parsed.span_id != 0).then_some(parsed)
-    }
-
-    /// The trace id as 32 hex digits (for logs).
-    #[must_use]
-    pub fn trace_id(&self) -> String {
-        format!("{:032x}", self.trace_id)
-    }
-
-    /// The context of the delivery being handled on this task, if any.
-    #[must_use]
-    pub fn current() -> Option<Self> {
-        CURRENT.try_with(|current| *current).ok()
-    }
-
-    /// Runs `future` with this as the current context.
-    pub async fn scope<F: Future>(self, future: F) -> F::Output {
-        CURRENT.scope(self, future).await
-    }
-}
-
-impl fmt::Display for TraceParent {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "00-{:032x}-{:016x}-{:02x}",
-            self.trace_id, self.span_id, self.flags
-        )
-    }
-}
-
-fn new_span_id() -> u64 {
-    let id = uuid::Uuid::new_v4().as_u64_pair().0;
-    id.max(1)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn round_trips_and_rejects_garbage() {
-        let text = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
-        assert_eq!(TraceParent::parse(text).unwrap().to_string(), text);
-        for bad in [
-            "",
-            "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
-            "00-xyz-00f067aa0ba902b7-01",
-            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
-            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-x",
-        ] {
-            assert_eq!(TraceParent::parse(bad), None, "{bad}");
-        }
-    }
-
-    #[test]
-    fn a_child_keeps_the_trace_and_changes_the_span() {
-        let parent = TraceParent::root();
-        let child = parent.child();
-        assert_eq!(child.trace_id(), parent.trace_id());
-        assert_ne!(child.to_string(), parent.to_string());
-    }
-
-    #[tokio::test]
-    async fn the_current_context_is_task_local() {
-        assert_eq!(TraceParent::current(), None);
-        let parent = TraceParent::root();
-        let seen = parent.scope(async { TraceParent::current() }).await;
-        assert_eq!(seen, Some(parent));
+    fn keys(&self) -> Vec<&str> {
+        self.0.inner().keys().map(ShortString::as_str).collect()
     }
 }

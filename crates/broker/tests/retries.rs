@@ -519,57 +519,6 @@ async fn eventually_take(
     taken
 }
 
-#[tokio::test]
-async fn events_published_by_a_handler_continue_the_delivery_trace() {
-    let vhost = TestVhost::new().await;
-    let mut inspector = Inspector::connect(&vhost.url).await.unwrap();
-    inspector
-        .channel()
-        .queue_declare(
-            "traced".into(),
-            broker::lapin::options::QueueDeclareOptions::default(),
-            broker::lapin::types::FieldTable::default(),
-        )
-        .await
-        .unwrap();
-    let runtime = Runtime::new(config(&vhost.url)).unwrap();
-    let publisher = runtime.publisher();
-    let forward = move |msg: broker::Message<TestEvent>| {
-        let publisher = publisher.clone();
-        async move {
-            let mut next = broker::Outgoing::event(&msg.event, "test")?;
-            next.exchange = String::new();
-            next.routing_key = "traced".to_owned();
-            publisher.publish(&next).await?;
-            Ok(())
-        }
-    };
-    let running = Running::start(runtime.with_topology(topology()).with_consumer(
-        ConsumerSpec::new(queue("svc.forward", RetryPolicy::default()), forward),
-    ))
-    .await;
-    let original = broker::Outgoing::event(
-        &TestEvent {
-            id: 3,
-            fail_times: 0,
-        },
-        "test",
-    )
-    .unwrap();
-    let incoming =
-        headers::text(original.properties.headers().as_ref(), headers::TRACEPARENT).unwrap();
-    running.publisher.publish(&original).await.unwrap();
-    let forwarded = eventually_take(&mut inspector, "traced", 1).await;
-    let outgoing = forwarded[0].header(headers::TRACEPARENT).unwrap();
-    let (incoming, outgoing) = (
-        broker::TraceParent::parse(&incoming).unwrap(),
-        broker::TraceParent::parse(&outgoing).unwrap(),
-    );
-    assert_eq!(outgoing.trace_id(), incoming.trace_id(), "same trace");
-    assert_ne!(outgoing, incoming, "a new span");
-    running.shutdown().await.unwrap();
-}
-
 /// The original of a copy that cannot be stored goes back after a pause that grows with each
 /// return, through the primitive that counts towards the delivery limit (`basic.reject`), so the
 /// limit dead-letters it in seconds: never in milliseconds, and never never.

@@ -111,7 +111,7 @@ fn main() -> ExitCode {
         println!("{}", gateway::auth::hash_key(key));
         return ExitCode::SUCCESS;
     }
-    if let Err(err) = service::telemetry::init(&args.log_filter, args.log_json) {
+    if let Err(err) = service::telemetry::init("gateway", &args.log_filter, args.log_json) {
         eprintln!("gateway: {err}");
         return ExitCode::from(2);
     }

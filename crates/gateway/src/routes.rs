@@ -234,7 +234,7 @@ async fn create(
             quantity: i32::try_from(line.quantity).unwrap_or(i32::MAX),
         })
         .collect();
-    let mut request = service::grpc::traced(CreateOrderRequest {
+    let mut request = tonic::Request::new(CreateOrderRequest {
         customer_id,
         items,
         payment_token: order.payment_token.unwrap_or_default(),
@@ -251,7 +251,7 @@ async fn create(
         )
         .await
         .map_err(upstream_error)?;
-    let trace_id = broker::TraceParent::current().map(|t| t.trace_id());
+    let trace_id = broker::trace::current_trace_id();
     tracing::info!(order_id = %created.id, caller = %principal.name,
         trace_id = trace_id.as_deref().unwrap_or(""), "order created through the gateway");
     Ok((
@@ -268,7 +268,7 @@ async fn order_of(
     principal: &Principal,
     order_id: &str,
 ) -> Result<grpc::api::Order, ApiError> {
-    let request = service::grpc::traced(GetOrderRequest {
+    let request = tonic::Request::new(GetOrderRequest {
         order_id: order_id.to_owned(),
         customer_id: principal.customer_id.clone().unwrap_or_default(),
     });
@@ -332,7 +332,7 @@ async fn cancel(
     Path(order_id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     require(&principal, auth::ORDERS_WRITE)?;
-    let request = service::grpc::traced(grpc::api::Order {
+    let request = tonic::Request::new(grpc::api::Order {
         id: order_id,
         customer_id: principal.customer_id.clone().unwrap_or_default(),
         status: "cancelled".to_owned(),
@@ -357,7 +357,7 @@ async fn stock(
     Path(sku): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     require(&principal, auth::STOCK_READ)?;
-    let request = service::grpc::traced(GetItemsRequest {
+    let request = tonic::Request::new(GetItemsRequest {
         item_i_ds: vec![sku.clone()],
     });
     let upstreams = &gateway.upstreams;

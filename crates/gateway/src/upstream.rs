@@ -5,10 +5,11 @@
 use crate::breaker::{Breaker, BreakerSettings, Tripped};
 use grpc::api::order_service_client::OrderServiceClient;
 use grpc::api::stock_service_client::StockServiceClient;
+use service::grpc::TracedChannel as Channel;
 use std::future::Future;
 use std::time::Duration;
 use tonic::Code;
-use tonic::transport::Channel;
+use tracing::Instrument;
 
 /// Where the upstreams are.
 #[derive(Debug, Clone)]
@@ -133,7 +134,18 @@ impl Upstreams {
     ) -> Result<Option<serde_json::Value>, UpstreamError> {
         let started = std::time::Instant::now();
         let call = async {
-            let response = traced(self.http.get(&url)).send().await?;
+            let span = tracing::info_span!(
+                "http call",
+                otel.name = "GET",
+                otel.kind = "client",
+                http.request.method = "GET",
+                server.address = upstream,
+                http.response.status_code = tracing::field::Empty,
+            );
+            let mut request = self.http.get(&url).build()?;
+            service::trace::inject(&span, request.headers_mut());
+            let response = self.http.execute(request).instrument(span.clone()).await?;
+            span.record("http.response.status_code", response.status().as_u16());
             if response.status() == reqwest::StatusCode::NOT_FOUND {
                 return Ok(None);
             }
@@ -146,14 +158,6 @@ impl Upstreams {
             Err(Tripped::Open(name)) => Err(UpstreamError::Open(name)),
             Err(Tripped::Failed(err)) => Err(UpstreamError::Http(upstream, err.to_string())),
         }
-    }
-}
-
-/// `request` carrying the current trace (a child span of it) to the upstream.
-fn traced(request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
-    match broker::TraceParent::current() {
-        Some(trace) => request.header(broker::headers::TRACEPARENT, trace.child().to_string()),
-        None => request,
     }
 }
 

@@ -5,10 +5,10 @@
 
 use grpc::api::stock_service_client::StockServiceClient;
 use grpc::api::{CheckIfItemIsInStockRequest, ItemsWithQuantity};
+use service::grpc::TracedChannel as Channel;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tonic::transport::Channel;
 
 /// How long a price lookup may take before the order is refused as unavailable.
 const CALL_TIMEOUT: Duration = Duration::from_secs(2);
@@ -141,7 +141,7 @@ async fn ask(
             quantity: i32::try_from(*quantity).unwrap_or(i32::MAX),
         })
         .collect();
-    let request = service::grpc::traced(CheckIfItemIsInStockRequest { items });
+    let request = tonic::Request::new(CheckIfItemIsInStockRequest { items });
     let answer = client
         .clone()
         .check_if_item_is_in_stock(request)

@@ -95,7 +95,6 @@ impl OrderService for Orders {
         &self,
         request: Request<CreateOrderRequest>,
     ) -> Result<Response<grpc::api::Order>, Status> {
-        let trace = service::grpc::trace_of(&request);
         let key = match request.metadata().get("idempotency-key") {
             Some(value) => Some(
                 value
@@ -112,8 +111,7 @@ impl OrderService for Orders {
             None => None,
         };
         let new_order = to_new_order(request.into_inner());
-        let placed = trace
-            .scope(place(&self.api, new_order, key.as_deref()))
+        let placed = place(&self.api, new_order, key.as_deref())
             .await
             .map_err(|refused| match refused {
                 Refused::Invalid(invalid) => Status::invalid_argument(format!(
@@ -144,7 +142,6 @@ impl OrderService for Orders {
         &self,
         request: Request<grpc::api::Order>,
     ) -> Result<Response<grpc::api::Order>, Status> {
-        let trace = service::grpc::trace_of(&request);
         let wanted = request.into_inner();
         let order = self.order(&wanted.id, &wanted.customer_id).await?;
         if wanted.status != "cancelled" {
@@ -166,8 +163,10 @@ impl OrderService for Orders {
             ));
         }
         let order_id: Uuid = current.id.parse().map_err(service::grpc::internal)?;
-        let applied = trace
-            .scope(self.api.store.cancel_for_customer(order_id))
+        let applied = self
+            .api
+            .store
+            .cancel_for_customer(order_id)
             .await
             .map_err(service::grpc::internal)?;
         if applied == Applied::DoneWithEvent {

@@ -26,7 +26,7 @@ struct Args {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    service::args::init_logging_or_exit::<Args>(&args.common);
+    service::args::init_logging_or_exit::<Args>(&args.common, order_worker::APP_ID);
     service::telemetry::exit(run(args))
 }
 

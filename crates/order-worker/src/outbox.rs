@@ -23,6 +23,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 /// Rows published per batch.
 const BATCH: i64 = 256;
@@ -129,8 +130,21 @@ async fn relay_batch(store: &OrderStore, publisher: &impl Publish, batch: &[Outb
     ok
 }
 
+/// Publishes `row` in a span continuing the trace of the request or delivery that wrote it.
 async fn publish(publisher: &impl Publish, row: &OutboxRow) -> Result<(), broker::BrokerError> {
-    publisher.publish(&row.message(publisher.app_id())).await
+    let span = tracing::info_span!(
+        "outbox relay",
+        messaging.message.id = %row.message_id,
+        messaging.message.conversation_id = %row.order_id,
+        event = %row.event_type,
+    );
+    if let Some(traceparent) = &row.traceparent {
+        broker::trace::continue_traceparent(&span, traceparent);
+    }
+    publisher
+        .publish(&row.message(publisher.app_id()))
+        .instrument(span)
+        .await
 }
 
 /// Counts a permanent failure on `row`, quarantining it after [`QUARANTINE_AFTER`].

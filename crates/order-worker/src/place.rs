@@ -50,7 +50,7 @@ pub async fn place(
     match api.store.create(&order, idempotency_key).await? {
         Created::New(order_id) => {
             api.wake.notify_one();
-            let trace_id = broker::TraceParent::current().map(|t| t.trace_id());
+            let trace_id = broker::trace::current_trace_id();
             tracing::info!(%order_id, trace_id = trace_id.as_deref().unwrap_or(""), "order placed");
             Ok(Placed {
                 order_id,

@@ -2,7 +2,7 @@
 //! and the event it causes are written in one transaction.
 
 use crate::validation::ValidOrder;
-use broker::{Event, Outgoing, TraceParent};
+use broker::{Event, Outgoing};
 use contracts::outbox::QuarantinedRow;
 use futures_util::FutureExt;
 use service::clock;
@@ -96,11 +96,10 @@ pub struct OutboxRow {
 }
 
 impl OutboxRow {
-    /// The message to publish; it continues the trace stored with the row (a row without one
-    /// starts a trace).
+    /// The message to publish (the relay publishes it in the trace stored with the row).
     #[must_use]
     pub fn message(&self, app_id: &str) -> Outgoing {
-        let message = Outgoing::json(
+        Outgoing::json(
             &self.exchange,
             &self.routing_key,
             &self.event_type,
@@ -108,13 +107,7 @@ impl OutboxRow {
             &self.order_id,
             app_id,
         )
-        .with_message_id(&self.message_id);
-        match self.traceparent.as_deref().and_then(TraceParent::parse) {
-            Some(parent) => {
-                message.with_header(broker::headers::TRACEPARENT, &parent.child().to_string())
-            }
-            None => message,
-        }
+        .with_message_id(&self.message_id)
     }
 }
 
@@ -177,7 +170,7 @@ impl OrderStore {
         };
         let key = idempotency_key.map(str::to_owned);
         // Taken here: on SQLite the statements run on the writer task, outside the request's.
-        let trace = TraceParent::current().map(|t| t.to_string());
+        let trace = broker::trace::current_traceparent();
         let input = (key.clone(), fingerprint.clone(), event, trace);
         let stored = self
             .db
@@ -293,7 +286,7 @@ impl OrderStore {
         claim: Claim,
     ) -> Result<Applied, sqlx::Error> {
         // Taken here: on SQLite the statements run on the writer task, outside the delivery's.
-        let trace = TraceParent::current().map(|t| t.to_string());
+        let trace = broker::trace::current_traceparent();
         let input = (change.clone(), claim, trace);
         self.db
             .write(input, move |conn, (change, claim, trace)| {
@@ -305,7 +298,7 @@ impl OrderStore {
     /// Cancels a pending order at its customer's request (reason [`CUSTOMER_CANCELLED`]); its
     /// `order.cancelled` then runs the compensation. `Done` means it was no longer pending.
     pub async fn cancel_for_customer(&self, order_id: Uuid) -> Result<Applied, sqlx::Error> {
-        let trace = TraceParent::current().map(|t| t.to_string());
+        let trace = broker::trace::current_traceparent();
         self.db
             .write(trace, move |conn, trace| {
                 async move {

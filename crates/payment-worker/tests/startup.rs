@@ -160,3 +160,21 @@ fn a_log_filter_that_does_not_parse_is_a_usage_error() {
     assert_eq!(output.status.code(), Some(2), "{shown}");
     assert!(shown.contains("broker=lodu"), "{shown}");
 }
+
+#[test]
+fn an_otlp_protocol_this_build_cannot_export_is_a_usage_error() {
+    let (output, exited) = run(
+        &[],
+        &[
+            (
+                "OTEL_EXPORTER_OTLP_ENDPOINT",
+                "http://127.0.0.1:4317".to_owned(),
+            ),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc".to_owned()),
+        ],
+    );
+    let shown = text(&output);
+    assert!(exited, "{shown}");
+    assert_eq!(output.status.code(), Some(2), "{shown}");
+    assert!(shown.contains("http/protobuf only"), "{shown}");
+}

@@ -108,7 +108,7 @@ pub fn parse(app_id: &'static str, default_port: u16) -> Settings {
         ))
         .get_matches();
     let cli = WorkerCli::from_arg_matches(&matches).unwrap_or_else(|err| err.exit());
-    init_logging_or_exit::<WorkerCli>(&cli.common);
+    init_logging_or_exit::<WorkerCli>(&cli.common, app_id);
     cli.common
         .settings(app_id, ([127, 0, 0, 1], default_port).into())
         .unwrap_or_else(|err| {
@@ -119,8 +119,8 @@ pub fn parse(app_id: &'static str, default_port: u16) -> Settings {
 }
 
 /// Installs logging from `common`, or exits with `C`'s usage error (an invalid `RUST_LOG`).
-pub fn init_logging_or_exit<C: clap::CommandFactory>(common: &CommonArgs) {
-    if let Err(err) = common.init_logging() {
+pub fn init_logging_or_exit<C: clap::CommandFactory>(common: &CommonArgs, service: &str) {
+    if let Err(err) = common.init_logging(service) {
         C::command()
             .error(clap::error::ErrorKind::InvalidValue, err)
             .exit();
@@ -170,12 +170,13 @@ pub struct Settings {
 }
 
 impl CommonArgs {
-    /// Installs logging as the flags say.
+    /// Installs logging and tracing as the flags and the `OTEL_*` variables say, for the binary
+    /// `service`.
     ///
     /// # Errors
-    /// When the log filter does not parse.
-    pub fn init_logging(&self) -> Result<(), String> {
-        crate::telemetry::init(&self.log_filter, self.log_json)
+    /// When the log filter does not parse, or the OTLP settings cannot be used.
+    pub fn init_logging(&self, service: &str) -> Result<(), String> {
+        crate::telemetry::init(service, &self.log_filter, self.log_json)
     }
 
     /// Resolves the flags for worker `app_id` with its default store and address.

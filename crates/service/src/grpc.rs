@@ -1,40 +1,89 @@
 //! Serving a worker's gRPC services beside its HTTP API: health (`grpc.health.v1`, serving
-//! while the store answers), reflection, the caller's W3C trace context, and a graceful stop.
+//! while the store answers), reflection, a server span continuing the caller's trace, and a graceful stop; and the client
+//! transport that carries a client span's context.
 
 use crate::http::Listen;
-use broker::TraceParent;
 use sqlx::AnyPool;
 use std::time::Duration;
 use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
+use tonic::codegen::http;
 use tonic::service::Routes;
 use tonic_health::ServingStatus;
+use tracing::Instrument;
 
 /// How often the health service looks at the store.
 const HEALTH_EVERY: Duration = Duration::from_secs(2);
 
-/// The trace a gRPC call runs in: a child of the caller's `traceparent` metadata, else a new
-/// trace, so that the events the call causes continue the caller's trace.
-pub fn trace_of<T>(request: &tonic::Request<T>) -> TraceParent {
-    request
-        .metadata()
-        .get(broker::headers::TRACEPARENT)
-        .and_then(|value| value.to_str().ok())
-        .and_then(TraceParent::parse)
-        .map_or_else(TraceParent::root, |parent| parent.child())
+/// The server span of a gRPC call (`rpc.*` attributes), a child of the caller's context.
+fn server_span(request: &http::Request<()>) -> tracing::Span {
+    let (service, method) = service_and_method(request.uri().path());
+    if is_health(service) {
+        return tracing::Span::none();
+    }
+    let span = tracing::info_span!(
+        "grpc",
+        otel.name = %format_args!("{service}/{method}"),
+        otel.kind = "server",
+        rpc.system = "grpc",
+        rpc.service = %service,
+        rpc.method = %method,
+        trace_id = tracing::field::Empty,
+    );
+    crate::trace::follow(&span, request.headers());
+    span
 }
 
-/// `message` as a request that carries the current trace (a child span of it) to the server.
-pub fn traced<T>(message: T) -> tonic::Request<T> {
-    let mut request = tonic::Request::new(message);
-    if let Some(trace) = TraceParent::current()
-        && let Ok(value) = trace.child().to_string().parse()
-    {
-        request
-            .metadata_mut()
-            .insert(broker::headers::TRACEPARENT, value);
+/// Health checks (readiness probes) would each be a trace of their own, burying the orders'.
+fn is_health(service: &str) -> bool {
+    service == tonic_health::pb::health_server::SERVICE_NAME
+}
+
+/// `/pkg.Service/Method` as (`pkg.Service`, `Method`).
+fn service_and_method(path: &str) -> (&str, &str) {
+    path.trim_start_matches('/')
+        .split_once('/')
+        .unwrap_or((path, ""))
+}
+
+/// A gRPC client transport whose every call runs in a client span whose context it carries.
+#[derive(Debug, Clone)]
+pub struct Traced<S>(S);
+
+/// The channel [`balanced_channel`] returns.
+pub type TracedChannel = Traced<tonic::transport::Channel>;
+
+impl<S, B> tower::Service<http::Request<B>> for Traced<S>
+where
+    S: tower::Service<http::Request<B>>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = tracing::instrument::Instrumented<S::Future>;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        self.0.poll_ready(cx)
     }
-    request
+
+    fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
+        let (service, method) = service_and_method(request.uri().path());
+        if is_health(service) {
+            return self.0.call(request).instrument(tracing::Span::none());
+        }
+        let span = tracing::info_span!(
+            "grpc call",
+            otel.name = %format_args!("{service}/{method}"),
+            otel.kind = "client",
+            rpc.system = "grpc",
+            rpc.service = %service,
+            rpc.method = %method,
+        );
+        crate::trace::inject(&span, request.headers_mut());
+        self.0.call(request).instrument(span)
+    }
 }
 
 /// A channel to the servers at `urls` (`http://host:port`; `flag` names where they came from in
@@ -47,7 +96,7 @@ pub fn balanced_channel(
     flag: &str,
     urls: &[String],
     timeout: Duration,
-) -> anyhow::Result<tonic::transport::Channel> {
+) -> anyhow::Result<TracedChannel> {
     let endpoints = urls
         .iter()
         .map(|url| {
@@ -61,9 +110,9 @@ pub fn balanced_channel(
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
     anyhow::ensure!(!endpoints.is_empty(), "{flag} names no server");
-    Ok(tonic::transport::Channel::balance_list(
+    Ok(Traced(tonic::transport::Channel::balance_list(
         endpoints.into_iter(),
-    ))
+    )))
 }
 
 /// `INTERNAL`, logging the cause and telling the client nothing internal.
@@ -118,6 +167,7 @@ pub async fn serve(
     Ok(tokio::spawn(async move {
         let served = tonic::transport::Server::builder()
             .timeout(Duration::from_secs(30))
+            .trace_fn(server_span)
             .add_routes(routes)
             .serve_with_incoming_shutdown(TcpListenerStream::new(listener), stop.cancelled_owned())
             .await;

@@ -19,6 +19,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
+use tracing::Instrument;
 
 /// A JSON error: `{"error": "...", "field": "items[0].quantity"}`.
 #[derive(Debug, Serialize)]
@@ -159,16 +160,40 @@ impl Default for Limits {
     }
 }
 
-/// Runs the request in a trace context: a child of the caller's `traceparent`, else a new trace.
-/// Events the request causes (e.g. through an outbox) continue it.
+/// The operations endpoints, served without a span.
+const UNTRACED: [&str; 3] = ["/healthz", "/readyz", "/metrics"];
+
+/// Runs the request in a server span (HTTP semantic-convention attributes), a child of the
+/// caller's trace context if it sent one; what the request causes (e.g. an outbox row's event)
+/// continues it.
 async fn traced(request: Request, next: Next) -> Response {
-    let parent = request
-        .headers()
-        .get(broker::headers::TRACEPARENT)
-        .and_then(|value| value.to_str().ok())
-        .and_then(broker::TraceParent::parse);
-    let trace = parent.map_or_else(broker::TraceParent::root, |parent| parent.child());
-    trace.scope(next.run(request)).await
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", MatchedPath::as_str);
+    // Probes and scrapes would each be a trace of their own, burying the orders'.
+    if UNTRACED.contains(&route) {
+        return next.run(request).await;
+    }
+    let span = tracing::info_span!(
+        "request",
+        otel.name = %format_args!("{} {route}", request.method()),
+        otel.kind = "server",
+        otel.status_code = tracing::field::Empty,
+        http.request.method = %request.method(),
+        http.route = %route,
+        url.path = %request.uri().path(),
+        http.response.status_code = tracing::field::Empty,
+        trace_id = tracing::field::Empty,
+    );
+    crate::trace::follow(&span, request.headers());
+    let response = next.run(request).instrument(span.clone()).await;
+    let status = response.status();
+    span.record("http.response.status_code", status.as_u16());
+    if status.is_server_error() {
+        span.record("otel.status_code", "ERROR");
+    }
+    response
 }
 
 /// Counts every request and times it, by method, route template (`/orders/{id}`, never the raw

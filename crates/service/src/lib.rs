@@ -47,4 +47,5 @@ pub mod test_retention;
 pub mod test_store;
 #[cfg(feature = "test-util")]
 pub mod test_worker;
+pub mod trace;
 pub mod worker;

@@ -53,7 +53,6 @@ impl StockService for Stock {
         &self,
         request: Request<CheckIfItemIsInStockRequest>,
     ) -> Result<Response<CheckIfItemIsInStockResponse>, Status> {
-        let trace = service::grpc::trace_of(&request);
         let asked = request.into_inner().items;
         too_many("Items", asked.len())?;
         for (i, line) in asked.iter().enumerate() {
@@ -70,8 +69,9 @@ impl StockService for Stock {
             }
         }
         let skus: Vec<String> = asked.iter().map(|line| line.id.clone()).collect();
-        let listed = trace
-            .scope(self.store.listed(&skus))
+        let listed = self
+            .store
+            .listed(&skus)
             .await
             .map_err(service::grpc::internal)?;
         let mut wanted = std::collections::BTreeMap::<&str, i64>::new();
@@ -100,11 +100,11 @@ impl StockService for Stock {
         &self,
         request: Request<GetItemsRequest>,
     ) -> Result<Response<GetItemsResponse>, Status> {
-        let trace = service::grpc::trace_of(&request);
         let skus = request.into_inner().item_i_ds;
         too_many("ItemIDs", skus.len())?;
-        let listed = trace
-            .scope(self.store.listed(&skus))
+        let listed = self
+            .store
+            .listed(&skus)
             .await
             .map_err(service::grpc::internal)?;
         let items = listed

@@ -25,7 +25,7 @@ struct Args {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    service::args::init_logging_or_exit::<Args>(&args.common);
+    service::args::init_logging_or_exit::<Args>(&args.common, stock_worker::APP_ID);
     service::telemetry::exit(run(args))
 }
 
