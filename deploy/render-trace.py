@@ -19,7 +19,7 @@ COLOURS = {
     "payment-worker": "#00b894",
     "stock-worker": "#e17055",
 }
-ROW, LABEL, WIDTH = 22, 430, 560
+ROW, LABEL, WIDTH = 22, 500, 560
 
 
 def ordered(spans):

@@ -34,10 +34,7 @@ pub fn routes(upstreams: Upstreams) -> Router {
     Router::new()
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/readyz", get(ready))
-        .route(
-            "/metrics",
-            get(|| async { service::ops::metrics().render() }),
-        )
+        .route("/metrics", get(|| async { service::ops::render() }))
         .with_state(upstreams)
 }
 

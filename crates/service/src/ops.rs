@@ -16,7 +16,6 @@ use std::sync::OnceLock;
 struct Ops {
     readiness: Readiness,
     pool: AnyPool,
-    metrics: PrometheusHandle,
 }
 
 /// Latency buckets (seconds): histograms, not summaries, so replicas' series can be summed.
@@ -111,6 +110,22 @@ pub fn metrics() -> PrometheusHandle {
         .clone()
 }
 
+/// The metrics text of this process, with its `process_*` figures (CPU seconds, resident memory,
+/// open files, threads, start time) read now.
+#[must_use]
+pub fn render() -> String {
+    static PROCESS: OnceLock<metrics_process::Collector> = OnceLock::new();
+    let handle = metrics();
+    PROCESS
+        .get_or_init(|| {
+            let collector = metrics_process::Collector::default();
+            collector.describe();
+            collector
+        })
+        .collect();
+    handle.render()
+}
+
 /// The ops routes for a worker with this readiness flag and store.
 pub fn routes(readiness: Readiness, pool: AnyPool) -> Router {
     Router::new()
@@ -121,14 +136,10 @@ pub fn routes(readiness: Readiness, pool: AnyPool) -> Router {
             get(|State(ops): State<Ops>| async move {
                 let store = crate::database::is_reachable(&ops.pool).await;
                 record_readiness(ops.readiness.is_ready(), store);
-                ops.metrics.render()
+                render()
             }),
         )
-        .with_state(Ops {
-            readiness,
-            pool,
-            metrics: metrics(),
-        })
+        .with_state(Ops { readiness, pool })
 }
 
 /// `orderflow_ready{dependency}`: what `/readyz` says, as of this scrape, so that an alert (or a
@@ -171,6 +182,19 @@ mod tests {
             env!("CARGO_PKG_VERSION")
         );
         assert!(text.contains(&build), "{text}");
+    }
+
+    #[test]
+    fn the_process_figures_are_metrics() {
+        let text = render();
+        for name in [
+            "process_cpu_seconds_total",
+            "process_resident_memory_bytes",
+            "process_open_fds",
+            "process_threads",
+        ] {
+            assert!(text.contains(&format!("# HELP {name}")), "{name}: {text}");
+        }
     }
 
     #[test]
