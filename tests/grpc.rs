@@ -186,6 +186,25 @@ async fn errors_carry_the_standard_codes_and_the_rest_api_prices_from_the_catalo
         .await
         .unwrap_err();
     assert_eq!(missing.code(), Code::NotFound);
+    // The order worker counts its calls by method and status code, and times them.
+    let text = e2e::metrics::text(&system.orders[0]).await.unwrap();
+    let calls = |method: &str, code: &str| {
+        e2e::metrics::sample(
+            &text,
+            "orderflow_grpc_requests_total",
+            &[
+                ("service", "api.OrderService"),
+                ("method", method),
+                ("code", code),
+            ],
+        )
+    };
+    assert_eq!(calls("CreateOrder", "3"), Some(1.0), "{text}");
+    assert_eq!(calls("GetOrder", "5"), Some(1.0), "{text}");
+    assert!(
+        text.contains("orderflow_grpc_request_seconds_bucket{service=\"api.OrderService\",method=\"CreateOrder\""),
+        "{text}"
+    );
 
     // REST: a price that is not the catalogue's is refused; none is taken from the catalogue.
     let forged = json!({"customer_id": "c-1", "items": [{"sku": "SKU-CUP", "quantity": 1, "unit_price_cents": 1}]});

@@ -34,6 +34,53 @@ fn server_span(request: &http::Request<()>) -> tracing::Span {
     span
 }
 
+/// A gRPC server transport that counts and times every call by service, method and status
+/// code (`orderflow_grpc_requests_total`, `orderflow_grpc_request_seconds`). The code is the
+/// response's `grpc-status` header: where a failure puts it (trailers-only), and absent on a
+/// unary success (its status rides in the trailers), counted as `0`.
+#[derive(Debug, Clone)]
+struct Measured<S>(S);
+
+impl<S, B, R> tower::Service<http::Request<B>> for Measured<S>
+where
+    S: tower::Service<http::Request<B>, Response = http::Response<R>>,
+    S::Future: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = futures_util::future::BoxFuture<'static, Result<S::Response, S::Error>>;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        self.0.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        let (service, method) = service_and_method(request.uri().path());
+        let (service, method) = (service.to_owned(), method.to_owned());
+        let started = std::time::Instant::now();
+        let call = self.0.call(request);
+        Box::pin(async move {
+            let response = call.await?;
+            let code = response
+                .headers()
+                .get("grpc-status")
+                .and_then(|value| value.to_str().ok())
+                .unwrap_or("0")
+                .to_owned();
+            metrics::counter!("orderflow_grpc_requests_total", "service" => service.clone(),
+                "method" => method.clone(), "code" => code)
+            .increment(1);
+            metrics::histogram!("orderflow_grpc_request_seconds", "service" => service,
+                "method" => method)
+            .record(started.elapsed().as_secs_f64());
+            Ok(response)
+        })
+    }
+}
+
 /// Health checks (readiness probes) would each be a trace of their own, burying the orders'.
 fn is_health(service: &str) -> bool {
     service == tonic_health::pb::health_server::SERVICE_NAME
@@ -168,6 +215,7 @@ pub async fn serve(
         let served = tonic::transport::Server::builder()
             .timeout(Duration::from_secs(30))
             .trace_fn(server_span)
+            .layer(tower::layer::layer_fn(Measured))
             .add_routes(routes)
             .serve_with_incoming_shutdown(TcpListenerStream::new(listener), stop.cancelled_owned())
             .await;

@@ -64,6 +64,15 @@ fn describe() {
         "orderflow_lease_held",
         "1 on the replica that runs the job (outbox-relay: one order worker per database)."
     );
+    metrics::describe_counter!(
+        "orderflow_grpc_requests_total",
+        "gRPC calls served, by service, method and status code (0 is OK)."
+    );
+    metrics::describe_histogram!(
+        "orderflow_grpc_request_seconds",
+        metrics::Unit::Seconds,
+        "Time from a gRPC call's arrival to its response, by service and method."
+    );
     metrics::describe_gauge!(
         "orderflow_build_info",
         "Always 1; the version label names the running build."
