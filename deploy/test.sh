@@ -11,3 +11,5 @@ if ! command -v openssl >/dev/null; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends openssl >/dev/null
 fi
 cargo test --workspace --all-targets "$@"
+# The broker library's README example, which is its crate docs (`--all-targets` runs no doctest).
+cargo test --doc -p orderflow-broker "$@"

@@ -4,7 +4,7 @@
 use crate::tls::Tls;
 use lapin::{Connection, ConnectionProperties};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 /// A connection URL (broker or database), or a comma-separated list of them, without its
@@ -256,19 +256,34 @@ pub(crate) fn reconnect_backoff() -> impl Iterator<Item = Duration> {
     crate::backoff::jittered(Duration::from_millis(100), Duration::from_secs(5))
 }
 
-/// Whether the runtime is connected and consuming; cheap to clone and poll (e.g. from `/readyz`).
-#[derive(Debug, Clone, Default)]
-pub struct Readiness(Arc<AtomicBool>);
+/// Whether the runtime is connected and consuming; cheap to clone and poll (e.g. from `/readyz`),
+/// or to wait on.
+#[derive(Debug, Clone)]
+pub struct Readiness(Arc<tokio::sync::watch::Sender<bool>>);
+
+impl Default for Readiness {
+    fn default() -> Self {
+        Self(Arc::new(tokio::sync::watch::Sender::new(false)))
+    }
+}
 
 impl Readiness {
     /// True while connected with every consumer running.
     #[must_use]
     pub fn is_ready(&self) -> bool {
-        self.0.load(Ordering::Acquire)
+        *self.0.borrow()
+    }
+
+    /// Returns once connected with every consumer running (at once if so already): e.g. before
+    /// the first publish, whose exchange the runtime declares.
+    pub async fn ready(&self) {
+        let mut seen = self.0.subscribe();
+        // The sender lives in `self`: waiting cannot fail.
+        let _ = seen.wait_for(|ready| *ready).await;
     }
 
     pub(crate) fn set(&self, ready: bool) {
-        self.0.store(ready, Ordering::Release);
+        self.0.send_replace(ready);
     }
 }
 

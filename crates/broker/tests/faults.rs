@@ -4,13 +4,13 @@
 
 mod common;
 
-use broker::{
-    ConsumerSpec, ExchangeType, HandlerError, Message, QueueSpec, RetryPolicy, Runtime, Topology,
-    headers,
-};
 use common::{Recorder, Running, TestEvent, all_succeeded, config};
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
+use orderflow_broker::{
+    ConsumerSpec, ExchangeType, HandlerError, Message, QueueSpec, RetryPolicy, Runtime, Topology,
+    headers,
+};
 use serde::{Deserialize, Deserializer};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};

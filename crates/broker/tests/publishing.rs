@@ -2,10 +2,12 @@
 
 mod common;
 
-use broker::lapin::options::{QueueBindOptions, QueueDeclareOptions};
-use broker::lapin::types::{AMQPValue, FieldTable};
-use broker::{BrokerError, ExchangeType, Publisher, QueueSpec, Runtime, Topology, TopologyError};
 use common::{TestEvent, config};
+use orderflow_broker::lapin::options::{QueueBindOptions, QueueDeclareOptions};
+use orderflow_broker::lapin::types::{AMQPValue, FieldTable};
+use orderflow_broker::{
+    BrokerError, ExchangeType, Publisher, QueueSpec, Runtime, Topology, TopologyError,
+};
 use std::time::Duration;
 use testkit::TestVhost;
 use testkit::inspect::Inspector;
@@ -33,7 +35,7 @@ async fn an_unroutable_publish_is_an_error_to_the_caller() {
         .exchange(common::EXCHANGE, ExchangeType::Direct)
         .declare(
             inspector.channel(),
-            broker::version::detect(&vhost.url).await.unwrap(),
+            orderflow_broker::version::detect(&vhost.url).await.unwrap(),
         )
         .await
         .unwrap();
@@ -53,7 +55,10 @@ async fn a_nacked_publish_is_an_error_to_the_caller() {
     let channel = inspector.channel();
     Topology::default()
         .exchange(common::EXCHANGE, ExchangeType::Direct)
-        .declare(channel, broker::version::detect(&vhost.url).await.unwrap())
+        .declare(
+            channel,
+            orderflow_broker::version::detect(&vhost.url).await.unwrap(),
+        )
         .await
         .unwrap();
     // A full queue that rejects new publishes makes the broker nack them.
@@ -88,7 +93,7 @@ async fn declaring_twice_is_harmless_and_a_conflict_names_the_queue_and_argument
     let topology = Topology::default()
         .exchange(common::EXCHANGE, ExchangeType::Direct)
         .queue(QueueSpec::new("svc.q").bind(common::EXCHANGE, common::ROUTING_KEY));
-    let version = broker::version::detect(&vhost.url).await.unwrap();
+    let version = orderflow_broker::version::detect(&vhost.url).await.unwrap();
     for _ in 0..2 {
         topology
             .declare(inspector.channel(), version)
@@ -133,9 +138,9 @@ async fn declaring_twice_is_harmless_and_a_conflict_names_the_queue_and_argument
 #[tokio::test]
 async fn the_broker_version_is_read_from_its_greeting() {
     let vhost = TestVhost::new().await;
-    let version = broker::version::detect(&vhost.url).await;
+    let version = orderflow_broker::version::detect(&vhost.url).await;
     assert!(
-        version.is_some_and(|v| v >= broker::BrokerVersion::OLDEST_SUPPORTED),
+        version.is_some_and(|v| v >= orderflow_broker::BrokerVersion::OLDEST_SUPPORTED),
         "{version:?}"
     );
 }
@@ -149,7 +154,7 @@ async fn every_returned_publish_is_told_apart_from_the_confirmed_ones_around_it(
     const EACH: u32 = 500;
     let vhost = TestVhost::new().await;
     let mut inspector = Inspector::connect(&vhost.url).await.unwrap();
-    let version = broker::version::detect(&vhost.url).await.unwrap();
+    let version = orderflow_broker::version::detect(&vhost.url).await.unwrap();
     Topology::default()
         .exchange(common::EXCHANGE, ExchangeType::Direct)
         .queue(QueueSpec::new("svc.routable").bind(common::EXCHANGE, "routable"))
@@ -163,7 +168,7 @@ async fn every_returned_publish_is_told_apart_from_the_confirmed_ones_around_it(
             let publishes = (0..EACH).map(|n| {
                 let routable = (task + n) % 2 == 0;
                 let key = if routable { "routable" } else { "nowhere" };
-                let message = broker::Outgoing::json(
+                let message = orderflow_broker::Outgoing::json(
                     common::EXCHANGE,
                     key,
                     "test.event",

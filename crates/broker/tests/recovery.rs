@@ -2,11 +2,11 @@
 
 mod common;
 
-use broker::{ConsumerSpec, ExchangeType, QueueSpec, Runtime, Topology};
 use common::{
     Recorder, Running, TestEvent, all_succeeded, config, publish_all, recording_runtime as runtime,
     wait_for_successes,
 };
+use orderflow_broker::{ConsumerSpec, ExchangeType, QueueSpec, Runtime, Topology};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
@@ -105,7 +105,7 @@ async fn graceful_shutdown_lets_the_in_flight_handler_finish_and_acks_it() {
     let finished = Arc::new(AtomicBool::new(false));
     let handler = {
         let (started, finished) = (Arc::clone(&started), Arc::clone(&finished));
-        move |_: broker::Message<TestEvent>| {
+        move |_: orderflow_broker::Message<TestEvent>| {
             let (started, finished) = (Arc::clone(&started), Arc::clone(&finished));
             async move {
                 started.store(true, Ordering::SeqCst);
@@ -160,10 +160,10 @@ async fn a_message_that_keeps_crashing_its_consumer_hits_the_delivery_limit() {
     let deliveries = Arc::new(AtomicUsize::new(0));
     let handler = {
         let deliveries = Arc::clone(&deliveries);
-        move |_: broker::Message<TestEvent>| {
+        move |_: orderflow_broker::Message<TestEvent>| {
             deliveries.fetch_add(1, Ordering::SeqCst);
             // Never returns: the worker "hangs" until it is killed.
-            std::future::pending::<Result<(), broker::HandlerError>>()
+            std::future::pending::<Result<(), orderflow_broker::HandlerError>>()
         }
     };
     let runtime =
@@ -214,7 +214,7 @@ async fn a_message_that_keeps_crashing_its_consumer_hits_the_delivery_limit() {
     };
     assert_eq!(dead.len(), 1);
     assert_eq!(
-        broker::headers::death_reason(dead[0].properties.headers().as_ref()).as_deref(),
+        orderflow_broker::headers::death_reason(dead[0].properties.headers().as_ref()).as_deref(),
         Some("delivery_limit")
     );
     assert_eq!(inspector.count("svc.poison").await.unwrap(), 0);
@@ -268,7 +268,7 @@ async fn a_slow_delivery_does_not_hold_back_the_acks_of_later_ones() {
     let release = Arc::new(tokio::sync::Notify::new());
     let handler = {
         let (recorder, release) = (recorder.clone(), Arc::clone(&release));
-        move |msg: broker::Message<TestEvent>| {
+        move |msg: orderflow_broker::Message<TestEvent>| {
             let (recorder, release) = (recorder.clone(), Arc::clone(&release));
             async move {
                 if msg.event.id == 0 {

@@ -2,10 +2,12 @@
 
 mod common;
 
-use broker::lapin::BasicProperties;
-use broker::lapin::options::BasicPublishOptions;
-use broker::{ConsumerSpec, ExchangeType, QueueSpec, RetryPolicy, Runtime, Topology, headers};
 use common::{Recorder, Running, TestEvent, all_succeeded, config, flaky_handler};
+use orderflow_broker::lapin::BasicProperties;
+use orderflow_broker::lapin::options::BasicPublishOptions;
+use orderflow_broker::{
+    ConsumerSpec, ExchangeType, QueueSpec, RetryPolicy, Runtime, Topology, headers,
+};
 use std::time::Duration;
 use testkit::inspect::Inspector;
 use testkit::{TestVhost, eventually};
@@ -153,7 +155,7 @@ async fn always_failing_ends_in_the_dlq_with_every_header_and_the_original_body(
     let running = start_flaky(&vhost.url, "svc.doomed", policy, &recorder).await;
     // Odd spacing proves the dead letter is the original bytes, not a re-serialization.
     let body = br#"{ "id": 9,   "fail_times": 1000 }"#.to_vec();
-    let mut message = broker::Outgoing::event(
+    let mut message = orderflow_broker::Outgoing::event(
         &TestEvent {
             id: 9,
             fail_times: 1000,
@@ -188,7 +190,7 @@ async fn always_failing_ends_in_the_dlq_with_every_header_and_the_original_body(
     assert_eq!(dead.header(headers::ERROR_TYPE).as_deref(), Some("retry"));
     assert_eq!(
         dead.header(headers::ERROR_FINGERPRINT),
-        Some(broker::failure::fingerprint(
+        Some(orderflow_broker::failure::fingerprint(
             "retry",
             "transient failure 1 of 1000"
         )),
@@ -265,9 +267,9 @@ async fn a_body_larger_than_a_frame_is_retried_and_dead_lettered_intact() {
         .with_initial_delay(Duration::from_millis(100));
     let running = start_flaky(&vhost.url, "svc.big", policy, &recorder).await;
     // Four frames' worth: the publish, the retry copy and the dead letter are each split.
-    let padding = "x".repeat(4 * broker::connection::DEFAULT_FRAME_MAX as usize);
+    let padding = "x".repeat(4 * orderflow_broker::connection::DEFAULT_FRAME_MAX as usize);
     let body = format!(r#"{{"id": 5, "fail_times": 1000, "padding": "{padding}"}}"#).into_bytes();
-    let mut message = broker::Outgoing::event(
+    let mut message = orderflow_broker::Outgoing::event(
         &TestEvent {
             id: 5,
             fail_times: 1000,
@@ -300,7 +302,7 @@ async fn rejection_and_malformed_input_go_straight_to_the_dlq_and_the_consumer_g
     let vhost = TestVhost::new().await;
     let recorder = Recorder::default();
     let calls = recorder.clone();
-    let handler = move |msg: broker::Message<TestEvent>| {
+    let handler = move |msg: orderflow_broker::Message<TestEvent>| {
         let calls = calls.clone();
         async move {
             calls.record(common::Call {
@@ -311,8 +313,8 @@ async fn rejection_and_malformed_input_go_straight_to_the_dlq_and_the_consumer_g
             });
             if msg.event.id == 13 {
                 let cause = std::io::Error::other("card 4242 expired");
-                let error = broker::BoxError::from(Expired(cause));
-                return Err(broker::HandlerError::reject(error).with_type("card-expired"));
+                let error = orderflow_broker::BoxError::from(Expired(cause));
+                return Err(orderflow_broker::HandlerError::reject(error).with_type("card-expired"));
             }
             Ok(())
         }
@@ -350,7 +352,7 @@ async fn rejection_and_malformed_input_go_straight_to_the_dlq_and_the_consumer_g
         Some("card-expired")
     );
     assert_eq!(
-        broker::headers::texts(
+        orderflow_broker::headers::texts(
             rejected[0].properties.headers().as_ref(),
             headers::ERROR_CAUSES
         ),
@@ -420,7 +422,7 @@ async fn a_retry_on_one_fanout_subscriber_is_never_seen_by_the_other() {
         .with_initial_delay(Duration::from_millis(200));
     let failing_once = {
         let left = left.clone();
-        move |msg: broker::Message<TestEvent>| {
+        move |msg: orderflow_broker::Message<TestEvent>| {
             let left = left.clone();
             async move {
                 let succeeded = msg.meta.retry_count >= 1;
@@ -433,7 +435,7 @@ async fn a_retry_on_one_fanout_subscriber_is_never_seen_by_the_other() {
                 if succeeded {
                     Ok(())
                 } else {
-                    Err(broker::HandlerError::retry("left fails once"))
+                    Err(orderflow_broker::HandlerError::retry("left fails once"))
                 }
             }
         }
@@ -454,7 +456,7 @@ async fn a_retry_on_one_fanout_subscriber_is_never_seen_by_the_other() {
             flaky_handler(right.clone(), Duration::ZERO),
         ));
     let running = Running::start(runtime).await;
-    let mut message = broker::Outgoing::event(
+    let mut message = orderflow_broker::Outgoing::event(
         &TestEvent {
             id: 5,
             fail_times: 0,
@@ -540,7 +542,7 @@ async fn a_retry_copy_that_cannot_be_stored_requeues_the_original_and_loses_noth
         .channel()
         .queue_delete(
             "svc.unstorable.retry.1".into(),
-            broker::lapin::options::QueueDeleteOptions::default(),
+            orderflow_broker::lapin::options::QueueDeleteOptions::default(),
         )
         .await
         .unwrap();
@@ -573,7 +575,7 @@ async fn a_retry_copy_that_cannot_be_stored_requeues_the_original_and_loses_noth
 
     assert_eq!(dead.len(), 1);
     assert_eq!(
-        broker::headers::death_reason(dead[0].properties.headers().as_ref()).as_deref(),
+        orderflow_broker::headers::death_reason(dead[0].properties.headers().as_ref()).as_deref(),
         Some("delivery_limit")
     );
     let failing = recorder.calls_for(0);

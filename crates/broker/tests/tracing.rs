@@ -4,11 +4,13 @@
 
 mod common;
 
-use broker::{ConsumerSpec, ExchangeType, HandlerError, QueueSpec, RetryPolicy, Runtime, Topology};
 use common::{Running, TestEvent, config};
 use opentelemetry::trace::{TraceContextExt, TraceId, TracerProvider as _};
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider, SpanData};
+use orderflow_broker::{
+    ConsumerSpec, ExchangeType, HandlerError, QueueSpec, RetryPolicy, Runtime, Topology,
+};
 use std::sync::OnceLock;
 use std::time::Duration;
 use testkit::inspect::Inspector;
@@ -58,21 +60,21 @@ async fn a_retry_and_the_handlers_publish_continue_the_trace_of_the_first_publis
         .channel()
         .queue_declare(
             "traced".into(),
-            broker::lapin::options::QueueDeclareOptions::default(),
-            broker::lapin::types::FieldTable::default(),
+            orderflow_broker::lapin::options::QueueDeclareOptions::default(),
+            orderflow_broker::lapin::types::FieldTable::default(),
         )
         .await
         .unwrap();
     let runtime = Runtime::new(config(&vhost.url)).unwrap();
     let publisher = runtime.publisher();
     // Fails the first delivery (a retry), forwards the second.
-    let forward = move |msg: broker::Message<TestEvent>| {
+    let forward = move |msg: orderflow_broker::Message<TestEvent>| {
         let publisher = publisher.clone();
         async move {
             if msg.meta.retry_count == 0 {
                 return Err(HandlerError::retry("not yet"));
             }
-            let mut next = broker::Outgoing::event(&msg.event, "test")?;
+            let mut next = orderflow_broker::Outgoing::event(&msg.event, "test")?;
             next.exchange = String::new();
             next.routing_key = "traced".to_owned();
             publisher.publish(&next).await?;
@@ -93,7 +95,7 @@ async fn a_retry_and_the_handlers_publish_continue_the_trace_of_the_first_publis
 
     let root = tracing::info_span!("test order");
     let trace = root.context().span().span_context().trace_id();
-    let original = broker::Outgoing::event(
+    let original = orderflow_broker::Outgoing::event(
         &TestEvent {
             id: 3,
             fail_times: 1,

@@ -37,6 +37,7 @@ pub mod ops;
 pub mod outage;
 pub mod retention;
 pub mod shutdown;
+mod span_filter;
 pub mod stored;
 pub mod telemetry;
 #[cfg(feature = "test-util")]

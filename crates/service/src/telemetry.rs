@@ -10,7 +10,6 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::sync::OnceLock;
 use tracing_subscriber::Layer;
-use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
@@ -30,22 +29,35 @@ pub fn init(service: &str, filter: &str, json: bool) -> Result<(), String> {
         .map_err(|err| format!("invalid log filter (RUST_LOG / --log) {filter:?}: {err}"))?;
     let provider = tracer_provider(service)?;
     opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
-    // Spans are traced at `info` whatever the log filter: a quieter log keeps the trace whole.
-    let spans = tracing_opentelemetry::layer()
-        .with_tracer(provider.tracer("orderflow"))
-        .with_filter(LevelFilter::INFO);
-    let lines = tracing_subscriber::fmt::layer().with_ansi(std::io::stdout().is_terminal());
+    let _ = subscriber(filter, json, &provider, std::io::stdout).try_init();
+    let _ = PROVIDER.set(provider);
+    Ok(())
+}
+
+/// Lines (text or JSON) to `writer`, filtered by `filter` but for spans, which all reach the
+/// tracer of `provider`.
+fn subscriber<W>(
+    filter: tracing_subscriber::EnvFilter,
+    json: bool,
+    provider: &SdkTracerProvider,
+    writer: W,
+) -> impl tracing::Subscriber + Send + Sync
+where
+    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
+{
+    let spans = tracing_opentelemetry::layer().with_tracer(provider.tracer("orderflow"));
+    let lines = tracing_subscriber::fmt::layer()
+        .with_ansi(std::io::stdout().is_terminal())
+        .with_writer(writer);
     let lines = if json {
         lines.json().boxed()
     } else {
         lines.boxed()
     };
-    let _ = tracing_subscriber::registry()
-        .with(lines.with_filter(filter))
+    tracing_subscriber::registry()
+        .with(crate::span_filter::SpansAndFilter(filter))
+        .with(lines)
         .with(spans)
-        .try_init();
-    let _ = PROVIDER.set(provider);
-    Ok(())
 }
 
 /// A subscriber that gives spans their trace contexts (W3C propagation included) and logs
@@ -126,7 +138,48 @@ pub fn exit(result: anyhow::Result<()>) -> ExitCode {
 
 #[cfg(test)]
 mod tests {
-    use super::export_wanted;
+    use super::{SdkTracerProvider, export_wanted, subscriber};
+    use std::sync::{Arc, Mutex};
+
+    /// What the subscriber wrote.
+    #[derive(Clone, Default)]
+    struct Written(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Written {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// A log filter quieter than `info` keeps the spans (and so the trace context) but not the
+    /// lines it filters out.
+    #[test]
+    fn a_quiet_log_keeps_the_spans_and_drops_the_lines() {
+        let written = Written::default();
+        let sink = written.clone();
+        let filter = tracing_subscriber::EnvFilter::new("warn");
+        let provider = SdkTracerProvider::builder().build();
+        let subscriber = subscriber(filter, false, &provider, move || sink.clone());
+        let traced = tracing::subscriber::with_default(subscriber, || {
+            let span = tracing::info_span!("delivery", queue = "q");
+            let _entered = span.enter();
+            tracing::info!("filtered out");
+            tracing::warn!("kept");
+            broker::trace::trace_id(&span)
+        });
+        assert!(traced.is_some(), "the info span has a trace context");
+        let text = String::from_utf8(written.0.lock().unwrap().clone()).unwrap();
+        assert!(!text.contains("filtered out"), "{text}");
+        assert!(
+            text.contains("delivery{queue=\"q\"}: "),
+            "in its span: {text}"
+        );
+        assert!(text.contains("kept"), "{text}");
+    }
 
     fn with(pairs: &[(&str, &str)]) -> Result<bool, String> {
         export_wanted(|name| {

@@ -2,7 +2,7 @@
 //! runtime running in the background.
 #![allow(dead_code, missing_docs)]
 
-use broker::{BrokerConfig, Event, Publisher, Readiness, Runtime};
+use orderflow_broker::{BrokerConfig, Event, Publisher, Readiness, Runtime};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -47,7 +47,7 @@ impl Recorder {
         self.0.lock().unwrap().push(call);
     }
     /// Records a successful handling of `msg`, now.
-    pub fn succeeded(&self, msg: &broker::Message<TestEvent>) {
+    pub fn succeeded(&self, msg: &orderflow_broker::Message<TestEvent>) {
         self.record(Call {
             id: msg.event.id,
             retry_count: msg.meta.retry_count,
@@ -76,12 +76,12 @@ pub fn flaky_handler(
     recorder: Recorder,
     work: Duration,
 ) -> impl Fn(
-    broker::Message<TestEvent>,
-) -> futures_util::future::BoxFuture<'static, Result<(), broker::HandlerError>>
+    orderflow_broker::Message<TestEvent>,
+) -> futures_util::future::BoxFuture<'static, Result<(), orderflow_broker::HandlerError>>
 + Send
 + Sync
 + 'static {
-    move |msg: broker::Message<TestEvent>| {
+    move |msg: orderflow_broker::Message<TestEvent>| {
         let recorder = recorder.clone();
         Box::pin(async move {
             if !work.is_zero() {
@@ -97,7 +97,7 @@ pub fn flaky_handler(
             if succeeded {
                 Ok(())
             } else {
-                Err(broker::HandlerError::retry(format!(
+                Err(orderflow_broker::HandlerError::retry(format!(
                     "transient failure {} of {}",
                     msg.meta.retry_count + 1,
                     msg.event.fail_times
@@ -110,7 +110,7 @@ pub fn flaky_handler(
 /// A runtime running on a background task.
 pub struct Running {
     pub stop: CancellationToken,
-    pub handle: JoinHandle<Result<(), broker::BrokerError>>,
+    pub handle: JoinHandle<Result<(), orderflow_broker::BrokerError>>,
     pub readiness: Readiness,
     pub publisher: Publisher,
 }
@@ -143,7 +143,7 @@ impl Running {
     }
 
     /// Signals shutdown and waits for `run` to return.
-    pub async fn shutdown(self) -> Result<(), broker::BrokerError> {
+    pub async fn shutdown(self) -> Result<(), orderflow_broker::BrokerError> {
         self.stop.cancel();
         self.handle.await.expect("runtime task")
     }
@@ -184,7 +184,7 @@ pub async fn all_succeeded(recorder: &Recorder, ids: impl Iterator<Item = u32>, 
 /// A runtime consuming `queue` with [`flaky_handler`] (each call takes `work`), retries after
 /// 100 ms, prefetch 50, 8 handlers at once; publishes retry through outages for 120 s.
 pub fn recording_runtime(url: &str, queue: &str, recorder: &Recorder, work: Duration) -> Runtime {
-    use broker::{ConsumerSpec, ExchangeType, QueueSpec, RetryPolicy, Topology};
+    use orderflow_broker::{ConsumerSpec, ExchangeType, QueueSpec, RetryPolicy, Topology};
     Runtime::new(config(url).with_publish_retry_for(Duration::from_secs(120)))
         .unwrap()
         .with_topology(Topology::default().exchange(EXCHANGE, ExchangeType::Direct))
