@@ -3,6 +3,7 @@
 //! decision and settlement.
 
 use crate::acks::Acks;
+use crate::codec::{Decode, Json};
 use crate::failure::{self, FailedBy, Failure};
 use crate::handler::{Handler, HandlerError};
 use crate::headers;
@@ -60,7 +61,7 @@ pub(crate) type ErasedHandler = Arc<
 >;
 
 impl ConsumerSpec {
-    /// Consumes `queue`, decoding each body as `E` and passing it to `handler`.
+    /// Consumes `queue`, decoding each body as JSON into `E` and passing it to `handler`.
     /// Defaults: prefetch 32, concurrency 8, a 60 s handler timeout, deliveries held through an
     /// outage for up to 10 min.
     pub fn new<E, H>(queue: QueueSpec, handler: H) -> Self
@@ -68,9 +69,21 @@ impl ConsumerSpec {
         E: DeserializeOwned + Send + 'static,
         H: Handler<E>,
     {
+        Self::with_decoder(queue, Json, handler)
+    }
+
+    /// As [`ConsumerSpec::new`], decoding each body with `decoder` (e.g. [`Raw`](crate::Raw)
+    /// bytes, or a Protobuf closure).
+    pub fn with_decoder<E, D, H>(queue: QueueSpec, decoder: D, handler: H) -> Self
+    where
+        E: Send + 'static,
+        D: Decode<E>,
+        H: Handler<E>,
+    {
         let handler = Arc::new(handler);
         let handle: ErasedHandler = Arc::new(move |body: &[u8], meta: Meta| {
-            let event = serde_json::from_slice::<E>(body)
+            let event = decoder
+                .decode(body)
                 .map_err(|err| format!("cannot decode body: {err}"))?;
             let handler = Arc::clone(&handler);
             // `handle` runs inside the future, so a panic in its synchronous part is caught with

@@ -2,6 +2,7 @@
 
 mod acks;
 pub mod backoff;
+mod codec;
 pub mod connection;
 pub mod consumer;
 pub mod copies;
@@ -25,6 +26,7 @@ pub mod trace;
 pub mod trust;
 pub mod version;
 
+pub use codec::{Decode, Json, Raw};
 pub use connection::{BrokerConfig, Readiness};
 pub use consumer::ConsumerSpec;
 pub use error::{BrokerError, TopologyError};

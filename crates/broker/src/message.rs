@@ -117,6 +117,15 @@ impl Outgoing {
         }
     }
 
+    /// The same message with another body format: `content_type` (e.g. `application/x-protobuf`)
+    /// and its `body`, for consumers with a matching [`Decode`](crate::Decode).
+    #[must_use]
+    pub fn with_body(mut self, content_type: &str, body: Vec<u8>) -> Self {
+        self.properties = self.properties.with_content_type(content_type.into());
+        self.body = body;
+        self
+    }
+
     /// Replaces the `message_id` (e.g. with an outbox row's id, so a re-send is recognised).
     #[must_use]
     pub fn with_message_id(mut self, message_id: &str) -> Self {

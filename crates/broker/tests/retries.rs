@@ -599,3 +599,67 @@ async fn a_retry_copy_that_cannot_be_stored_requeues_the_original_and_loses_noth
     let mut inspector = inspector;
     assert_eq!(inspector.count("svc.unstorable").await.unwrap(), 0);
 }
+
+/// A consumer with its own decoder (here four big-endian bytes) takes bodies that are not JSON;
+/// one its decoder refuses is dead-lettered as malformed with the decoder's reason, byte for byte.
+#[tokio::test]
+async fn a_consumer_decodes_bodies_with_its_own_decoder_and_dead_letters_what_it_refuses() {
+    let vhost = TestVhost::new().await;
+    let (seen, mut seen_rx) = tokio::sync::mpsc::unbounded_channel();
+    let decoder = |body: &[u8]| -> Result<u32, orderflow_broker::BoxError> {
+        Ok(u32::from_be_bytes(
+            body.try_into()
+                .map_err(|_| format!("{} bytes, not 4", body.len()))?,
+        ))
+    };
+    let handler = move |msg: orderflow_broker::Message<u32>| {
+        let seen = seen.clone();
+        async move {
+            let _ = seen.send(msg.event);
+            Ok(())
+        }
+    };
+    let runtime = Runtime::new(config(&vhost.url))
+        .unwrap()
+        .with_topology(topology())
+        .with_consumer(ConsumerSpec::with_decoder(
+            queue("svc.binary", RetryPolicy::default()),
+            decoder,
+            handler,
+        ));
+    let running = Running::start(runtime).await;
+    let message = |body: Vec<u8>| {
+        orderflow_broker::Outgoing::event(
+            &TestEvent {
+                id: 1,
+                fail_times: 0,
+            },
+            "test",
+        )
+        .unwrap()
+        .with_body("application/octet-stream", body)
+    };
+    running
+        .publisher
+        .publish(&message(7u32.to_be_bytes().to_vec()))
+        .await
+        .unwrap();
+    running
+        .publisher
+        .publish(&message(vec![1, 2, 3]))
+        .await
+        .unwrap();
+    let decoded = tokio::time::timeout(Duration::from_secs(20), seen_rx.recv()).await;
+    assert_eq!(decoded.unwrap(), Some(7));
+    let mut inspector = Inspector::connect(&vhost.url).await.unwrap();
+    let dead = eventually_take(&mut inspector, "svc.binary.dlq", 1).await;
+    assert_eq!(dead[0].body, [1, 2, 3], "the body as it came");
+    assert_eq!(dead[0].header("error-kind").as_deref(), Some("malformed"));
+    let error = dead[0].header("error").unwrap_or_default();
+    assert!(error.contains("3 bytes, not 4"), "{error}");
+    assert!(
+        seen_rx.try_recv().is_err(),
+        "the refused body never reached the handler"
+    );
+    running.shutdown().await.unwrap();
+}
