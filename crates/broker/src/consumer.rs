@@ -432,7 +432,7 @@ async fn process(
         settle(
             settler,
             &delivery,
-            queue,
+            &spec.queue,
             decision,
             attempt.failure.as_ref(),
             &stopping.cancel,

@@ -4,7 +4,7 @@
 use crate::failure::{FailedBy, Failure};
 use crate::headers::{self, DeadLetterReason};
 use crate::message::Outgoing;
-use crate::topology::{DEAD_LETTER_EXCHANGE, retry_queue};
+use crate::topology::retry_queue;
 use lapin::BasicProperties;
 use lapin::message::Delivery;
 use lapin::types::FieldTable;
@@ -22,11 +22,12 @@ pub fn retry(delivery: &Delivery, queue: &str, tier: u32, failed: Option<Failed<
     copy(delivery, "", &retry_queue(queue, tier), table)
 }
 
-/// The copy that goes to `queue`'s dead-letter queue, saying why.
+/// The copy that goes to `queue`'s dead-letter queue through `exchange`, saying why.
 #[must_use]
 pub fn dead_letter(
     delivery: &Delivery,
     queue: &str,
+    exchange: &str,
     reason: DeadLetterReason,
     failed: Option<Failed<'_>>,
 ) -> Outgoing {
@@ -41,7 +42,7 @@ pub fn dead_letter(
         .format(&Rfc3339)
         .unwrap_or_default();
     headers::set_text(&mut table, headers::FAILED_AT, &now);
-    copy(delivery, DEAD_LETTER_EXCHANGE, queue, table)
+    copy(delivery, exchange, queue, table)
 }
 
 fn copy(delivery: &Delivery, exchange: &str, routing_key: &str, table: FieldTable) -> Outgoing {
@@ -157,6 +158,7 @@ pub fn replay(body: &[u8], properties: &BasicProperties, fallback_queue: &str) -
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::topology::DEAD_LETTER_EXCHANGE;
     use lapin::types::{AMQPValue, LongString};
 
     fn delivery(exchange: &str, routing_key: &str, headers: FieldTable) -> Delivery {
@@ -194,6 +196,7 @@ mod tests {
         let dead = dead_letter(
             &back,
             "order.order-paid",
+            DEAD_LETTER_EXCHANGE,
             DeadLetterReason::RetriesExhausted,
             None,
         );
@@ -283,6 +286,7 @@ mod tests {
         let second = dead_letter(
             &d,
             "q",
+            DEAD_LETTER_EXCHANGE,
             DeadLetterReason::RetriesExhausted,
             Some((&Failure::new(crate::failure::TIMEOUT, "second"), &by())),
         );
@@ -317,6 +321,7 @@ mod tests {
         let dead = dead_letter(
             &d,
             "stock.order-paid",
+            DEAD_LETTER_EXCHANGE,
             DeadLetterReason::RetriesExhausted,
             Some((&failure("x", &[]), &by())),
         );

@@ -7,6 +7,7 @@ use crate::failure::{FailedBy, Failure};
 use crate::headers;
 use crate::publisher::Publisher;
 use crate::retry::Decision;
+use crate::topology::QueueSpec;
 use lapin::message::Delivery;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -24,7 +25,7 @@ pub(crate) struct Settler<'a> {
 pub(crate) async fn settle(
     settler: &Settler<'_>,
     delivery: &Delivery,
-    queue: &str,
+    queue: &QueueSpec,
     decision: Decision,
     failure: Option<&Failure>,
     cancel: &CancellationToken,
@@ -41,8 +42,14 @@ pub(crate) async fn settle(
             acks.give_back(delivery.delivery_tag).await;
             return;
         }
-        Decision::Retry { tier } => Some(copies::retry(delivery, queue, tier, failed)),
-        Decision::DeadLetter(reason) => Some(copies::dead_letter(delivery, queue, reason, failed)),
+        Decision::Retry { tier } => Some(copies::retry(delivery, &queue.name, tier, failed)),
+        Decision::DeadLetter(reason) => Some(copies::dead_letter(
+            delivery,
+            &queue.name,
+            &queue.dead_letter_exchange,
+            reason,
+            failed,
+        )),
     };
     if let Some(copy) = copy
         && let Err(err) = publisher.publish(&copy).await

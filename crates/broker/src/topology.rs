@@ -8,7 +8,8 @@ use lapin::options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptio
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
 use lapin::{Channel, ExchangeKind};
 
-/// The exchange every dead letter is published to, routed by its source queue's name.
+/// The exchange dead letters are published to, routed by their source queue's name, unless a
+/// queue names another ([`QueueSpec::with_dead_letter_exchange`]).
 pub const DEAD_LETTER_EXCHANGE: &str = "orders.dlx";
 
 /// What follows a consumer queue's name in its dead-letter queue's.
@@ -107,6 +108,8 @@ pub struct QueueSpec {
     pub retry: RetryPolicy,
     /// Quorum only: deliveries (crashes, requeues) after which the broker dead-letters a message.
     pub delivery_limit: Option<u32>,
+    /// Where its dead letters are published (and its DLQ bound), routed by the queue's name.
+    pub dead_letter_exchange: String,
 }
 
 impl QueueSpec {
@@ -119,6 +122,7 @@ impl QueueSpec {
             queue_type: QueueType::Quorum,
             retry: RetryPolicy::default(),
             delivery_limit: Some(10),
+            dead_letter_exchange: DEAD_LETTER_EXCHANGE.to_owned(),
         }
     }
 
@@ -152,6 +156,14 @@ impl QueueSpec {
         self
     }
 
+    /// Sets the exchange its dead letters go through (default [`DEAD_LETTER_EXCHANGE`]); queues
+    /// may share one, each DLQ is bound to it with its queue's name.
+    #[must_use]
+    pub fn with_dead_letter_exchange(mut self, exchange: impl Into<String>) -> Self {
+        self.dead_letter_exchange = exchange.into();
+        self
+    }
+
     /// Sets (or with `None` removes) the broker-side delivery limit.
     #[must_use]
     pub fn with_delivery_limit(mut self, limit: Option<u32>) -> Self {
@@ -160,9 +172,13 @@ impl QueueSpec {
     }
 
     /// Arguments of the consumer queue itself: its own delivery limit, or unlimited.
-    fn main_arguments(&self, dead_letter_exchange: &str, version: BrokerVersion) -> FieldTable {
+    fn main_arguments(&self, version: BrokerVersion) -> FieldTable {
         let mut args = self.type_arguments();
-        put(&mut args, "x-dead-letter-exchange", dead_letter_exchange);
+        put(
+            &mut args,
+            "x-dead-letter-exchange",
+            &self.dead_letter_exchange,
+        );
         put(&mut args, "x-dead-letter-routing-key", &self.name);
         self.put_delivery_limit(&mut args, self.delivery_limit, version);
         args
@@ -288,6 +304,14 @@ impl Topology {
         self
     }
 
+    /// The dead-letter exchanges its queues name, each once.
+    fn dead_letter_exchanges(&self) -> std::collections::BTreeSet<&str> {
+        self.queues
+            .iter()
+            .map(|queue| queue.dead_letter_exchange.as_str())
+            .collect()
+    }
+
     /// Declares every exchange, queue, tier, DLQ and binding with the arguments that fit the
     /// broker's `version` (see [`BrokerVersion`]); safe to repeat.
     ///
@@ -299,7 +323,9 @@ impl Topology {
         channel: &Channel,
         version: BrokerVersion,
     ) -> Result<(), TopologyError> {
-        declare_exchange(channel, DEAD_LETTER_EXCHANGE, ExchangeType::Direct).await?;
+        for exchange in self.dead_letter_exchanges() {
+            declare_exchange(channel, exchange, ExchangeType::Direct).await?;
+        }
         for exchange in &self.exchanges {
             declare_exchange(channel, &exchange.name, exchange.kind).await?;
         }
@@ -317,7 +343,11 @@ impl Topology {
     /// [`TopologyError::Missing`] naming the first object missing; [`TopologyError::Declare`]
     /// when the connection fails.
     pub async fn verify(&self, connection: &lapin::Connection) -> Result<(), TopologyError> {
-        let mut objects = vec![("exchange", DEAD_LETTER_EXCHANGE.to_owned())];
+        let mut objects: Vec<(&str, String)> = self
+            .dead_letter_exchanges()
+            .into_iter()
+            .map(|exchange| ("exchange", exchange.to_owned()))
+            .collect();
         objects.extend(self.exchanges.iter().map(|e| ("exchange", e.name.clone())));
         for queue in &self.queues {
             objects.push(("queue", queue.name.clone()));
@@ -385,7 +415,7 @@ async fn declare_queue_set(
 ) -> Result<(), TopologyError> {
     let dlq = dead_letter_queue(&queue.name);
     declare_queue(channel, &dlq, queue.dead_letter_arguments(version)).await?;
-    bind(channel, &dlq, DEAD_LETTER_EXCHANGE, &queue.name).await?;
+    bind(channel, &dlq, &queue.dead_letter_exchange, &queue.name).await?;
     for tier in 1..=queue.retry.max_retries {
         declare_queue(
             channel,
@@ -394,12 +424,7 @@ async fn declare_queue_set(
         )
         .await?;
     }
-    declare_queue(
-        channel,
-        &queue.name,
-        queue.main_arguments(DEAD_LETTER_EXCHANGE, version),
-    )
-    .await?;
+    declare_queue(channel, &queue.name, queue.main_arguments(version)).await?;
     for binding in &queue.bindings {
         bind(
             channel,
@@ -522,7 +547,7 @@ mod tests {
     #[test]
     fn quorum_queue_has_delivery_limit_classic_has_none() {
         let v3 = BrokerVersion::OLDEST_SUPPORTED;
-        let quorum = QueueSpec::new("q").main_arguments(DEAD_LETTER_EXCHANGE, v3);
+        let quorum = QueueSpec::new("q").main_arguments(v3);
         assert_eq!(
             arg(&quorum, "x-delivery-limit"),
             &AMQPValue::LongLongInt(10)
@@ -533,7 +558,7 @@ mod tests {
         );
         let classic = QueueSpec::new("q")
             .with_queue_type(QueueType::Classic)
-            .main_arguments(DEAD_LETTER_EXCHANGE, v3);
+            .main_arguments(v3);
         assert!(!classic.contains_key("x-delivery-limit"));
         assert_eq!(
             arg(&classic, "x-queue-type"),
@@ -549,10 +574,10 @@ mod tests {
         let unlimited = QueueSpec::new("q").with_delivery_limit(None);
         let limit = |args: FieldTable| args.inner().get("x-delivery-limit").cloned();
         [
-            limit(spec.main_arguments(DEAD_LETTER_EXCHANGE, v)),
+            limit(spec.main_arguments(v)),
             limit(spec.tier_arguments(1, v)),
             limit(spec.dead_letter_arguments(v)),
-            limit(unlimited.main_arguments(DEAD_LETTER_EXCHANGE, v)),
+            limit(unlimited.main_arguments(v)),
         ]
     }
 

@@ -663,3 +663,64 @@ async fn a_consumer_decodes_bodies_with_its_own_decoder_and_dead_letters_what_it
     );
     running.shutdown().await.unwrap();
 }
+
+/// A queue that names its own dead-letter exchange gets its dead letters through it; the
+/// library's default one is not declared for it.
+#[tokio::test]
+async fn a_queue_with_its_own_dead_letter_exchange_dead_letters_through_it() {
+    let vhost = TestVhost::new().await;
+    let reject = |_: orderflow_broker::Message<TestEvent>| async {
+        Err(orderflow_broker::HandlerError::reject("never"))
+    };
+    let spec = queue("svc.own-dlx", RetryPolicy::default()).with_dead_letter_exchange("acme.dead");
+    let runtime = Runtime::new(config(&vhost.url))
+        .unwrap()
+        .with_topology(topology().queue(spec.clone()))
+        .with_consumer(ConsumerSpec::new(spec, reject));
+    let running = Running::start(runtime).await;
+    running
+        .publisher
+        .publish_event(&TestEvent {
+            id: 9,
+            fail_times: 0,
+        })
+        .await
+        .unwrap();
+    let mut inspector = Inspector::connect(&vhost.url).await.unwrap();
+    // Through `acme.dead` (the default exchange is not declared: it would be unroutable).
+    let dead = eventually_take(&mut inspector, "svc.own-dlx.dlq", 1).await;
+    assert_eq!(dead[0].header("error-kind").as_deref(), Some("rejected"));
+    let exists = |exchange: &'static str| {
+        let url = vhost.url.clone();
+        async move {
+            let connection = orderflow_broker::lapin::Connection::connect(
+                &url,
+                orderflow_broker::lapin::ConnectionProperties::default(),
+            )
+            .await
+            .unwrap();
+            let channel = connection.create_channel().await.unwrap();
+            let passive = orderflow_broker::lapin::options::ExchangeDeclareOptions {
+                passive: true,
+                ..Default::default()
+            };
+            let found = channel
+                .exchange_declare(
+                    exchange.into(),
+                    orderflow_broker::lapin::ExchangeKind::Direct,
+                    passive,
+                    orderflow_broker::lapin::types::FieldTable::default(),
+                )
+                .await
+                .is_ok();
+            let _ = connection.close(200, "checked".into()).await;
+            found
+        }
+    };
+    assert!(exists("acme.dead").await);
+    assert!(
+        !exists(orderflow_broker::topology::DEAD_LETTER_EXCHANGE).await,
+        "the default dead-letter exchange is not declared for it"
+    );
+    running.shutdown().await.unwrap();
+}
