@@ -130,7 +130,10 @@ impl System {
             ),
             ("RETRY_MULTIPLIER".to_owned(), "2".to_owned()),
             ("STOCK_FILE".to_owned(), stock_file.display().to_string()),
-            ("RUST_LOG".to_owned(), "info,broker=debug".to_owned()),
+            (
+                "RUST_LOG".to_owned(),
+                "info,orderflow_broker=debug".to_owned(),
+            ),
         ];
         let shared_env: Vec<(String, String)> = options
             .env

@@ -4,6 +4,7 @@
 //! Nothing is acked before its handler settled it, and a nack is written before any `multiple`
 //! ack can pass its tag.
 
+use crate::metrics::MetricNames;
 use lapin::Channel;
 use lapin::options::{BasicAckOptions, BasicNackOptions, BasicRejectOptions};
 use std::collections::BTreeMap;
@@ -21,6 +22,8 @@ enum Mark {
 /// The unsettled deliveries of one consumer channel and their coalesced acks.
 pub(crate) struct Acks {
     channel: Channel,
+    /// `acks_per_frame` is recorded under its name.
+    names: &'static MetricNames,
     marks: Mutex<BTreeMap<u64, Mark>>,
     writing: tokio::sync::Mutex<()>,
 }
@@ -33,10 +36,11 @@ struct Flush {
 }
 
 impl Acks {
-    /// Acks for the deliveries of `channel`.
-    pub(crate) fn new(channel: Channel) -> Self {
+    /// Acks for the deliveries of `channel`, their metric recorded under `names`.
+    pub(crate) fn new(channel: Channel, names: &'static MetricNames) -> Self {
         Self {
             channel,
+            names,
             marks: Mutex::new(BTreeMap::new()),
             writing: tokio::sync::Mutex::new(()),
         }
@@ -126,13 +130,13 @@ impl Acks {
             futures_util::future::join_all(singles)
         );
         if let Some(written) = run_written {
-            report(&written, flush.run.len());
+            report(self.names, &written, flush.run.len());
             for (_, done) in flush.run {
                 let _ = done.send(());
             }
         }
         for ((_, done), written) in flush.singles.into_iter().zip(singles_written) {
-            report(&written, 1);
+            report(self.names, &written, 1);
             let _ = done.send(());
         }
     }
@@ -153,9 +157,9 @@ impl Acks {
     }
 }
 
-fn report(written: &Result<(), lapin::Error>, acked: usize) {
+fn report(names: &MetricNames, written: &Result<(), lapin::Error>, acked: usize) {
     match written {
-        Ok(()) => metrics::histogram!("orderflow_acks_per_frame").record(acked as f64),
+        Ok(()) => metrics::histogram!(names.acks_per_frame).record(acked as f64),
         Err(err) => {
             tracing::warn!(error = %err, acked, "ack failed; the broker will redeliver");
         }

@@ -79,6 +79,8 @@ pub struct BrokerConfig {
     pub host: String,
     /// A private CA and a client certificate for `amqps://` URLs.
     pub tls: Tls,
+    /// What the library's metric names start with (`<prefix>_deliveries_total`, …).
+    pub metric_prefix: String,
 }
 
 impl BrokerConfig {
@@ -97,7 +99,16 @@ impl BrokerConfig {
             // Not configuration but a fact of the machine, like the clock.
             host: whoami::fallible::hostname().unwrap_or_else(|_| "unknown".to_owned()),
             tls: Tls::default(),
+            metric_prefix: "orderflow".to_owned(),
         }
+    }
+
+    /// Sets what the library's metric names start with (default `orderflow`); describe them with
+    /// [`crate::metrics::describe`] and the same prefix.
+    #[must_use]
+    pub fn with_metric_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.metric_prefix = prefix.into();
+        self
     }
 
     /// Sets the CA and client certificate `amqps://` connections use.

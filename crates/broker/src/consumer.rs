@@ -8,6 +8,7 @@ use crate::failure::{self, FailedBy, Failure};
 use crate::handler::{Handler, HandlerError};
 use crate::headers;
 use crate::message::{Message, Meta};
+use crate::metrics::MetricNames;
 use crate::publisher::Publisher;
 use crate::retry::{Decision, Outcome, decide};
 use crate::settle::{Settler, settle};
@@ -287,9 +288,10 @@ pub(crate) async fn consume(
         Err(err) => return Ended::Failed(format!("basic.consume on '{queue}': {err}")),
     };
     let tag = deliveries.tag();
-    let acks = Arc::new(Acks::new(channel.clone()));
+    let names = publisher.metric_names();
+    let acks = Arc::new(Acks::new(channel.clone(), names));
     let slots = Arc::new(Semaphore::new(spec.concurrency));
-    let pause = Pause::new(&queue);
+    let pause = Pause::new(&queue, names);
     tracing::info!(queue = %queue, prefetch = spec.prefetch, concurrency = spec.concurrency, "consuming");
     let ended = loop {
         // While a delivery is held through an outage, take no new ones.
@@ -394,15 +396,16 @@ async fn process(
         };
         let elapsed = started.elapsed();
         let decision = decide(&spec.queue.retry, retry_count, attempt.outcome);
-        metrics::histogram!("orderflow_handler_seconds", "queue" => queue.to_owned())
+        let names = settler.publisher.metric_names();
+        metrics::histogram!(names.handler_seconds, "queue" => queue.to_owned())
             .record(elapsed.as_secs_f64());
         metrics::counter!(
-            "orderflow_deliveries_total",
+            names.deliveries,
             "queue" => queue.to_owned(),
             "outcome" => outcome_label(attempt.outcome)
         )
         .increment(1);
-        record_decision(queue, decision);
+        record_decision(names, queue, decision);
         // Each is an event of the delivery's span as well as a log line.
         let (error, error_type) = attempt.failure.as_ref().map_or(("", ""), |failure| {
             (failure.message.as_str(), &*failure.error_type)
@@ -485,16 +488,18 @@ async fn attempt_through_outages(
 struct Pause {
     held: Arc<watch::Sender<usize>>,
     queue: Arc<str>,
+    names: &'static MetricNames,
 }
 
 /// One held delivery; dropping it releases the pause.
 struct Hold(Pause);
 
 impl Pause {
-    fn new(queue: &str) -> Self {
+    fn new(queue: &str, names: &'static MetricNames) -> Self {
         Self {
             held: Arc::new(watch::Sender::new(0)),
             queue: queue.into(),
+            names,
         }
     }
 
@@ -503,7 +508,7 @@ impl Pause {
             *held += 1;
             if *held == 1 {
                 tracing::warn!(queue = %self.queue, "a dependency is down; pausing the consumer");
-                metrics::gauge!("orderflow_consumer_paused", "queue" => self.queue.to_string())
+                metrics::gauge!(self.names.consumer_paused, "queue" => self.queue.to_string())
                     .set(1.0);
             }
         });
@@ -524,7 +529,7 @@ impl Drop for Hold {
             *held -= 1;
             if *held == 0 {
                 tracing::info!(queue = %pause.queue, "dependency answers again; resuming the consumer");
-                metrics::gauge!("orderflow_consumer_paused", "queue" => pause.queue.to_string())
+                metrics::gauge!(pause.names.consumer_paused, "queue" => pause.queue.to_string())
                     .set(0.0);
             }
         });
@@ -533,13 +538,13 @@ impl Drop for Hold {
 
 /// Counts what the runtime does with a delivery, beside what its handler returned: an operator
 /// alerts on dead letters by queue and reason, and on retries.
-fn record_decision(queue: &str, decision: Decision) {
+fn record_decision(names: &MetricNames, queue: &str, decision: Decision) {
     let label = match decision {
         Decision::Ack => "ack",
         Decision::Retry { .. } => "retry",
         Decision::DeadLetter(reason) => {
             metrics::counter!(
-                "orderflow_dead_letters_total",
+                names.dead_letters,
                 "queue" => queue.to_owned(),
                 "reason" => reason.as_str()
             )
@@ -549,7 +554,7 @@ fn record_decision(queue: &str, decision: Decision) {
         Decision::GiveBack => "requeue",
     };
     metrics::counter!(
-        "orderflow_decisions_total",
+        names.decisions,
         "queue" => queue.to_owned(),
         "decision" => label
     )

@@ -12,6 +12,7 @@ use crate::connection::{BrokerConfig, Cursor, connect_any};
 use crate::error::BrokerError;
 use crate::event::Event;
 use crate::message::Outgoing;
+use crate::metrics::MetricNames;
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
 use lapin::{BasicProperties, Channel, Confirmation};
 use std::sync::Arc;
@@ -44,6 +45,7 @@ struct Inner {
     /// One permit per lane: publishes in flight at once.
     lanes: Semaphore,
     generations: AtomicU64,
+    metric_names: &'static MetricNames,
 }
 
 /// The connection the lanes are opened on.
@@ -95,6 +97,7 @@ impl Publisher {
                 idle: std::sync::Mutex::new(Vec::new()),
                 lanes: Semaphore::new(config.publish_channels.max(1)),
                 generations: AtomicU64::new(0),
+                metric_names: MetricNames::under(&config.metric_prefix),
             }),
         })
     }
@@ -152,7 +155,7 @@ impl Publisher {
                     Ok(result) => result,
                     Err(_) => Err(BrokerError::ConfirmTimeout(left)),
                 };
-            record(message, &result);
+            record(self.inner.metric_names, message, &result);
             match result {
                 // A nack says the broker could not take the message now (a quorum queue
                 // electing a new leader after a node loss, a queue refusing while full): the
@@ -318,6 +321,11 @@ impl Publisher {
         .await;
     }
 
+    /// The names its runtime's metrics are recorded under.
+    pub(crate) fn metric_names(&self) -> &'static MetricNames {
+        self.inner.metric_names
+    }
+
     /// Closes the lanes and the connection; later publishes fail with
     /// [`BrokerError::Closed`].
     pub async fn close(&self) {
@@ -365,7 +373,7 @@ fn publish_span(message: &Outgoing) -> tracing::Span {
     )
 }
 
-fn record(message: &Outgoing, result: &Result<(), BrokerError>) {
+fn record(names: &MetricNames, message: &Outgoing, result: &Result<(), BrokerError>) {
     let outcome = match result {
         Ok(()) => "confirmed",
         Err(BrokerError::Unroutable { .. }) => "unroutable",
@@ -373,7 +381,7 @@ fn record(message: &Outgoing, result: &Result<(), BrokerError>) {
         Err(_) => "failed",
     };
     metrics::counter!(
-        "orderflow_published_total",
+        names.published,
         "exchange" => message.exchange.clone(),
         "outcome" => outcome
     )

@@ -74,7 +74,7 @@ pub struct CommonArgs {
     /// A message redelivered, or a request retried, after this long is no longer recognised.
     #[arg(long, env = "RETENTION_HOURS", default_value_t = 168)]
     pub retention_hours: u64,
-    /// Log filter, e.g. `info,broker=debug`.
+    /// Log filter, e.g. `info,orderflow_broker=debug`.
     #[arg(long = "log", env = "RUST_LOG", default_value = "info")]
     pub log_filter: String,
     /// Log one JSON object per line (`LOG_JSON=1`, `true`, `yes` or `on`).

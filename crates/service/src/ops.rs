@@ -109,7 +109,7 @@ pub fn metrics() -> PrometheusHandle {
                 .expect("bucket lists are not empty")
                 .install_recorder()
                 .expect("no other metrics recorder is installed");
-            broker::metrics::describe();
+            broker::metrics::describe("orderflow");
             describe();
             // Every crate shares the workspace's version.
             metrics::gauge!("orderflow_build_info", "version" => env!("CARGO_PKG_VERSION"))

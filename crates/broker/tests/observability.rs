@@ -1,6 +1,7 @@
-//! Trace context through the consumer runtime against a real broker, with OpenTelemetry's SDK
-//! recording the spans: one trace from the first publish through a retry to the handler's own
-//! publish, each hop the child of the one before.
+//! What the runtime tells an operator, against a real broker: the trace context, with
+//! OpenTelemetry's SDK recording the spans (one trace from the first publish through a retry to
+//! the handler's own publish, each hop the child of the one before), and the metrics under the
+//! configured prefix.
 
 mod common;
 
@@ -186,5 +187,49 @@ async fn a_retry_and_the_handlers_publish_continue_the_trace_of_the_first_publis
             span.name
         );
     }
+    running.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_metrics_are_recorded_under_the_configured_prefix() {
+    let recorder = metrics_exporter_prometheus::PrometheusBuilder::new()
+        .install_recorder()
+        .unwrap();
+    orderflow_broker::metrics::describe("acme");
+    let vhost = TestVhost::new().await;
+    let reject =
+        |_: orderflow_broker::Message<TestEvent>| async { Err(HandlerError::reject("never")) };
+    let queue = QueueSpec::new("svc.metered").bind(common::EXCHANGE, common::ROUTING_KEY);
+    let topology = Topology::default()
+        .exchange(common::EXCHANGE, ExchangeType::Direct)
+        .queue(queue.clone());
+    let runtime = Runtime::new(config(&vhost.url).with_metric_prefix("acme"))
+        .unwrap()
+        .with_topology(topology)
+        .with_consumer(ConsumerSpec::new(queue, reject));
+    let running = Running::start(runtime).await;
+    running
+        .publisher
+        .publish_event(&TestEvent {
+            id: 5,
+            fail_times: 0,
+        })
+        .await
+        .unwrap();
+    let text = eventually("the dead letter counted", Duration::from_secs(20), || {
+        let text = recorder.render();
+        async move { text.contains("acme_dead_letters_total{").then_some(text) }
+    })
+    .await
+    .unwrap();
+    assert!(
+        text.contains(r#"acme_dead_letters_total{queue="svc.metered",reason="rejected"} 1"#),
+        "{text}"
+    );
+    assert!(text.contains("# HELP acme_deliveries_total"), "{text}");
+    assert!(
+        !text.contains("orderflow_"),
+        "no metric under the default prefix: {text}"
+    );
     running.shutdown().await.unwrap();
 }
