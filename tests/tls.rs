@@ -94,15 +94,14 @@ async fn a_server_not_signed_by_a_trusted_ca_is_refused() {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let ca = TestCa::new().unwrap();
     let node = PrivateNode::start_tls(&ca).await.unwrap();
-    let refused =
-        broker::connection::connect(&node.amqps_url(), &Tls::default(), "tls-test", "probe").await;
+    let refused = broker::connect(&node.amqps_url(), &Tls::default(), "tls-test", "probe").await;
     let err = refused.expect_err("the test CA is trusted nowhere");
     assert!(
         format!("{err:?}").contains("UnknownIssuer"),
         "refused for its certificate: {err:?}"
     );
     let trusted = Tls::from_files(Some(&ca.certificate()), None, None).unwrap();
-    let accepted = broker::connection::connect(&node.amqps_url(), &trusted, "tls-test", "probe")
+    let accepted = broker::connect(&node.amqps_url(), &trusted, "tls-test", "probe")
         .await
         .unwrap();
     let _ = accepted.close(200, "done".into()).await;

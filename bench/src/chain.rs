@@ -27,9 +27,7 @@ pub async fn ceiling(
     let tag = Uuid::new_v4().simple().to_string();
     let (input, fanout) = (format!("bench.{tag}.in"), format!("bench.{tag}.fanout"));
     let outputs = [format!("bench.{tag}.out.1"), format!("bench.{tag}.out.2")];
-    let conn =
-        broker::connection::connect(url, &broker::Tls::default(), "orderflow-bench", "ceiling")
-            .await?;
+    let conn = broker::connect(url, &broker::Tls::default(), "orderflow-bench", "ceiling").await?;
     let setup = conn.create_channel().await?;
     let mut quorum = FieldTable::default();
     quorum.insert(

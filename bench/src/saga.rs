@@ -94,11 +94,9 @@ pub async fn ceiling(
     bodies: &Bodies,
 ) -> anyhow::Result<(f64, BTreeMap<String, f64>)> {
     let names = Names::new();
-    let conn =
-        broker::connection::connect(url, &broker::Tls::default(), "orderflow-bench", "ceiling")
-            .await?;
+    let conn = broker::connect(url, &broker::Tls::default(), "orderflow-bench", "ceiling").await?;
     let setup = conn.create_channel().await?;
-    let version = broker::version::detect(url)
+    let version = broker::detect_version(url)
         .await
         .unwrap_or(broker::BrokerVersion::OLDEST_SUPPORTED);
     names.topology().declare(&setup, version).await?;

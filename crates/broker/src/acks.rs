@@ -159,7 +159,7 @@ impl Acks {
 
 fn report(names: &MetricNames, written: &Result<(), lapin::Error>, acked: usize) {
     match written {
-        Ok(()) => metrics::histogram!(names.acks_per_frame).record(acked as f64),
+        Ok(()) => crate::metrics::record(names.acks_per_frame, &[], acked as f64),
         Err(err) => {
             tracing::warn!(error = %err, acked, "ack failed; the broker will redeliver");
         }

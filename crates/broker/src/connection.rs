@@ -156,7 +156,7 @@ impl BrokerConfig {
 
 /// Connection properties naming the connection `<app_id>-<role>` in the management UI.
 #[must_use]
-pub fn properties(app_id: &str, role: &str) -> ConnectionProperties {
+pub(crate) fn properties(app_id: &str, role: &str) -> ConnectionProperties {
     ConnectionProperties::default().with_connection_name(format!("{app_id}-{role}").into())
 }
 
@@ -168,7 +168,7 @@ pub const DEFAULT_FRAME_MAX: u32 = 32 * 1024;
 
 /// `url` with `frame_max` set to [`DEFAULT_FRAME_MAX`], unless the URL already sets it.
 #[must_use]
-pub fn with_frame_max(url: &str) -> String {
+pub(crate) fn with_frame_max(url: &str) -> String {
     let query = url.split_once('?').map(|(_, query)| query);
     if query.is_some_and(|q| q.split('&').any(|pair| pair.starts_with("frame_max="))) {
         return url.to_owned();
@@ -214,7 +214,7 @@ pub fn login_user(url: &str) -> Option<String> {
 
 /// The addresses a configured URL names: one URL, or several separated by commas.
 #[must_use]
-pub fn addresses(url: &str) -> Vec<&str> {
+pub(crate) fn addresses(url: &str) -> Vec<&str> {
     url.split(',')
         .map(str::trim)
         .filter(|address| !address.is_empty())
@@ -224,14 +224,14 @@ pub fn addresses(url: &str) -> Vec<&str> {
 /// Which address the next connection tries first: the one that answered last, so a healthy
 /// node keeps its clients and a lost one is left for the next.
 #[derive(Debug, Default)]
-pub struct Cursor(AtomicUsize);
+pub(crate) struct Cursor(AtomicUsize);
 
 /// Opens one connection to the first of `url`'s addresses that answers, starting at `cursor`
 /// (left on the one that answered); returns it with that address.
 ///
 /// # Errors
 /// The last address's error when none answers.
-pub async fn connect_any(
+pub(crate) async fn connect_any(
     url: &str,
     tls: &Tls,
     cursor: &Cursor,

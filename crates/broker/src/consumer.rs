@@ -8,7 +8,7 @@ use crate::failure::{self, FailedBy, Failure};
 use crate::handler::{Handler, HandlerError};
 use crate::headers;
 use crate::message::{Message, Meta};
-use crate::metrics::MetricNames;
+use crate::metrics::{MetricNames, increment, record, set};
 use crate::publisher::Publisher;
 use crate::retry::{Decision, Outcome, decide};
 use crate::settle::{Settler, settle};
@@ -397,14 +397,18 @@ async fn process(
         let elapsed = started.elapsed();
         let decision = decide(&spec.queue.retry, retry_count, attempt.outcome);
         let names = settler.publisher.metric_names();
-        metrics::histogram!(names.handler_seconds, "queue" => queue.to_owned())
-            .record(elapsed.as_secs_f64());
-        metrics::counter!(
+        record(
+            names.handler_seconds,
+            &[("queue", queue)],
+            elapsed.as_secs_f64(),
+        );
+        increment(
             names.deliveries,
-            "queue" => queue.to_owned(),
-            "outcome" => outcome_label(attempt.outcome)
-        )
-        .increment(1);
+            &[
+                ("queue", queue),
+                ("outcome", outcome_label(attempt.outcome)),
+            ],
+        );
         record_decision(names, queue, decision);
         // Each is an event of the delivery's span as well as a log line.
         let (error, error_type) = attempt.failure.as_ref().map_or(("", ""), |failure| {
@@ -508,8 +512,7 @@ impl Pause {
             *held += 1;
             if *held == 1 {
                 tracing::warn!(queue = %self.queue, "a dependency is down; pausing the consumer");
-                metrics::gauge!(self.names.consumer_paused, "queue" => self.queue.to_string())
-                    .set(1.0);
+                set(self.names.consumer_paused, &[("queue", &self.queue)], 1.0);
             }
         });
         Hold(self.clone())
@@ -529,8 +532,7 @@ impl Drop for Hold {
             *held -= 1;
             if *held == 0 {
                 tracing::info!(queue = %pause.queue, "dependency answers again; resuming the consumer");
-                metrics::gauge!(pause.names.consumer_paused, "queue" => pause.queue.to_string())
-                    .set(0.0);
+                set(pause.names.consumer_paused, &[("queue", &pause.queue)], 0.0);
             }
         });
     }
@@ -543,22 +545,15 @@ fn record_decision(names: &MetricNames, queue: &str, decision: Decision) {
         Decision::Ack => "ack",
         Decision::Retry { .. } => "retry",
         Decision::DeadLetter(reason) => {
-            metrics::counter!(
+            increment(
                 names.dead_letters,
-                "queue" => queue.to_owned(),
-                "reason" => reason.as_str()
-            )
-            .increment(1);
+                &[("queue", queue), ("reason", reason.as_str())],
+            );
             "dead_letter"
         }
         Decision::GiveBack => "requeue",
     };
-    metrics::counter!(
-        names.decisions,
-        "queue" => queue.to_owned(),
-        "decision" => label
-    )
-    .increment(1);
+    increment(names.decisions, &[("queue", queue), ("decision", label)]);
 }
 
 fn outcome_label(outcome: Outcome) -> &'static str {

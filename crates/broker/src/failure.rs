@@ -9,19 +9,19 @@ use std::borrow::Cow;
 use std::sync::LazyLock;
 
 /// The error type of a [`HandlerError::Retry`] not named by its handler (and of `?`).
-pub const RETRY: &str = "retry";
+pub(crate) const RETRY: &str = "retry";
 /// The error type of a [`HandlerError::Reject`] not named by its handler.
-pub const REJECT: &str = "reject";
+pub(crate) const REJECT: &str = "reject";
 /// The error type of a [`HandlerError::Unavailable`] not named by its handler.
-pub const UNAVAILABLE: &str = "unavailable";
+pub(crate) const UNAVAILABLE: &str = "unavailable";
 /// The error type of a body that does not decode.
-pub const MALFORMED: &str = "malformed";
+pub(crate) const MALFORMED: &str = "malformed";
 /// The error type of a handler that panicked.
-pub const PANIC: &str = "panic";
+pub(crate) const PANIC: &str = "panic";
 /// The error type of a handler that ran past its timeout.
-pub const TIMEOUT: &str = "timeout";
+pub(crate) const TIMEOUT: &str = "timeout";
 /// The error type of a message from a publisher the consumer does not trust ([`crate::trust`]).
-pub const UNTRUSTED_PUBLISHER: &str = "untrusted-publisher";
+pub(crate) const UNTRUSTED_PUBLISHER: &str = "untrusted-publisher";
 
 /// Causes kept at most: the chain's first ones say most.
 const MAX_CAUSES: usize = 5;
@@ -122,8 +122,9 @@ fn causes(mut source: Option<&(dyn std::error::Error + 'static)>, message: &str)
     kept
 }
 
-/// A short stable hash of an error type and its normalised message (see [`normalise`]): the
-/// same failure on different orders has the same fingerprint, another type another one.
+/// A short stable hash of an error type and its normalised message (UUIDs, long hex ids and
+/// numbers replaced): the same failure on different orders has the same fingerprint, another
+/// type another one.
 /// 12 hex digits of SHA-256, stable across machines and releases.
 #[must_use]
 pub fn fingerprint(error_type: &str, message: &str) -> String {
@@ -146,7 +147,7 @@ static NUMBER: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"\d+").expect("val
 /// An error message with what differs between orders replaced: UUIDs by `<uuid>`, hex ids of
 /// 8 or more digits by `<hex>`, other numbers by `<n>`.
 #[must_use]
-pub fn normalise(message: &str) -> String {
+pub(crate) fn normalise(message: &str) -> String {
     let text = UUID.replace_all(message, "<uuid>");
     let text = WORD.replace_all(&text, |found: &regex::Captures<'_>| {
         let word = &found[0];

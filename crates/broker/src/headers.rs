@@ -34,7 +34,7 @@ pub const ORIGINAL_ROUTING_KEY: &str = "original-routing-key";
 /// How many times an operator has replayed the message from its dead-letter queue (absent = 0).
 pub const REPLAY_COUNT: &str = "replay-count";
 /// The `user_id` of the message's first publisher, kept by retry, dead-letter and replay copies
-/// (which their own publisher's login stamps); see [`crate::trust`].
+/// (which their own publisher's login stamps); see [`crate::Trust`].
 pub const ORIGINAL_USER_ID: &str = "original-user-id";
 /// The broker's count of earlier deliveries of a quorum queue message (read, never written).
 pub const DELIVERY_COUNT: &str = "x-delivery-count";

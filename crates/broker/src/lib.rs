@@ -1,41 +1,47 @@
 #![doc = include_str!("../README.md")]
+// Every item has one public path: types and the functions that go with them at the root, the
+// name constants and free functions of one concern in a public module (`headers`, `topology`,
+// `trace`, `copies`, `metrics`, `backoff`).
+#![warn(unreachable_pub)]
 
 mod acks;
 pub mod backoff;
 mod codec;
-pub mod connection;
-pub mod consumer;
+mod connection;
+mod consumer;
 pub mod copies;
-pub mod error;
-pub mod event;
-pub mod failure;
-pub mod handler;
+mod error;
+mod event;
+mod failure;
+mod handler;
 pub mod headers;
-pub mod message;
+mod message;
 pub mod metrics;
-pub mod publish;
-pub mod publisher;
+mod publish;
+mod publisher;
 #[cfg(feature = "test-util")]
-pub mod recording;
-pub mod retry;
-pub mod runtime;
+mod recording;
+mod retry;
+mod runtime;
 mod settle;
-pub mod tls;
+mod tls;
 pub mod topology;
 pub mod trace;
-pub mod trust;
-pub mod version;
+mod trust;
+mod version;
 
 pub use codec::{Decode, Json, Raw};
-pub use connection::{BrokerConfig, Readiness};
-pub use consumer::ConsumerSpec;
+pub use connection::{
+    BrokerConfig, DEFAULT_FRAME_MAX, Readiness, connect, login_user, redact as redact_url,
+};
+pub use consumer::{ConsumerSpec, OutageCheck};
 pub use error::{BrokerError, TopologyError};
 pub use event::Event;
-pub use failure::{FailedBy, Failure};
+pub use failure::{FailedBy, Failure, fingerprint};
 pub use handler::{BoxError, Handler, HandlerError};
 pub use headers::DeadLetterReason;
 pub use lapin;
-pub use message::{Message, Meta, Outgoing};
+pub use message::{Message, Meta, Outgoing, text_headers};
 pub use publish::Publish;
 pub use publisher::Publisher;
 #[cfg(feature = "test-util")]
@@ -45,4 +51,4 @@ pub use runtime::Runtime;
 pub use tls::{Tls, TlsFileError};
 pub use topology::{ExchangeType, QueueSpec, QueueType, Topology};
 pub use trust::Trust;
-pub use version::BrokerVersion;
+pub use version::{BrokerVersion, detect as detect_version};

@@ -2,7 +2,6 @@
 //! [`BrokerConfig::with_metric_prefix`](crate::BrokerConfig::with_metric_prefix) says otherwise),
 //! described once so every exporter shows their HELP text and unit.
 
-use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
 use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock};
 
@@ -44,10 +43,51 @@ impl MetricNames {
     }
 }
 
+/// Counts one under `name` and `labels` (nothing without the `metrics` feature).
+pub(crate) fn increment(name: &'static str, labels: &[(&'static str, &str)]) {
+    #[cfg(feature = "metrics")]
+    metrics::counter!(name, owned(labels)).increment(1);
+    #[cfg(not(feature = "metrics"))]
+    let _ = (name, labels);
+}
+
+/// Records `value` in the histogram `name`.
+pub(crate) fn record(name: &'static str, labels: &[(&'static str, &str)], value: f64) {
+    #[cfg(feature = "metrics")]
+    metrics::histogram!(name, owned(labels)).record(value);
+    #[cfg(not(feature = "metrics"))]
+    let _ = (name, labels, value);
+}
+
+/// Sets the gauge `name` to `value`.
+pub(crate) fn set(name: &'static str, labels: &[(&'static str, &str)], value: f64) {
+    #[cfg(feature = "metrics")]
+    metrics::gauge!(name, owned(labels)).set(value);
+    #[cfg(not(feature = "metrics"))]
+    let _ = (name, labels, value);
+}
+
+#[cfg(feature = "metrics")]
+fn owned(labels: &[(&'static str, &str)]) -> Vec<metrics::Label> {
+    labels
+        .iter()
+        .map(|(key, value)| metrics::Label::new(*key, (*value).to_owned()))
+        .collect()
+}
+
 /// Describes every metric the library records under `prefix` (the one its `BrokerConfig`
-/// names); call once after installing a recorder.
+/// names), through the `metrics` facade; call once after installing a recorder. Without the
+/// `metrics` feature the library records nothing and this does nothing.
 pub fn describe(prefix: &str) {
-    let names = MetricNames::under(prefix);
+    #[cfg(feature = "metrics")]
+    describe_all(MetricNames::under(prefix));
+    #[cfg(not(feature = "metrics"))]
+    let _ = prefix;
+}
+
+#[cfg(feature = "metrics")]
+fn describe_all(names: &MetricNames) {
+    use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
     describe_counter!(
         names.deliveries,
         "Deliveries by consumer queue and what the handler returned (handled, retryable, rejected, malformed, unavailable)."

@@ -380,10 +380,8 @@ fn record(names: &MetricNames, message: &Outgoing, result: &Result<(), BrokerErr
         Err(BrokerError::Nacked { .. }) => "nacked",
         Err(_) => "failed",
     };
-    metrics::counter!(
+    crate::metrics::increment(
         names.published,
-        "exchange" => message.exchange.clone(),
-        "outcome" => outcome
-    )
-    .increment(1);
+        &[("exchange", &message.exchange), ("outcome", outcome)],
+    );
 }

@@ -35,7 +35,7 @@ async fn an_unroutable_publish_is_an_error_to_the_caller() {
         .exchange(common::EXCHANGE, ExchangeType::Direct)
         .declare(
             inspector.channel(),
-            orderflow_broker::version::detect(&vhost.url).await.unwrap(),
+            orderflow_broker::detect_version(&vhost.url).await.unwrap(),
         )
         .await
         .unwrap();
@@ -57,7 +57,7 @@ async fn a_nacked_publish_is_an_error_to_the_caller() {
         .exchange(common::EXCHANGE, ExchangeType::Direct)
         .declare(
             channel,
-            orderflow_broker::version::detect(&vhost.url).await.unwrap(),
+            orderflow_broker::detect_version(&vhost.url).await.unwrap(),
         )
         .await
         .unwrap();
@@ -93,7 +93,7 @@ async fn declaring_twice_is_harmless_and_a_conflict_names_the_queue_and_argument
     let topology = Topology::default()
         .exchange(common::EXCHANGE, ExchangeType::Direct)
         .queue(QueueSpec::new("svc.q").bind(common::EXCHANGE, common::ROUTING_KEY));
-    let version = orderflow_broker::version::detect(&vhost.url).await.unwrap();
+    let version = orderflow_broker::detect_version(&vhost.url).await.unwrap();
     for _ in 0..2 {
         topology
             .declare(inspector.channel(), version)
@@ -138,7 +138,7 @@ async fn declaring_twice_is_harmless_and_a_conflict_names_the_queue_and_argument
 #[tokio::test]
 async fn the_broker_version_is_read_from_its_greeting() {
     let vhost = TestVhost::new().await;
-    let version = orderflow_broker::version::detect(&vhost.url).await;
+    let version = orderflow_broker::detect_version(&vhost.url).await;
     assert!(
         version.is_some_and(|v| v >= orderflow_broker::BrokerVersion::OLDEST_SUPPORTED),
         "{version:?}"
@@ -154,7 +154,7 @@ async fn every_returned_publish_is_told_apart_from_the_confirmed_ones_around_it(
     const EACH: u32 = 500;
     let vhost = TestVhost::new().await;
     let mut inspector = Inspector::connect(&vhost.url).await.unwrap();
-    let version = orderflow_broker::version::detect(&vhost.url).await.unwrap();
+    let version = orderflow_broker::detect_version(&vhost.url).await.unwrap();
     Topology::default()
         .exchange(common::EXCHANGE, ExchangeType::Direct)
         .queue(QueueSpec::new("svc.routable").bind(common::EXCHANGE, "routable"))

@@ -190,7 +190,7 @@ async fn always_failing_ends_in_the_dlq_with_every_header_and_the_original_body(
     assert_eq!(dead.header(headers::ERROR_TYPE).as_deref(), Some("retry"));
     assert_eq!(
         dead.header(headers::ERROR_FINGERPRINT),
-        Some(orderflow_broker::failure::fingerprint(
+        Some(orderflow_broker::fingerprint(
             "retry",
             "transient failure 1 of 1000"
         )),
@@ -267,7 +267,7 @@ async fn a_body_larger_than_a_frame_is_retried_and_dead_lettered_intact() {
         .with_initial_delay(Duration::from_millis(100));
     let running = start_flaky(&vhost.url, "svc.big", policy, &recorder).await;
     // Four frames' worth: the publish, the retry copy and the dead letter are each split.
-    let padding = "x".repeat(4 * orderflow_broker::connection::DEFAULT_FRAME_MAX as usize);
+    let padding = "x".repeat(4 * orderflow_broker::DEFAULT_FRAME_MAX as usize);
     let body = format!(r#"{{"id": 5, "fail_times": 1000, "padding": "{padding}"}}"#).into_bytes();
     let mut message = orderflow_broker::Outgoing::event(
         &TestEvent {

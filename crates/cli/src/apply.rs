@@ -26,7 +26,7 @@ pub async fn apply(target: &Target, retry: &RetryArgs) -> anyhow::Result<Applied
         .with_multiplier(retry.retry_multiplier)
         .with_max_delay(Duration::from_millis(retry.retry_max_delay_ms));
     let topology = contracts::topology::system(&policy);
-    let version = broker::version::detect(&target.amqp_url)
+    let version = broker::detect_version(&target.amqp_url)
         .await
         .unwrap_or(BrokerVersion::OLDEST_SUPPORTED);
     let connection = target.connect().await?;

@@ -88,7 +88,7 @@ impl DeadLetter {
     #[must_use]
     pub fn fingerprint(&self) -> String {
         self.header(headers::ERROR_FINGERPRINT).unwrap_or_else(|| {
-            broker::failure::fingerprint(
+            broker::fingerprint(
                 self.error_kind().as_deref().unwrap_or("unknown"),
                 self.error().as_deref().unwrap_or(""),
             )

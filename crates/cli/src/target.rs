@@ -2,9 +2,9 @@
 
 use crate::exit::Exit;
 use anyhow::{Context, anyhow};
-use broker::connection::redact;
 use broker::lapin::protocol::{AMQPErrorKind, AMQPSoftError};
 use broker::lapin::{Channel, Connection, ErrorKind, uri::AMQPUri};
+use broker::redact_url as redact;
 use std::time::Duration;
 
 /// The `app_id` on what the CLI publishes, and its connections' name prefix.
@@ -104,7 +104,7 @@ impl Target {
     /// # Errors
     /// When the broker cannot be reached or refuses the login or the vhost (exit code 3).
     pub async fn connect(&self) -> anyhow::Result<Connection> {
-        broker::connection::connect(&self.amqp_url, &self.tls, APP_ID, "admin")
+        broker::connect(&self.amqp_url, &self.tls, APP_ID, "admin")
             .await
             .with_context(|| {
                 Exit::unreachable(format!("cannot connect to {}", redact(&self.amqp_url)))

@@ -250,7 +250,7 @@ impl Settings {
             .get(contracts::names::publisher_of(event_type)?)?;
         Some(broker::Trust {
             publisher: publisher.clone(),
-            own: broker::connection::login_user(&self.broker.url).unwrap_or_default(),
+            own: broker::login_user(&self.broker.url).unwrap_or_default(),
             operators: self.operator_users.clone(),
         })
     }

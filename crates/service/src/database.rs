@@ -2,7 +2,7 @@
 //! replicas), migrated on start.
 
 use anyhow::Context;
-use broker::connection::redact;
+use broker::redact_url as redact;
 use sqlx::AnyPool;
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::migrate::Migrator;

@@ -32,7 +32,7 @@ impl Fixture {
         contracts::topology::system(&RetryPolicy::default())
             .declare(
                 inspector.channel(),
-                broker::version::detect(&vhost.url).await.unwrap(),
+                broker::detect_version(&vhost.url).await.unwrap(),
             )
             .await
             .unwrap();
@@ -184,7 +184,7 @@ pub async fn ready(channel: &Channel, queue: &str) -> u32 {
 }
 
 pub fn dead_letter_properties(source: &str, message_id: &str) -> BasicProperties {
-    let mut table = broker::message::text_headers(&[
+    let mut table = broker::text_headers(&[
         (headers::ERROR, "card processor timed out"),
         (headers::ERROR_KIND, "retries-exhausted"),
         (headers::FAILED_AT, "2026-11-22T10:00:00Z"),
@@ -283,7 +283,7 @@ impl Letter {
 
     /// The group the library gives it.
     pub fn fingerprint(&self) -> String {
-        broker::failure::fingerprint(
+        broker::fingerprint(
             self.error_type.as_deref().unwrap_or(&self.error_kind),
             &self.error,
         )
@@ -292,7 +292,7 @@ impl Letter {
     pub fn properties(&self) -> BasicProperties {
         let failed_at =
             humantime::format_rfc3339_seconds(std::time::SystemTime::now() - self.age).to_string();
-        let mut table = broker::message::text_headers(&[
+        let mut table = broker::text_headers(&[
             (headers::ERROR, self.error.as_str()),
             (headers::ERROR_KIND, self.error_kind.as_str()),
             (headers::FAILED_AT, failed_at.as_str()),
