@@ -21,7 +21,9 @@ use tracing_opentelemetry::OpenTelemetrySpanExt;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
-/// The spans every test of this binary records (each test looks only at its own trace).
+/// The spans every test of this binary records (each test looks only at its own trace). Every
+/// test calls it first: the test kit's log subscriber, installed by whichever test gets there
+/// first, would otherwise take the global slot.
 fn exporter() -> &'static InMemorySpanExporter {
     static INSTALLED: OnceLock<(InMemorySpanExporter, SdkTracerProvider)> = OnceLock::new();
     &INSTALLED
@@ -192,6 +194,9 @@ async fn a_retry_and_the_handlers_publish_continue_the_trace_of_the_first_publis
 
 #[tokio::test]
 async fn the_metrics_are_recorded_under_the_configured_prefix() {
+    // First, as in every test here: the spans' subscriber must be the global one before the test
+    // kit installs its own.
+    exporter();
     let recorder = metrics_exporter_prometheus::PrometheusBuilder::new()
         .install_recorder()
         .unwrap();
