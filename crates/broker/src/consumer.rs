@@ -383,9 +383,6 @@ async fn process(
     );
     // The message's context is the parent: the handler's publishes continue its trace.
     trace::follow_headers(&span, &meta.headers);
-    if let Some(trace_id) = trace::trace_id(&span) {
-        span.record("trace_id", trace_id);
-    }
     let handled = async {
         let retry_count = meta.retry_count;
         let started = Instant::now();

@@ -20,7 +20,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use tokio::sync::{Mutex, Semaphore};
 use tracing::Instrument;
-use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 /// Publishes messages and waits for the broker's confirm; cheap to clone and share.
 #[derive(Clone)]
@@ -130,7 +129,7 @@ impl Publisher {
         let mut properties = message.properties.clone();
         // The message carries this publish's own context: its consumer's span is a child of it.
         let mut headers = properties.headers().clone().unwrap_or_default();
-        crate::trace::inject(&span.context(), &mut headers);
+        crate::trace::inject_headers(&span, &mut headers);
         properties = properties.with_headers(headers);
         self.publish_within_window(message, &properties)
             .instrument(span)

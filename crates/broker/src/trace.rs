@@ -11,30 +11,39 @@ use opentelemetry::trace::TraceContextExt;
 use std::collections::HashMap;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
-/// Writes `cx` into message headers (replacing a context the headers held).
-pub(crate) fn inject(cx: &opentelemetry::Context, headers: &mut FieldTable) {
-    if !cx.span().span_context().is_valid() {
-        return;
+/// Writes `span`'s context into `carrier` (message headers, HTTP headers, a map), replacing a
+/// context it held; nothing when `span` has no valid one.
+pub fn inject(span: &tracing::Span, carrier: &mut dyn Injector) {
+    let cx = span.context();
+    if cx.span().span_context().is_valid() {
+        opentelemetry::global::get_text_map_propagator(|propagator| {
+            propagator.inject_context(&cx, carrier);
+        });
     }
-    opentelemetry::global::get_text_map_propagator(|propagator| {
-        propagator.inject_context(cx, &mut HeaderInjector(headers));
-    });
 }
 
-/// The context message headers carry (empty when they carry none).
-pub(crate) fn extract(headers: &FieldTable) -> opentelemetry::Context {
-    opentelemetry::global::get_text_map_propagator(|propagator| {
-        propagator.extract(&HeaderExtractor(headers))
-    })
-}
-
-/// Makes `span` a child of the context in `headers`; a span that was given a parent this way is
-/// not re-parented by the task's current span.
-pub(crate) fn follow_headers(span: &tracing::Span, headers: &FieldTable) {
-    let cx = extract(headers);
+/// Makes `span` a child of the context in `carrier` when it holds a valid one (a span given a
+/// parent this way is not re-parented by the task's current span), and records the trace id in
+/// its `trace_id` field, if it has one, so its log lines carry it.
+pub fn follow(span: &tracing::Span, carrier: &dyn Extractor) {
+    let cx =
+        opentelemetry::global::get_text_map_propagator(|propagator| propagator.extract(carrier));
     if cx.span().span_context().is_valid() {
         let _ = span.set_parent(cx);
     }
+    if let Some(trace_id) = trace_id(span) {
+        span.record("trace_id", trace_id);
+    }
+}
+
+/// Writes `span`'s context into message headers.
+pub(crate) fn inject_headers(span: &tracing::Span, headers: &mut FieldTable) {
+    inject(span, &mut HeaderInjector(headers));
+}
+
+/// Makes `span` a child of the context message headers carry.
+pub(crate) fn follow_headers(span: &tracing::Span, headers: &FieldTable) {
+    follow(span, &HeaderExtractor(headers));
 }
 
 /// The W3C `traceparent` of the current span (through the installed propagator, which must
@@ -54,11 +63,7 @@ pub fn current_traceparent() -> Option<String> {
 /// unparsable one leaves `span` where it was.
 pub fn continue_traceparent(span: &tracing::Span, traceparent: &str) {
     let carrier = HashMap::from([(TRACEPARENT.to_owned(), traceparent.to_owned())]);
-    let cx =
-        opentelemetry::global::get_text_map_propagator(|propagator| propagator.extract(&carrier));
-    if cx.span().span_context().is_valid() {
-        let _ = span.set_parent(cx);
-    }
+    follow(span, &carrier);
 }
 
 /// The current span's trace id as 32 hex digits (for log lines); `None` outside a valid trace.

@@ -15,23 +15,29 @@ use tracing::Instrument;
 /// How often the health service looks at the store.
 const HEALTH_EVERY: Duration = Duration::from_secs(2);
 
-/// The server span of a gRPC call (`rpc.*` attributes), a child of the caller's context.
+/// The server span of a gRPC call, a child of the caller's context.
 fn server_span(request: &http::Request<()>) -> tracing::Span {
-    let (service, method) = service_and_method(request.uri().path());
-    if is_health(service) {
-        return tracing::Span::none();
-    }
-    let span = tracing::info_span!(
-        "grpc",
-        otel.name = %format_args!("{service}/{method}"),
-        otel.kind = "server",
-        rpc.system = "grpc",
-        rpc.service = %service,
-        rpc.method = %method,
-        trace_id = tracing::field::Empty,
-    );
-    crate::trace::follow(&span, request.headers());
-    span
+    rpc_span(request.uri().path(), "server")
+        .inspect(|span| crate::trace::follow(span, request.headers()))
+        .unwrap_or_else(tracing::Span::none)
+}
+
+/// A span of the call to `path` (`rpc.*` attributes) of `kind` (`server` or `client`); none for
+/// health checks, which (readiness probes) would each be a trace of their own, burying the
+/// orders'.
+fn rpc_span(path: &str, kind: &'static str) -> Option<tracing::Span> {
+    let (service, method) = service_and_method(path);
+    (service != tonic_health::pb::health_server::SERVICE_NAME).then(|| {
+        tracing::info_span!(
+            "grpc",
+            otel.name = %format_args!("{service}/{method}"),
+            otel.kind = kind,
+            rpc.system = "grpc",
+            rpc.service = %service,
+            rpc.method = %method,
+            trace_id = tracing::field::Empty,
+        )
+    })
 }
 
 /// A gRPC server transport that counts and times every call by service, method and status
@@ -81,11 +87,6 @@ where
     }
 }
 
-/// Health checks (readiness probes) would each be a trace of their own, burying the orders'.
-fn is_health(service: &str) -> bool {
-    service == tonic_health::pb::health_server::SERVICE_NAME
-}
-
 /// `/pkg.Service/Method` as (`pkg.Service`, `Method`).
 fn service_and_method(path: &str) -> (&str, &str) {
     path.trim_start_matches('/')
@@ -116,18 +117,7 @@ where
     }
 
     fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
-        let (service, method) = service_and_method(request.uri().path());
-        if is_health(service) {
-            return self.0.call(request).instrument(tracing::Span::none());
-        }
-        let span = tracing::info_span!(
-            "grpc call",
-            otel.name = %format_args!("{service}/{method}"),
-            otel.kind = "client",
-            rpc.system = "grpc",
-            rpc.service = %service,
-            rpc.method = %method,
-        );
+        let span = rpc_span(request.uri().path(), "client").unwrap_or_else(tracing::Span::none);
         crate::trace::inject(&span, request.headers_mut());
         self.0.call(request).instrument(span)
     }
