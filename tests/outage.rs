@@ -42,7 +42,7 @@ async fn a_store_outage_longer_than_the_retry_schedule_dead_letters_nothing() {
     loop {
         let mut dead = Vec::new();
         for queue in queues::ALL {
-            let dlq = broker::topology::dead_letter_queue(queue);
+            let dlq = broker::Naming::default().dead_letter_queue(queue);
             let count = inspector.count(&dlq).await.unwrap();
             if count > 0 {
                 dead.push((dlq, count));

@@ -2,9 +2,9 @@
 //! the broker refuses for good without holding up newer ones, and publishes each event in the
 //! trace of the request that caused it.
 
-use broker::lapin::options::{QueueBindOptions, QueueDeclareOptions};
-use broker::lapin::types::FieldTable;
 use e2e::{Options, System, metrics};
+use lapin::options::{QueueBindOptions, QueueDeclareOptions};
+use lapin::types::FieldTable;
 use serde_json::{Value, json};
 use std::time::Duration;
 use testkit::eventually;

@@ -156,9 +156,9 @@ async fn a_malformed_order_created_lands_in_every_dlq_and_the_workers_go_on() {
         .basic_publish(
             "orders".into(),
             "order.created".into(),
-            broker::lapin::options::BasicPublishOptions::default(),
+            lapin::options::BasicPublishOptions::default(),
             &garbage,
-            broker::lapin::BasicProperties::default()
+            lapin::BasicProperties::default()
                 .with_delivery_mode(2)
                 .with_type("order.created".into()),
         )

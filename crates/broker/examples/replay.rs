@@ -5,7 +5,7 @@
 
 use lapin::options::{BasicAckOptions, BasicGetOptions, BasicNackOptions, QueueDeclareOptions};
 use lapin::types::FieldTable;
-use orderflow_broker::{BrokerConfig, Publisher, copies, topology};
+use orderflow_broker::{BrokerConfig, Naming, Publisher, copies};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -15,7 +15,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let connection =
         lapin::Connection::connect(&url, lapin::ConnectionProperties::default()).await?;
     let channel = connection.create_channel().await?;
-    let dlq = topology::dead_letter_queue(&queue);
+    let naming = Naming::default();
+    let dlq = naming.dead_letter_queue(&queue);
     // Only the letters there now: one that fails again at once is not replayed in a loop.
     let passive = QueueDeclareOptions {
         passive: true,
@@ -35,7 +36,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         };
         let delivery = &letter.delivery;
         // Same body and properties, retry count reset, to the queue it failed in.
-        let copy = copies::replay(&delivery.data, &delivery.properties, &queue);
+        let copy = copies::replay(&delivery.data, &delivery.properties, &naming, &queue);
         if let Err(err) = publisher.publish(&copy).await {
             let requeue = BasicNackOptions {
                 requeue: true,

@@ -159,7 +159,14 @@ impl ConsumerSpec {
     /// Runs the handler once on `body`: decoding, panics and the timeout included.
     async fn attempt(&self, body: &[u8], meta: Meta) -> Attempt {
         if let Some(trust) = &self.trust
-            && let Err(why) = trust.check(meta.user_id.as_deref(), &meta.headers)
+            && let Err(why) = trust.check(
+                meta.user_id.as_deref(),
+                headers::text(
+                    Some(&meta.headers),
+                    &self.queue.naming.header(headers::ORIGINAL_USER_ID),
+                )
+                .as_deref(),
+            )
         {
             return Attempt::failed(
                 Outcome::Rejected,
@@ -363,7 +370,7 @@ async fn process(
         correlation_id: props.correlation_id().as_ref().map(ToString::to_string),
         app_id: props.app_id().as_ref().map(ToString::to_string),
         user_id: props.user_id().as_ref().map(ToString::to_string),
-        retry_count: headers::retry_count(props),
+        retry_count: headers::retry_count(props, &spec.queue.naming),
         redelivered: delivery.redelivered,
         headers: props.headers().clone().unwrap_or_default(),
     };

@@ -4,7 +4,8 @@
 use crate::failure::{FailedBy, Failure};
 use crate::headers::{self, DeadLetterReason};
 use crate::message::Outgoing;
-use crate::topology::retry_queue;
+use crate::naming::Naming;
+use crate::topology::QueueSpec;
 use lapin::BasicProperties;
 use lapin::message::Delivery;
 use lapin::types::FieldTable;
@@ -14,35 +15,40 @@ use time::format_description::well_known::Rfc3339;
 /// What failed and who failed it, as a retry or dead-letter copy records it.
 pub type Failed<'a> = (&'a Failure, &'a FailedBy);
 
-/// The copy that waits in retry tier `tier` and then returns to `queue`.
+/// The copy that waits in `queue`'s retry tier `tier` and then returns to `queue`.
 #[must_use]
-pub fn retry(delivery: &Delivery, queue: &str, tier: u32, failed: Option<Failed<'_>>) -> Outgoing {
+pub fn retry(
+    delivery: &Delivery,
+    queue: &QueueSpec,
+    tier: u32,
+    failed: Option<Failed<'_>>,
+) -> Outgoing {
     let mut table = forwarded_headers(delivery, queue, failed);
-    headers::set_integer(&mut table, headers::RETRY_COUNT, tier);
-    copy(delivery, "", &retry_queue(queue, tier), table)
+    table.set_integer(headers::RETRY_COUNT, tier);
+    copy(delivery, "", &queue.retry_queue(tier), table.0)
 }
 
-/// The copy that goes to `queue`'s dead-letter queue through `exchange`, saying why.
+/// The copy that goes to `queue`'s dead-letter queue through its dead-letter exchange, saying
+/// why.
 #[must_use]
 pub fn dead_letter(
     delivery: &Delivery,
-    queue: &str,
-    exchange: &str,
+    queue: &QueueSpec,
     reason: DeadLetterReason,
     failed: Option<Failed<'_>>,
 ) -> Outgoing {
     let mut table = forwarded_headers(delivery, queue, failed);
-    headers::set_integer(
-        &mut table,
+    let naming = &queue.naming;
+    table.set_integer(
         headers::RETRY_COUNT,
-        headers::retry_count(&delivery.properties),
+        headers::retry_count(&delivery.properties, naming),
     );
-    headers::set_text(&mut table, headers::ERROR_KIND, reason.as_str());
+    table.set_text(headers::ERROR_KIND, reason.as_str());
     let now = OffsetDateTime::now_utc()
         .format(&Rfc3339)
         .unwrap_or_default();
-    headers::set_text(&mut table, headers::FAILED_AT, &now);
-    copy(delivery, exchange, queue, table)
+    table.set_text(headers::FAILED_AT, &now);
+    copy(delivery, &queue.dead_letter_exchange, &queue.name, table.0)
 }
 
 fn copy(delivery: &Delivery, exchange: &str, routing_key: &str, table: FieldTable) -> Outgoing {
@@ -68,31 +74,61 @@ const FAILURE_RECORD: [&str; 9] = [
     headers::ATTEMPTS,
 ];
 
+/// A copy's header table, written under one naming.
+struct Table<'n>(FieldTable, &'n Naming);
+
+impl Table<'_> {
+    fn set_text(&mut self, name: &'static str, value: &str) {
+        headers::set_text(&mut self.0, &self.1.header(name), value);
+    }
+
+    fn set_integer(&mut self, name: &'static str, value: u32) {
+        headers::set_integer(&mut self.0, &self.1.header(name), value);
+    }
+
+    fn set_texts(&mut self, name: &'static str, values: &[String]) {
+        headers::set_texts(&mut self.0, &self.1.header(name), values);
+    }
+}
+
+/// Reads the library header `name` of `original` under `naming`.
+fn read(original: Option<&FieldTable>, naming: &Naming, name: &'static str) -> Option<String> {
+    headers::text(original, &naming.header(name))
+}
+
 /// The headers a copy keeps from `original`: all but the broker's (`x-` prefix) and the
 /// failure record.
-fn kept_headers(original: Option<&FieldTable>) -> FieldTable {
+fn kept_headers<'n>(original: Option<&FieldTable>, naming: &'n Naming) -> Table<'n> {
     let mut table = FieldTable::default();
     for (name, value) in original.into_iter().flat_map(FieldTable::inner) {
-        if !name.as_str().starts_with("x-") && !FAILURE_RECORD.contains(&name.as_str()) {
+        let failure_record = naming
+            .library_header(name.as_str())
+            .is_some_and(|name| FAILURE_RECORD.contains(&name));
+        if !name.as_str().starts_with("x-") && !failure_record {
             table.insert(name.clone(), value.clone());
         }
     }
-    table
+    Table(table, naming)
 }
 
 /// The kept headers plus where the message came from, how often it was delivered, and what
 /// went wrong where.
-fn forwarded_headers(delivery: &Delivery, queue: &str, failed: Option<Failed<'_>>) -> FieldTable {
+fn forwarded_headers<'q>(
+    delivery: &Delivery,
+    queue: &'q QueueSpec,
+    failed: Option<Failed<'_>>,
+) -> Table<'q> {
+    let naming = &queue.naming;
     let original = delivery.properties.headers().as_ref();
-    let mut table = kept_headers(original);
-    let exchange = headers::text(original, headers::ORIGINAL_EXCHANGE)
+    let mut table = kept_headers(original, naming);
+    let exchange = read(original, naming, headers::ORIGINAL_EXCHANGE)
         .unwrap_or_else(|| delivery.exchange.to_string());
-    let routing_key = headers::text(original, headers::ORIGINAL_ROUTING_KEY)
+    let routing_key = read(original, naming, headers::ORIGINAL_ROUTING_KEY)
         .unwrap_or_else(|| delivery.routing_key.to_string());
-    headers::set_text(&mut table, headers::ORIGINAL_EXCHANGE, &exchange);
-    headers::set_text(&mut table, headers::ORIGINAL_ROUTING_KEY, &routing_key);
+    table.set_text(headers::ORIGINAL_EXCHANGE, &exchange);
+    table.set_text(headers::ORIGINAL_ROUTING_KEY, &routing_key);
     // The copy's own `user_id` is its publisher's login: the first publisher stays named here.
-    let first_user = headers::text(original, headers::ORIGINAL_USER_ID).or_else(|| {
+    let first_user = read(original, naming, headers::ORIGINAL_USER_ID).or_else(|| {
         delivery
             .properties
             .user_id()
@@ -100,50 +136,50 @@ fn forwarded_headers(delivery: &Delivery, queue: &str, failed: Option<Failed<'_>
             .map(ToString::to_string)
     });
     if let Some(user) = first_user {
-        headers::set_text(&mut table, headers::ORIGINAL_USER_ID, &user);
+        table.set_text(headers::ORIGINAL_USER_ID, &user);
     }
-    headers::set_text(&mut table, headers::SOURCE_QUEUE, queue);
-    headers::set_integer(
-        &mut table,
+    table.set_text(headers::SOURCE_QUEUE, &queue.name);
+    table.set_integer(
         headers::ATTEMPTS,
-        headers::attempts(&delivery.properties),
+        headers::attempts(&delivery.properties, naming),
     );
     if let Some((failure, by)) = failed {
-        headers::set_text(&mut table, headers::ERROR, &failure.message);
-        headers::set_text(&mut table, headers::ERROR_TYPE, &failure.error_type);
-        headers::set_text(
-            &mut table,
-            headers::ERROR_FINGERPRINT,
-            &failure.fingerprint(),
-        );
+        table.set_text(headers::ERROR, &failure.message);
+        table.set_text(headers::ERROR_TYPE, &failure.error_type);
+        table.set_text(headers::ERROR_FINGERPRINT, &failure.fingerprint());
         if !failure.causes.is_empty() {
-            headers::set_texts(&mut table, headers::ERROR_CAUSES, &failure.causes);
+            table.set_texts(headers::ERROR_CAUSES, &failure.causes);
         }
-        headers::set_text(&mut table, headers::FAILED_HOST, &by.host);
-        headers::set_text(&mut table, headers::FAILED_BY, &by.app);
+        table.set_text(headers::FAILED_HOST, &by.host);
+        table.set_text(headers::FAILED_BY, &by.app);
     }
     table
 }
 
 /// The copy of a dead letter that goes back to its source queue: same body and properties,
-/// published to the default exchange with the `source-queue` header (else `fallback_queue`, the queue its DLQ belongs to) as
-/// routing key, so a fanout event is not re-broadcast to subscribers that handled it already.
+/// published to the default exchange with the `source-queue` header (else `fallback_queue`, the
+/// queue its DLQ belongs to) as routing key, so a fanout event is not re-broadcast to
+/// subscribers that handled it already. `naming` is the source queue's.
 ///
 /// Headers: every `x-` header and the failure record (`error`, `error-kind`, `error-type`,
 /// `error-causes`, `error-fingerprint`, `failed-at`, `failed-host`, `failed-by`, `attempts`)
 /// are dropped, `retry-count` starts again at 0 and `replay-count` goes up by one; everything
 /// else is kept.
 #[must_use]
-pub fn replay(body: &[u8], properties: &BasicProperties, fallback_queue: &str) -> Outgoing {
+pub fn replay(
+    body: &[u8],
+    properties: &BasicProperties,
+    naming: &Naming,
+    fallback_queue: &str,
+) -> Outgoing {
     let original = properties.headers().as_ref();
-    let target = headers::text(original, headers::SOURCE_QUEUE)
+    let target = read(original, naming, headers::SOURCE_QUEUE)
         .filter(|queue| !queue.is_empty())
         .unwrap_or_else(|| fallback_queue.to_owned());
-    let replays = headers::integer(original, headers::REPLAY_COUNT).unwrap_or(0);
-    let mut table = kept_headers(original);
-    headers::set_integer(&mut table, headers::RETRY_COUNT, 0);
-    headers::set_integer(
-        &mut table,
+    let replays = headers::integer(original, &naming.header(headers::REPLAY_COUNT)).unwrap_or(0);
+    let mut table = kept_headers(original, naming);
+    table.set_integer(headers::RETRY_COUNT, 0);
+    table.set_integer(
         headers::REPLAY_COUNT,
         u32::try_from(replays.saturating_add(1)).unwrap_or(u32::MAX),
     );
@@ -151,7 +187,7 @@ pub fn replay(body: &[u8], properties: &BasicProperties, fallback_queue: &str) -
         exchange: String::new(),
         routing_key: target,
         body: body.to_vec(),
-        properties: properties.clone().with_headers(table),
+        properties: properties.clone().with_headers(table.0),
     }
 }
 
@@ -159,6 +195,10 @@ pub fn replay(body: &[u8], properties: &BasicProperties, fallback_queue: &str) -
 mod tests {
     use super::*;
     use crate::topology::DEAD_LETTER_EXCHANGE;
+
+    fn spec(name: &str) -> QueueSpec {
+        QueueSpec::new(name)
+    }
     use lapin::types::{AMQPValue, LongString};
 
     fn delivery(exchange: &str, routing_key: &str, headers: FieldTable) -> Delivery {
@@ -179,7 +219,7 @@ mod tests {
     fn every_copy_names_the_first_publisher_whoever_publishes_it() {
         let mut first = delivery("orders", "order.paid", FieldTable::default());
         first.properties = first.properties.with_user_id("payment".into());
-        let retried = retry(&first, "order.order-paid", 1, None);
+        let retried = retry(&first, &spec("order.order-paid"), 1, None);
         let named = |out: &Outgoing| {
             headers::text(out.properties.headers().as_ref(), headers::ORIGINAL_USER_ID)
         };
@@ -195,13 +235,17 @@ mod tests {
         back.properties = back.properties.with_user_id("order".into());
         let dead = dead_letter(
             &back,
-            "order.order-paid",
-            DEAD_LETTER_EXCHANGE,
+            &spec("order.order-paid"),
             DeadLetterReason::RetriesExhausted,
             None,
         );
         assert_eq!(named(&dead).as_deref(), Some("payment"));
-        let replayed = replay(&dead.body, &dead.properties, "order.order-paid");
+        let replayed = replay(
+            &dead.body,
+            &dead.properties,
+            &Naming::default(),
+            "order.order-paid",
+        );
         assert_eq!(named(&replayed).as_deref(), Some("payment"));
     }
 
@@ -222,7 +266,12 @@ mod tests {
         original.insert("traceparent".into(), AMQPValue::LongString("00-abc".into()));
         let d = delivery("orders", "order.created", original);
         let failed = failure("boom\nagain", &["socket closed"]);
-        let copy = retry(&d, "payment.order-created", 1, Some((&failed, &by())));
+        let copy = retry(
+            &d,
+            &spec("payment.order-created"),
+            1,
+            Some((&failed, &by())),
+        );
         assert_eq!(copy.exchange, "");
         assert_eq!(copy.routing_key, "payment.order-created.retry.1");
         assert_eq!(copy.body, d.data);
@@ -277,7 +326,12 @@ mod tests {
     #[test]
     fn a_later_failure_replaces_the_earlier_record_and_counts_every_delivery() {
         let d = delivery("orders", "order.created", FieldTable::default());
-        let first = retry(&d, "q", 1, Some((&failure("first", &["old cause"]), &by())));
+        let first = retry(
+            &d,
+            &spec("q"),
+            1,
+            Some((&failure("first", &["old cause"]), &by())),
+        );
         // The tier returns it; the broker had delivered this copy twice before (a crash).
         let mut again = first.properties.headers().clone().unwrap();
         again.insert(headers::DELIVERY_COUNT.into(), AMQPValue::LongLongInt(2));
@@ -285,8 +339,7 @@ mod tests {
         d.properties = d.properties.with_message_id("m-1".into());
         let second = dead_letter(
             &d,
-            "q",
-            DEAD_LETTER_EXCHANGE,
+            &spec("q"),
             DeadLetterReason::RetriesExhausted,
             Some((&Failure::new(crate::failure::TIMEOUT, "second"), &by())),
         );
@@ -320,8 +373,7 @@ mod tests {
         let d = delivery("", "stock.order-paid", original);
         let dead = dead_letter(
             &d,
-            "stock.order-paid",
-            DEAD_LETTER_EXCHANGE,
+            &spec("stock.order-paid"),
             DeadLetterReason::RetriesExhausted,
             Some((&failure("x", &[]), &by())),
         );
@@ -384,7 +436,7 @@ mod tests {
             ("x-death", AMQPValue::Boolean(true)),
             ("x-first-death-reason", AMQPValue::Boolean(true)),
         ]);
-        let copy = replay(b"{\"a\":1}", &props, "stock.order-paid");
+        let copy = replay(b"{\"a\":1}", &props, &Naming::default(), "stock.order-paid");
         assert_eq!(
             copy.exchange, "",
             "never through the original (fanout) exchange"
@@ -430,9 +482,60 @@ mod tests {
     #[test]
     fn replay_count_goes_up_and_the_fallback_queue_is_the_target_without_source_queue() {
         let props = dead_letter_properties(&[(headers::REPLAY_COUNT, AMQPValue::LongLongInt(2))]);
-        let copy = replay(b"x", &props, "stock.order-paid");
+        let copy = replay(b"x", &props, &Naming::default(), "stock.order-paid");
         assert_eq!(copy.routing_key, "stock.order-paid");
         let h = copy.properties.headers().clone().unwrap();
         assert_eq!(headers::integer(Some(&h), headers::REPLAY_COUNT), Some(3));
+    }
+
+    #[test]
+    fn another_naming_writes_reads_and_clears_its_own_headers_and_queues() {
+        let acme = Naming::default()
+            .with_header_prefix("acme-")
+            .with_retry_infix("_wait_")
+            .with_dead_letter_suffix("_error");
+        let queue = QueueSpec::new("billing")
+            .with_naming(acme.clone())
+            .with_dead_letter_exchange("acme.dlx");
+        let d = delivery("acme", "invoice.due", FieldTable::default());
+        let retried = retry(&d, &queue, 1, Some((&failure("first", &[]), &by())));
+        assert_eq!(retried.routing_key, "billing_wait_1");
+        let h = retried.properties.headers().clone().unwrap();
+        assert_eq!(headers::integer(Some(&h), "acme-retry-count"), Some(1));
+        assert_eq!(
+            headers::text(Some(&h), "acme-error").as_deref(),
+            Some("first")
+        );
+        assert!(!h.contains_key(headers::RETRY_COUNT) && !h.contains_key(headers::ERROR));
+
+        let back = delivery("", "billing", h);
+        let dead = dead_letter(
+            &back,
+            &queue,
+            DeadLetterReason::RetriesExhausted,
+            Some((&failure("second", &[]), &by())),
+        );
+        assert_eq!(dead.exchange, "acme.dlx");
+        let h = dead.properties.headers().clone().unwrap();
+        assert_eq!(headers::integer(Some(&h), "acme-retry-count"), Some(1));
+        assert_eq!(headers::integer(Some(&h), "acme-attempts"), Some(2));
+        assert_eq!(
+            headers::text(Some(&h), "acme-original-exchange").as_deref(),
+            Some("acme")
+        );
+
+        let replayed = replay(&dead.body, &dead.properties, &acme, "unused");
+        assert_eq!(replayed.routing_key, "billing", "from acme-source-queue");
+        let h = replayed.properties.headers().clone().unwrap();
+        assert_eq!(headers::integer(Some(&h), "acme-replay-count"), Some(1));
+        assert_eq!(headers::integer(Some(&h), "acme-retry-count"), Some(0));
+        for dropped in [
+            "acme-error",
+            "acme-error-kind",
+            "acme-failed-at",
+            "acme-attempts",
+        ] {
+            assert!(!h.contains_key(dropped), "{dropped} is dropped on replay");
+        }
     }
 }

@@ -1,5 +1,9 @@
 //! The headers the library owns on retries and dead letters, and how to read them.
+//!
+//! The constants are the names under the default [`Naming`]; a header prefix goes before each
+//! (but never before the broker's `x-` headers or `traceparent`).
 
+use crate::naming::Naming;
 use lapin::BasicProperties;
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
 
@@ -142,10 +146,10 @@ pub fn death_reason(headers: Option<&FieldTable>) -> Option<String> {
     text(latest_death(headers), "reason")
 }
 
-/// The `retry-count` of a delivery: 0 when absent or unreadable.
+/// The `retry-count` of a delivery under `naming`: 0 when absent or unreadable.
 #[must_use]
-pub fn retry_count(properties: &BasicProperties) -> u32 {
-    integer(properties.headers().as_ref(), RETRY_COUNT)
+pub fn retry_count(properties: &BasicProperties, naming: &Naming) -> u32 {
+    integer(properties.headers().as_ref(), &naming.header(RETRY_COUNT))
         .map_or(0, |n| u32::try_from(n).unwrap_or(u32::MAX))
 }
 
@@ -161,9 +165,9 @@ pub fn delivery_count(properties: &BasicProperties) -> u32 {
 /// a first retry or a message from before the header, its `retry-count`), plus this copy's own
 /// deliveries.
 #[must_use]
-pub fn attempts(properties: &BasicProperties) -> u32 {
-    let before = integer(properties.headers().as_ref(), ATTEMPTS).map_or_else(
-        || retry_count(properties),
+pub fn attempts(properties: &BasicProperties, naming: &Naming) -> u32 {
+    let before = integer(properties.headers().as_ref(), &naming.header(ATTEMPTS)).map_or_else(
+        || retry_count(properties, naming),
         |n| u32::try_from(n).unwrap_or(u32::MAX),
     );
     before
@@ -246,18 +250,24 @@ mod tests {
             let mut headers = FieldTable::default();
             headers.insert(RETRY_COUNT.into(), value);
             let props = BasicProperties::default().with_headers(headers);
-            assert_eq!(retry_count(&props), 3);
+            assert_eq!(retry_count(&props, &Naming::default()), 3);
         }
     }
 
     #[test]
     fn retry_count_is_zero_when_absent_negative_or_garbage() {
-        assert_eq!(retry_count(&BasicProperties::default()), 0);
+        assert_eq!(
+            retry_count(&BasicProperties::default(), &Naming::default()),
+            0
+        );
         let mut headers = FieldTable::default();
         headers.insert(RETRY_COUNT.into(), AMQPValue::LongInt(-1));
         headers.insert("other".into(), AMQPValue::Boolean(true));
         assert_eq!(
-            retry_count(&BasicProperties::default().with_headers(headers)),
+            retry_count(
+                &BasicProperties::default().with_headers(headers),
+                &Naming::default()
+            ),
             0
         );
     }
@@ -271,6 +281,7 @@ mod tests {
             }
             BasicProperties::default().with_headers(headers)
         };
+        let attempts = |props: &BasicProperties| attempts(props, &Naming::default());
         assert_eq!(attempts(&BasicProperties::default()), 1);
         assert_eq!(attempts(&props(&[(DELIVERY_COUNT, 2)])), 3);
         assert_eq!(attempts(&props(&[(RETRY_COUNT, 2)])), 3);
@@ -283,6 +294,18 @@ mod tests {
             ])),
             6
         );
+        let acme = Naming::default().with_header_prefix("acme-");
+        let prefixed = props(&[
+            ("acme-retry-count", 2),
+            ("acme-attempts", 4),
+            (RETRY_COUNT, 9),
+        ]);
+        assert_eq!(
+            super::attempts(&prefixed, &acme),
+            5,
+            "reads its own names only"
+        );
+        assert_eq!(retry_count(&prefixed, &acme), 2);
     }
 
     #[test]

@@ -17,6 +17,7 @@ mod handler;
 pub mod headers;
 mod message;
 pub mod metrics;
+mod naming;
 mod publish;
 mod publisher;
 #[cfg(feature = "test-util")]
@@ -40,8 +41,8 @@ pub use event::Event;
 pub use failure::{FailedBy, Failure, fingerprint};
 pub use handler::{BoxError, Handler, HandlerError};
 pub use headers::DeadLetterReason;
-pub use lapin;
 pub use message::{Message, Meta, Outgoing, text_headers};
+pub use naming::Naming;
 pub use publish::Publish;
 pub use publisher::Publisher;
 #[cfg(feature = "test-util")]

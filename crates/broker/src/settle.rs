@@ -42,14 +42,8 @@ pub(crate) async fn settle(
             acks.give_back(delivery.delivery_tag).await;
             return;
         }
-        Decision::Retry { tier } => Some(copies::retry(delivery, &queue.name, tier, failed)),
-        Decision::DeadLetter(reason) => Some(copies::dead_letter(
-            delivery,
-            &queue.name,
-            &queue.dead_letter_exchange,
-            reason,
-            failed,
-        )),
+        Decision::Retry { tier } => Some(copies::retry(delivery, queue, tier, failed)),
+        Decision::DeadLetter(reason) => Some(copies::dead_letter(delivery, queue, reason, failed)),
     };
     if let Some(copy) = copy
         && let Err(err) = publisher.publish(&copy).await

@@ -2,6 +2,7 @@
 //! place that builds queue names.
 
 use crate::error::TopologyError;
+use crate::naming::Naming;
 use crate::retry::RetryPolicy;
 use crate::version::BrokerVersion;
 use lapin::options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions};
@@ -12,39 +13,7 @@ use lapin::{Channel, ExchangeKind};
 /// queue names another ([`QueueSpec::with_dead_letter_exchange`]).
 pub const DEAD_LETTER_EXCHANGE: &str = "orders.dlx";
 
-/// What follows a consumer queue's name in its dead-letter queue's.
-pub const DEAD_LETTER_SUFFIX: &str = ".dlq";
-
-/// What stands between a consumer queue's name and a retry tier's number.
-const RETRY_INFIX: &str = ".retry.";
-
-/// Name of retry tier `tier` (1-based) of `queue`.
-#[must_use]
-pub fn retry_queue(queue: &str, tier: u32) -> String {
-    format!("{queue}{RETRY_INFIX}{tier}")
-}
-
-/// Name of the dead-letter queue of `queue`.
-#[must_use]
-pub fn dead_letter_queue(queue: &str) -> String {
-    format!("{queue}{DEAD_LETTER_SUFFIX}")
-}
-
-/// The consumer queue whose dead letters `name` holds, when `name` is a `Q.dlq`.
-#[must_use]
-pub fn queue_of_dead_letter_queue(name: &str) -> Option<&str> {
-    name.strip_suffix(DEAD_LETTER_SUFFIX)
-        .filter(|queue| !queue.is_empty())
-}
-
-/// The consumer queue and tier of `name`, when `name` is a retry tier `Q.retry.N`.
-#[must_use]
-pub fn queue_of_retry_tier(name: &str) -> Option<(&str, u32)> {
-    let (queue, tier) = name.rsplit_once(RETRY_INFIX)?;
-    let digits = !tier.is_empty() && tier.bytes().all(|b| b.is_ascii_digit());
-    let tier = tier.parse().ok().filter(|_| digits)?;
-    (!queue.is_empty()).then_some((queue, tier))
-}
+pub use crate::naming::{DEAD_LETTER_SUFFIX, RETRY_INFIX};
 
 /// An exchange's routing type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,7 +64,8 @@ pub struct Binding {
     pub routing_key: String,
 }
 
-/// A consumer queue `Q` with its retry tiers `Q.retry.N` and dead-letter queue `Q.dlq`.
+/// A consumer queue `Q` with its retry tiers `Q.retry.N` and dead-letter queue `Q.dlq` (by
+/// default; see [`Naming`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct QueueSpec {
     /// The queue's name, e.g. `payment.order-created`.
@@ -110,6 +80,8 @@ pub struct QueueSpec {
     pub delivery_limit: Option<u32>,
     /// Where its dead letters are published (and its DLQ bound), routed by the queue's name.
     pub dead_letter_exchange: String,
+    /// How its retry tiers, its DLQ and the headers on its copies are named.
+    pub naming: Naming,
 }
 
 impl QueueSpec {
@@ -123,6 +95,7 @@ impl QueueSpec {
             retry: RetryPolicy::default(),
             delivery_limit: Some(10),
             dead_letter_exchange: DEAD_LETTER_EXCHANGE.to_owned(),
+            naming: Naming::default(),
         }
     }
 
@@ -162,6 +135,26 @@ impl QueueSpec {
     pub fn with_dead_letter_exchange(mut self, exchange: impl Into<String>) -> Self {
         self.dead_letter_exchange = exchange.into();
         self
+    }
+
+    /// Sets how its retry tiers, its DLQ and its copies' headers are named (default: the wire
+    /// contract, `Q.retry.N`, `Q.dlq`, unprefixed headers).
+    #[must_use]
+    pub fn with_naming(mut self, naming: Naming) -> Self {
+        self.naming = naming;
+        self
+    }
+
+    /// Name of its retry tier `tier` (1-based).
+    #[must_use]
+    pub fn retry_queue(&self, tier: u32) -> String {
+        self.naming.retry_queue(&self.name, tier)
+    }
+
+    /// Name of its dead-letter queue.
+    #[must_use]
+    pub fn dead_letter_queue(&self) -> String {
+        self.naming.dead_letter_queue(&self.name)
     }
 
     /// Sets (or with `None` removes) the broker-side delivery limit.
@@ -352,9 +345,9 @@ impl Topology {
         for queue in &self.queues {
             objects.push(("queue", queue.name.clone()));
             objects.extend(
-                (1..=queue.retry.max_retries).map(|tier| ("queue", retry_queue(&queue.name, tier))),
+                (1..=queue.retry.max_retries).map(|tier| ("queue", queue.retry_queue(tier))),
             );
-            objects.push(("queue", dead_letter_queue(&queue.name)));
+            objects.push(("queue", queue.dead_letter_queue()));
         }
         let channel = open_channel(connection).await?;
         for (kind, object) in objects {
@@ -413,13 +406,13 @@ async fn declare_queue_set(
     queue: &QueueSpec,
     version: BrokerVersion,
 ) -> Result<(), TopologyError> {
-    let dlq = dead_letter_queue(&queue.name);
+    let dlq = queue.dead_letter_queue();
     declare_queue(channel, &dlq, queue.dead_letter_arguments(version)).await?;
     bind(channel, &dlq, &queue.dead_letter_exchange, &queue.name).await?;
     for tier in 1..=queue.retry.max_retries {
         declare_queue(
             channel,
-            &retry_queue(&queue.name, tier),
+            &queue.retry_queue(tier),
             queue.tier_arguments(tier, version),
         )
         .await?;
@@ -493,36 +486,10 @@ async fn bind(
 mod tests {
     use super::*;
 
-    #[test]
-    fn queue_names_parse_back_to_their_consumer_queue() {
-        assert_eq!(queue_of_retry_tier(&retry_queue("q", 3)), Some(("q", 3)));
-        assert_eq!(queue_of_retry_tier("a.b.retry.12"), Some(("a.b", 12)));
-        for not_a_tier in ["q.retry.x", "q.retry.", "q.retry.+1", ".retry.1", "q"] {
-            assert_eq!(queue_of_retry_tier(not_a_tier), None, "{not_a_tier}");
-        }
-        assert_eq!(
-            queue_of_dead_letter_queue(&dead_letter_queue("q")),
-            Some("q")
-        );
-        assert_eq!(queue_of_dead_letter_queue(".dlq"), None);
-        assert_eq!(queue_of_dead_letter_queue("q"), None);
-    }
     use std::time::Duration;
 
     fn arg<'a>(args: &'a FieldTable, key: &str) -> &'a AMQPValue {
         args.inner().get(key).expect(key)
-    }
-
-    #[test]
-    fn names_follow_the_wire_contract() {
-        assert_eq!(
-            retry_queue("payment.order-created", 2),
-            "payment.order-created.retry.2"
-        );
-        assert_eq!(
-            dead_letter_queue("stock.order-paid"),
-            "stock.order-paid.dlq"
-        );
     }
 
     #[test]

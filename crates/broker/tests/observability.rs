@@ -63,8 +63,8 @@ async fn a_retry_and_the_handlers_publish_continue_the_trace_of_the_first_publis
         .channel()
         .queue_declare(
             "traced".into(),
-            orderflow_broker::lapin::options::QueueDeclareOptions::default(),
-            orderflow_broker::lapin::types::FieldTable::default(),
+            lapin::options::QueueDeclareOptions::default(),
+            lapin::types::FieldTable::default(),
         )
         .await
         .unwrap();

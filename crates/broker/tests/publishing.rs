@@ -3,8 +3,8 @@
 mod common;
 
 use common::{TestEvent, config};
-use orderflow_broker::lapin::options::{QueueBindOptions, QueueDeclareOptions};
-use orderflow_broker::lapin::types::{AMQPValue, FieldTable};
+use lapin::options::{QueueBindOptions, QueueDeclareOptions};
+use lapin::types::{AMQPValue, FieldTable};
 use orderflow_broker::{
     BrokerError, ExchangeType, Publisher, QueueSpec, Runtime, Topology, TopologyError,
 };

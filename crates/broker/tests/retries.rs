@@ -3,8 +3,8 @@
 mod common;
 
 use common::{Recorder, Running, TestEvent, all_succeeded, config, flaky_handler};
-use orderflow_broker::lapin::BasicProperties;
-use orderflow_broker::lapin::options::BasicPublishOptions;
+use lapin::BasicProperties;
+use lapin::options::BasicPublishOptions;
 use orderflow_broker::{
     ConsumerSpec, ExchangeType, QueueSpec, RetryPolicy, Runtime, Topology, headers,
 };
@@ -542,7 +542,7 @@ async fn a_retry_copy_that_cannot_be_stored_requeues_the_original_and_loses_noth
         .channel()
         .queue_delete(
             "svc.unstorable.retry.1".into(),
-            orderflow_broker::lapin::options::QueueDeleteOptions::default(),
+            lapin::options::QueueDeleteOptions::default(),
         )
         .await
         .unwrap();
@@ -693,23 +693,21 @@ async fn a_queue_with_its_own_dead_letter_exchange_dead_letters_through_it() {
     let exists = |exchange: &'static str| {
         let url = vhost.url.clone();
         async move {
-            let connection = orderflow_broker::lapin::Connection::connect(
-                &url,
-                orderflow_broker::lapin::ConnectionProperties::default(),
-            )
-            .await
-            .unwrap();
+            let connection =
+                lapin::Connection::connect(&url, lapin::ConnectionProperties::default())
+                    .await
+                    .unwrap();
             let channel = connection.create_channel().await.unwrap();
-            let passive = orderflow_broker::lapin::options::ExchangeDeclareOptions {
+            let passive = lapin::options::ExchangeDeclareOptions {
                 passive: true,
                 ..Default::default()
             };
             let found = channel
                 .exchange_declare(
                     exchange.into(),
-                    orderflow_broker::lapin::ExchangeKind::Direct,
+                    lapin::ExchangeKind::Direct,
                     passive,
-                    orderflow_broker::lapin::types::FieldTable::default(),
+                    lapin::types::FieldTable::default(),
                 )
                 .await
                 .is_ok();
@@ -722,5 +720,74 @@ async fn a_queue_with_its_own_dead_letter_exchange_dead_letters_through_it() {
         !exists(orderflow_broker::topology::DEAD_LETTER_EXCHANGE).await,
         "the default dead-letter exchange is not declared for it"
     );
+    running.shutdown().await.unwrap();
+}
+
+/// Another system's conventions: its own retry-tier and DLQ names and a header prefix. A message
+/// that fails once and is then rejected goes through `billing_wait_1` and ends in
+/// `billing_error` with prefixed headers only.
+#[tokio::test]
+async fn a_queue_with_its_own_naming_retries_and_dead_letters_under_its_names() {
+    let vhost = TestVhost::new().await;
+    let naming = orderflow_broker::Naming::default()
+        .with_header_prefix("acme-")
+        .with_retry_infix("_wait_")
+        .with_dead_letter_suffix("_error");
+    let (seen, mut seen_rx) = tokio::sync::mpsc::unbounded_channel();
+    let handler = move |msg: orderflow_broker::Message<TestEvent>| {
+        let seen = seen.clone();
+        async move {
+            let _ = seen.send((msg.meta.retry_count, msg.meta.headers.clone()));
+            match msg.meta.retry_count {
+                0 => Err(orderflow_broker::HandlerError::retry("once")),
+                _ => Err(orderflow_broker::HandlerError::reject("then never")),
+            }
+        }
+    };
+    let retry = RetryPolicy::default()
+        .with_max_retries(1)
+        .with_initial_delay(Duration::from_millis(100));
+    let spec = queue("billing", retry).with_naming(naming.clone());
+    let runtime = Runtime::new(config(&vhost.url))
+        .unwrap()
+        .with_topology(topology().queue(spec.clone()))
+        .with_consumer(ConsumerSpec::new(spec, handler));
+    let running = Running::start(runtime).await;
+    let mut inspector = Inspector::connect(&vhost.url).await.unwrap();
+    for declared in ["billing", "billing_wait_1", "billing_error"] {
+        inspector.count(declared).await.expect(declared);
+    }
+    running
+        .publisher
+        .publish_event(&TestEvent {
+            id: 5,
+            fail_times: 0,
+        })
+        .await
+        .unwrap();
+    let mut runs = Vec::new();
+    for _ in 0..2 {
+        let run = tokio::time::timeout(Duration::from_secs(20), seen_rx.recv()).await;
+        runs.push(run.unwrap().unwrap());
+    }
+    assert_eq!(
+        runs[1].0, 1,
+        "the retry came back counted under acme-retry-count"
+    );
+    assert!(runs[1].1.contains_key("acme-error") && !runs[1].1.contains_key("error"));
+
+    let dead = eventually_take(&mut inspector, "billing_error", 1).await;
+    assert_eq!(
+        dead[0].header("acme-error-kind").as_deref(),
+        Some("rejected")
+    );
+    assert_eq!(dead[0].header("acme-error").as_deref(), Some("then never"));
+    assert_eq!(
+        dead[0].header("acme-source-queue").as_deref(),
+        Some("billing")
+    );
+    for unprefixed in ["error-kind", "retry-count", "source-queue"] {
+        assert_eq!(dead[0].header(unprefixed), None, "{unprefixed}");
+    }
     running.shutdown().await.unwrap();
 }

@@ -8,10 +8,10 @@ use crate::queues::DeadLetterQueue;
 use crate::scan::Scan;
 use crate::target::{Session, Target, is_not_found};
 use anyhow::Context;
-use broker::lapin::Queue;
-use broker::lapin::message::Delivery;
-use broker::lapin::options::{BasicNackOptions, QueueDeclareOptions, QueuePurgeOptions};
-use broker::lapin::types::FieldTable;
+use lapin::Queue;
+use lapin::message::Delivery;
+use lapin::options::{BasicNackOptions, QueueDeclareOptions, QueuePurgeOptions};
+use lapin::types::FieldTable;
 
 /// The number of ready messages in `queue`, or `None` when it does not exist.
 ///
@@ -49,10 +49,7 @@ pub async fn existing_count(
     })
 }
 
-pub(crate) async fn passive_declare(
-    session: &Session,
-    queue: &str,
-) -> Result<Queue, broker::lapin::Error> {
+pub(crate) async fn passive_declare(session: &Session, queue: &str) -> Result<Queue, lapin::Error> {
     let passive = QueueDeclareOptions {
         passive: true,
         ..QueueDeclareOptions::default()
@@ -72,7 +69,11 @@ pub async fn names(target: &Target) -> anyhow::Result<Vec<String>> {
         .await?
         .into_iter()
         .map(|q| q.name)
-        .filter(|name| broker::topology::queue_of_dead_letter_queue(name).is_some())
+        .filter(|name| {
+            broker::Naming::default()
+                .queue_of_dead_letter_queue(name)
+                .is_some()
+        })
         .collect();
     names.sort();
     Ok(names)

@@ -3,8 +3,8 @@
 
 use crate::when;
 use broker::headers::{self, DeadLetterReason};
-use broker::lapin::message::Delivery;
-use broker::lapin::types::{FieldTable, ShortString};
+use lapin::message::Delivery;
+use lapin::types::{FieldTable, ShortString};
 use std::time::SystemTime;
 
 /// One dead letter.
@@ -142,7 +142,7 @@ impl Brief {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use broker::lapin::types::AMQPValue;
+    use lapin::types::AMQPValue;
 
     /// A dead letter with `headers` (text values) and the given properties.
     pub(crate) fn letter(pairs: &[(&str, &str)]) -> DeadLetter {

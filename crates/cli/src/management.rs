@@ -4,8 +4,7 @@
 use crate::exit::Exit;
 use crate::target::Target;
 use anyhow::Context;
-use broker::topology::dead_letter_queue;
-use broker::topology::{queue_of_dead_letter_queue, queue_of_retry_tier};
+use broker::Naming;
 use std::collections::BTreeMap;
 
 /// One queue's statistics as the management API samples them (refreshed every few seconds).
@@ -75,17 +74,18 @@ pub struct TopologyRow {
 pub fn topology(queues: &[QueueStats]) -> Vec<TopologyRow> {
     let by_name: BTreeMap<&str, &QueueStats> =
         queues.iter().map(|q| (q.name.as_str(), q)).collect();
+    let naming = Naming::default();
     let mut retrying: BTreeMap<&str, u64> = BTreeMap::new();
     for queue in queues {
-        if let Some((owner, _)) = queue_of_retry_tier(&queue.name) {
+        if let Some((owner, _)) = naming.queue_of_retry_tier(&queue.name) {
             *retrying.entry(owner).or_default() += queue.messages;
         }
     }
     by_name
         .values()
-        .filter(|q| queue_of_dead_letter_queue(&q.name).is_none())
+        .filter(|q| naming.queue_of_dead_letter_queue(&q.name).is_none())
         .filter_map(|q| {
-            let dlq = by_name.get(dead_letter_queue(&q.name).as_str())?;
+            let dlq = by_name.get(naming.dead_letter_queue(&q.name).as_str())?;
             Some(TopologyRow {
                 queue: q.name.clone(),
                 ready: q.ready(),

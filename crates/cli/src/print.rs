@@ -5,7 +5,7 @@ use crate::groups::Group;
 use crate::letter::{Brief, DeadLetter};
 use crate::management::TopologyRow;
 use crate::when;
-use broker::lapin::types::{AMQPValue, FieldTable};
+use lapin::types::{AMQPValue, FieldTable};
 use serde_json::{Map, Value, json};
 use std::io::{self, Write};
 use std::time::SystemTime;
@@ -319,7 +319,7 @@ pub fn value_json(value: &AMQPValue) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use broker::lapin::types::{FieldArray, LongString};
+    use lapin::types::{FieldArray, LongString};
 
     fn letter() -> DeadLetter {
         let mut headers = FieldTable::default();

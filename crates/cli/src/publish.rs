@@ -4,9 +4,9 @@ use crate::exit::Exit;
 use crate::target::{APP_ID, Session, Target, is_not_found};
 use anyhow::{Context, bail};
 use broker::Outgoing;
-use broker::lapin::options::ExchangeDeclareOptions;
-use broker::lapin::types::FieldTable;
-use broker::lapin::{BasicProperties, ExchangeKind};
+use lapin::options::ExchangeDeclareOptions;
+use lapin::types::FieldTable;
+use lapin::{BasicProperties, ExchangeKind};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// What to publish and where.

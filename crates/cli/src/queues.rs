@@ -2,7 +2,7 @@
 //! the consumer queue it belongs to.
 
 use anyhow::bail;
-use broker::topology::{DEAD_LETTER_SUFFIX, dead_letter_queue};
+use broker::Naming;
 
 /// A dead-letter queue and the consumer queue whose failures it holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -19,12 +19,15 @@ impl DeadLetterQueue {
     /// # Errors
     /// When the name is empty.
     pub fn parse(queue: &str) -> anyhow::Result<Self> {
-        let source = queue.strip_suffix(DEAD_LETTER_SUFFIX).unwrap_or(queue);
+        let naming = Naming::default();
+        let source = queue
+            .strip_suffix(naming.dead_letter_suffix())
+            .unwrap_or(queue);
         if source.is_empty() {
             bail!("no queue named: give a consumer queue `Q` or its dead-letter queue `Q.dlq`");
         }
         Ok(Self {
-            name: dead_letter_queue(source),
+            name: naming.dead_letter_queue(source),
             source: source.to_owned(),
         })
     }

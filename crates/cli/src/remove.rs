@@ -6,7 +6,7 @@ use crate::queues::DeadLetterQueue;
 use crate::scan::{Touched, touch};
 use crate::target::Target;
 use anyhow::bail;
-use broker::lapin::options::BasicAckOptions;
+use lapin::options::BasicAckOptions;
 
 /// Removes (acks) the dead letters of `dlq` that `filter` selects, at most `limit`; `dry_run`
 /// only reads. At most [`crate::scan::WINDOW`] others are held unacked at once.

@@ -6,10 +6,10 @@ use crate::queues::DeadLetterQueue;
 use crate::scan::{Touched, touch};
 use crate::target::Target;
 use anyhow::bail;
-use broker::Publisher;
 use broker::copies;
-use broker::lapin::message::Delivery;
-use broker::lapin::options::{BasicAckOptions, BasicNackOptions};
+use broker::{Naming, Publisher};
+use lapin::message::Delivery;
+use lapin::options::{BasicAckOptions, BasicNackOptions};
 
 /// Replays the dead letters of `dlq` that `filter` selects, at most `limit` (one with a message
 /// id); `dry_run` only reads.
@@ -79,7 +79,7 @@ pub async fn move_back(
     delivery: &Delivery,
     body: &[u8],
 ) -> anyhow::Result<()> {
-    let copy = copies::replay(body, &delivery.properties, &dlq.source);
+    let copy = copies::replay(body, &delivery.properties, &Naming::default(), &dlq.source);
     let id = delivery
         .properties
         .message_id()

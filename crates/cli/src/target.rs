@@ -2,9 +2,9 @@
 
 use crate::exit::Exit;
 use anyhow::{Context, anyhow};
-use broker::lapin::protocol::{AMQPErrorKind, AMQPSoftError};
-use broker::lapin::{Channel, Connection, ErrorKind, uri::AMQPUri};
 use broker::redact_url as redact;
+use lapin::protocol::{AMQPErrorKind, AMQPSoftError};
+use lapin::{Channel, Connection, ErrorKind, uri::AMQPUri};
 use std::time::Duration;
 
 /// The `app_id` on what the CLI publishes, and its connections' name prefix.
@@ -41,7 +41,7 @@ impl Target {
         let uri: AMQPUri = amqp_url
             .parse()
             .map_err(|err| anyhow!("bad AMQP URL '{}': {err}", redact(amqp_url)))?;
-        let tls = uri.scheme == broker::lapin::uri::AMQPScheme::AMQPS;
+        let tls = uri.scheme == lapin::uri::AMQPScheme::AMQPS;
         let base = management_url.map_or_else(
             || {
                 if tls {
@@ -169,7 +169,7 @@ impl Session {
 
 /// True when the broker answered NOT_FOUND (no such queue or exchange).
 #[must_use]
-pub fn is_not_found(err: &broker::lapin::Error) -> bool {
+pub fn is_not_found(err: &lapin::Error) -> bool {
     matches!(err.kind(), ErrorKind::ProtocolError(e)
         if matches!(e.kind(), AMQPErrorKind::Soft(AMQPSoftError::NOTFOUND)))
 }

@@ -4,12 +4,12 @@
 mod common;
 
 use broker::headers;
-use broker::lapin::BasicProperties;
-use broker::lapin::options::{BasicGetOptions, BasicRejectOptions};
-use broker::lapin::types::FieldTable;
 use broker::topology::DEAD_LETTER_EXCHANGE;
 use common::*;
 use contracts::names::queues::STOCK_ORDER_PAID;
+use lapin::BasicProperties;
+use lapin::options::{BasicGetOptions, BasicRejectOptions};
+use lapin::types::FieldTable;
 use std::time::Duration;
 use testkit::eventually;
 

@@ -3,10 +3,10 @@
 //! themselves, read and handed back without removing them.
 
 use anyhow::Context;
+use broker::Naming;
 use broker::headers;
-use broker::lapin::options::{BasicGetOptions, BasicNackOptions};
-use broker::topology::{dead_letter_queue, retry_queue};
 use contracts::names::queues;
+use lapin::options::{BasicGetOptions, BasicNackOptions};
 use std::collections::BTreeMap;
 use testkit::inspect::Inspector;
 
@@ -76,12 +76,13 @@ impl Broker {
         let mut counts = Counts::default();
         for queue in queues::ALL {
             let mut names = vec![queue.to_owned()];
-            names.extend((1..=self.tiers).map(|tier| retry_queue(queue, tier)));
+            let naming = Naming::default();
+            names.extend((1..=self.tiers).map(|tier| naming.retry_queue(queue, tier)));
             for name in names {
                 let n = self.count(&name).await?;
                 counts.in_flight.insert(name, n);
             }
-            let dlq = dead_letter_queue(queue);
+            let dlq = naming.dead_letter_queue(queue);
             let n = self.count(&dlq).await?;
             if n > 0 {
                 counts.dead_letters.insert(dlq, n);
@@ -102,7 +103,7 @@ impl Broker {
     pub async fn dead_letters(&mut self) -> anyhow::Result<Vec<DeadLetter>> {
         let mut letters = Vec::new();
         for queue in queues::ALL {
-            let dlq = dead_letter_queue(queue);
+            let dlq = Naming::default().dead_letter_queue(queue);
             let total = self.count(&dlq).await?;
             let mut last = None;
             for _ in 0..total {
@@ -130,10 +131,9 @@ impl Broker {
     }
 }
 
-fn read(queue: &str, properties: &broker::lapin::BasicProperties) -> DeadLetter {
-    let text = |value: &Option<broker::lapin::types::ShortString>| {
-        value.as_ref().map(|v| v.as_str().to_owned())
-    };
+fn read(queue: &str, properties: &lapin::BasicProperties) -> DeadLetter {
+    let text =
+        |value: &Option<lapin::types::ShortString>| value.as_ref().map(|v| v.as_str().to_owned());
     let table = properties.headers().as_ref();
     let why = headers::text(table, headers::ERROR_KIND)
         .or_else(|| headers::death_reason(table).map(|reason| format!("x-death:{reason}")))

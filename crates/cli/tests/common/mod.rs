@@ -3,11 +3,11 @@
 #![allow(dead_code, missing_docs)]
 
 use broker::headers;
-use broker::lapin::options::{BasicPublishOptions, ConfirmSelectOptions, QueueDeclareOptions};
-use broker::lapin::types::FieldTable;
-use broker::lapin::{BasicProperties, Channel, Confirmation};
 use broker::{RetryPolicy, topology::DEAD_LETTER_EXCHANGE};
 use contracts::names::queues::PAYMENT_ORDER_CREATED;
+use lapin::options::{BasicPublishOptions, ConfirmSelectOptions, QueueDeclareOptions};
+use lapin::types::FieldTable;
+use lapin::{BasicProperties, Channel, Confirmation};
 use std::process::{Output, Stdio};
 use std::time::Duration;
 use testkit::inspect::{Inspector, Taken};
