@@ -65,4 +65,8 @@ pub struct Args {
     /// Where the sweep's chart goes.
     #[arg(long, default_value = "docs/load.png")]
     pub chart: std::path::PathBuf,
+    /// The PostgreSQL postmaster the workers' stores are on (the first line of its
+    /// `postmaster.pid`): its processes' CPU per order is reported as `postgres`.
+    #[arg(long)]
+    pub database_pid: Option<i32>,
 }

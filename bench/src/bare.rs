@@ -3,11 +3,12 @@
 
 use crate::procs;
 use anyhow::Context;
-use broker::lapin::options::{
+use lapin::options::{
     BasicConsumeOptions, BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions,
+    ExchangeDeleteOptions, QueueDeleteOptions,
 };
-use broker::lapin::types::FieldTable;
-use broker::lapin::{BasicProperties, Channel, Connection, Consumer};
+use lapin::types::FieldTable;
+use lapin::{BasicProperties, Channel, Connection, Consumer};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -41,8 +42,7 @@ pub async fn measure(
     properties: impl Fn() -> BasicProperties,
     finish: &Finish,
 ) -> anyhow::Result<(f64, BTreeMap<String, f64>)> {
-    let cpu_before = procs::sample();
-    let client_before = procs::own_cpu_ms();
+    let meter = CpuMeter::start();
     let started = Instant::now();
     let mut pending = Vec::with_capacity(CONFIRM_BATCH);
     for _ in 0..n {
@@ -69,14 +69,36 @@ pub async fn measure(
     tokio::time::timeout(Duration::from_secs(600), finish.all())
         .await
         .context("the ceiling did not finish in 10 minutes")?;
-    let elapsed = started.elapsed().as_secs_f64();
-    let mut cpu = procs::cpu_between(&cpu_before, &procs::sample(), n as f64);
-    cpu.retain(|name, _| name == procs::BROKER);
-    cpu.insert(
-        "client".to_owned(),
-        (procs::own_cpu_ms() - client_before) / n as f64,
-    );
-    Ok((n as f64 / elapsed, cpu))
+    Ok((n as f64 / started.elapsed().as_secs_f64(), meter.per(n)))
+}
+
+/// The CPU time the broker and this process (the client) spend from its start.
+pub struct CpuMeter {
+    broker: BTreeMap<String, procs::Sample>,
+    client_ms: f64,
+}
+
+impl CpuMeter {
+    /// Starts counting.
+    #[must_use]
+    pub fn start() -> Self {
+        Self {
+            broker: procs::sample(),
+            client_ms: procs::own_cpu_ms(),
+        }
+    }
+
+    /// CPU ms per message of `n` since the start: the broker's and the client's.
+    #[must_use]
+    pub fn per(&self, n: usize) -> BTreeMap<String, f64> {
+        let mut cpu = procs::cpu_between(&self.broker, &procs::sample(), n as f64);
+        cpu.retain(|name, _| name == procs::BROKER);
+        cpu.insert(
+            "client".to_owned(),
+            (procs::own_cpu_ms() - self.client_ms) / n as f64,
+        );
+        cpu
+    }
 }
 
 /// A channel in confirm mode, for pipelined publishes.
@@ -155,4 +177,29 @@ impl Finish {
             self.reached.notified().await;
         }
     }
+}
+
+/// Deletes a run's `exchanges` and `queues` (what is already gone is skipped).
+pub async fn delete(url: &str, exchanges: &[String], queues: &[String]) {
+    let Ok(conn) =
+        broker::connect(url, &broker::Tls::default(), "orderflow-bench", "cleanup").await
+    else {
+        return;
+    };
+    for queue in queues {
+        // A missing queue closes the channel: one channel per deletion.
+        if let Ok(channel) = conn.create_channel().await {
+            let _ = channel
+                .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
+                .await;
+        }
+    }
+    for exchange in exchanges {
+        if let Ok(channel) = conn.create_channel().await {
+            let _ = channel
+                .exchange_delete(exchange.as_str().into(), ExchangeDeleteOptions::default())
+                .await;
+        }
+    }
+    let _ = conn.close(200, "done".into()).await;
 }

@@ -3,13 +3,13 @@
 //! consumers ack — on quorum queues with the workers' prefetch.
 
 use crate::bare::{self, Finish};
-use broker::lapin::ExchangeKind;
-use broker::lapin::options::{
+use futures_util::StreamExt;
+use lapin::ExchangeKind;
+use lapin::options::{
     BasicAckOptions, BasicPublishOptions, ExchangeDeclareOptions, QueueBindOptions,
     QueueDeclareOptions, QueueDeleteOptions,
 };
-use broker::lapin::types::{AMQPValue, FieldTable};
-use futures_util::StreamExt;
+use lapin::types::{AMQPValue, FieldTable};
 use std::collections::BTreeMap;
 use uuid::Uuid;
 

@@ -5,6 +5,7 @@
 //! - [`run`]: one run's figures.
 //! - [`saga`]: the ceiling with exactly an order's message operations (`ratio_saga`).
 //! - [`chain`]: the 3-hop chain ceiling (`ratio`).
+//! - [`library_chain`]: the same chain through the broker library, for its client CPU per message.
 //! - [`bare`]: bare-lapin plumbing the ceilings share.
 //! - [`procs`]: memory and CPU time of the workers and the broker.
 //! - [`chart`]: the sweep's chart.
@@ -13,6 +14,7 @@ pub mod args;
 pub mod bare;
 pub mod chain;
 pub mod chart;
+pub mod library_chain;
 pub mod orders;
 pub mod procs;
 pub mod run;

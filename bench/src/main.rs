@@ -31,7 +31,7 @@ use orderflow_bench::args::Args;
 use orderflow_bench::chart::LoadPoint;
 use orderflow_bench::orders::{FAILS_ONCE, drive, summary};
 use orderflow_bench::run::{Run, report, round};
-use orderflow_bench::{chain, chart, procs, saga};
+use orderflow_bench::{chain, chart, library_chain, procs, saga};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 
@@ -53,10 +53,13 @@ async fn main() -> anyhow::Result<()> {
         println!("{}", fronts(&args, &http).await?);
         return Ok(());
     }
+    if let Some(postmaster) = args.database_pid {
+        procs::measure_database(postmaster);
+    }
     let idle = procs::sample();
     eprintln!("idle RSS (MB): {}", show_rss(&idle));
 
-    let (chain_ceiling, saga_ceiling) = ceilings(&args).await?;
+    let (chain_ceiling, library_chain, saga_ceiling) = ceilings(&args).await?;
     let (clean, retry) = clean_and_retry(&args, &http).await?;
     let latency = latency_run(&args, &http, &clean).await?;
     let sweep = if args.sweep {
@@ -72,6 +75,7 @@ async fn main() -> anyhow::Result<()> {
             &clean,
             retry.as_ref(),
             &chain_ceiling,
+            &library_chain,
             &saga_ceiling,
             latency.as_ref(),
             sweep.as_deref(),
@@ -131,20 +135,29 @@ async fn fronts(args: &Args, http: &reqwest::Client) -> anyhow::Result<Value> {
     }))
 }
 
-/// The two bare ceilings, each the best of [`CEILING_RUNS`].
-async fn ceilings(args: &Args) -> anyhow::Result<(Ceiling, Ceiling)> {
+/// The two bare ceilings and the chain through the library (alternated with the bare chain, so
+/// both see the same machine), each the best of [`CEILING_RUNS`].
+async fn ceilings(args: &Args) -> anyhow::Result<(Ceiling, Ceiling, Ceiling)> {
     let bodies = saga::Bodies::new()?;
     eprintln!(
         "chain ceiling: {} messages through a bare 3-hop chain, best of {CEILING_RUNS}…",
         args.orders
     );
     let mut chain_best: Option<Ceiling> = None;
+    let mut library_best: Option<Ceiling> = None;
     for _ in 0..CEILING_RUNS {
         let run =
             chain::ceiling(&args.amqp_url, args.orders, args.prefetch, &bodies.created).await?;
         eprintln!("chain ceiling: {:.0} msg/s", run.0);
         if chain_best.as_ref().is_none_or(|(rate, _)| run.0 > *rate) {
             chain_best = Some(run);
+        }
+        let run =
+            library_chain::ceiling(&args.amqp_url, args.orders, args.prefetch, &bodies.created)
+                .await?;
+        eprintln!("the same chain through the library: {:.0} msg/s", run.0);
+        if library_best.as_ref().is_none_or(|(rate, _)| run.0 > *rate) {
+            library_best = Some(run);
         }
     }
     eprintln!(
@@ -160,16 +173,21 @@ async fn ceilings(args: &Args) -> anyhow::Result<(Ceiling, Ceiling)> {
         }
     }
     let chain_best = chain_best.context("no chain ceiling run")?;
+    let library_best = library_best.context("no library chain run")?;
     let saga_best = saga_best.context("no saga ceiling run")?;
     eprintln!(
         "chain ceiling: {:.0} msg/s, CPU ms per message: {:?}",
         chain_best.0, chain_best.1
     );
     eprintln!(
+        "library chain: {:.0} msg/s, CPU ms per message: {:?}",
+        library_best.0, library_best.1
+    );
+    eprintln!(
         "saga ceiling: {:.0} orders/s, CPU ms per order: {:?}",
         saga_best.0, saga_best.1
     );
-    Ok((chain_best, saga_best))
+    Ok((chain_best, library_best, saga_best))
 }
 
 /// Clean runs and, with `--retry-share`, retry runs interleaved with them.
@@ -295,6 +313,7 @@ fn line(
     clean: &Run,
     retry: Option<&Run>,
     chain: &Ceiling,
+    library: &Ceiling,
     saga: &Ceiling,
     latency: Option<&(f64, Run)>,
     sweep: Option<&[(f64, Run)]>,
@@ -303,7 +322,7 @@ fn line(
 ) -> Value {
     let rss_mb: BTreeMap<String, Value> = idle
         .iter()
-        .filter(|(name, _)| name.as_str() != procs::BROKER)
+        .filter(|(name, _)| ![procs::BROKER, procs::DATABASE].contains(&name.as_str()))
         .map(|(name, at_idle)| {
             let peak_mb = peak.get(name).map_or(0.0, |p| p.peak_rss_mb);
             (
@@ -332,6 +351,8 @@ fn line(
         "saga_ceiling_orders_per_s": round(saga.0),
         "cpu_ms_per_order": rounded(&clean.cpu_ms),
         "ceiling_cpu_ms_per_msg": rounded(&chain.1),
+        "library_chain_per_s": round(library.0),
+        "library_chain_cpu_ms_per_msg": rounded(&library.1),
         "saga_ceiling_cpu_ms_per_order": rounded(&saga.1),
         "ratio": ratio(chain.0),
         "ratio_saga": ratio(saga.0),
@@ -360,6 +381,7 @@ fn line(
 
 fn show_rss(rss: &BTreeMap<String, procs::Sample>) -> String {
     rss.iter()
+        .filter(|(name, _)| name.as_str() != procs::DATABASE)
         .map(|(name, sample)| format!("{name} {:.1}", sample.rss_mb))
         .collect::<Vec<_>>()
         .join(", ")

@@ -1,10 +1,27 @@
 //! What the benchmark reads about the processes of a run (through `procfs`): memory (RSS) and
-//! CPU time, found by process name (the three workers and RabbitMQ's `beam.smp`).
+//! CPU time, found by process name (the three workers, RabbitMQ's `beam.smp`, and PostgreSQL's
+//! processes taken together when the workers' stores are there).
 
 use std::collections::BTreeMap;
+use std::sync::OnceLock;
 
 /// The broker's Erlang VM.
 pub const BROKER: &str = "beam.smp";
+
+/// The PostgreSQL server's processes (the postmaster and its children: a backend per
+/// connection, the writers), measured as one. Its CPU time is the sum over the processes alive
+/// at each sample, so a backend that exits in between takes its share with it (the workers'
+/// pools keep theirs for the run).
+pub const DATABASE: &str = "postgres";
+
+/// The postmaster whose server is measured, once [`measure_database`] named it.
+static POSTMASTER: OnceLock<i32> = OnceLock::new();
+
+/// Measures the PostgreSQL server of `postmaster` from now on (other servers on the machine, a
+/// test's private one, are not counted).
+pub fn measure_database(postmaster: i32) {
+    let _ = POSTMASTER.set(postmaster);
+}
 
 /// The processes measured: the workers, and the broker.
 pub const MEASURED: [&str; 5] = [
@@ -44,6 +61,17 @@ pub fn sample() -> BTreeMap<String, Sample> {
             continue;
         };
         let name = stat.comm.as_str();
+        if POSTMASTER
+            .get()
+            .is_some_and(|&pid| stat.pid == pid || stat.ppid == pid)
+        {
+            let server = &mut found
+                .entry(DATABASE.to_owned())
+                .or_insert((0, Sample::default()))
+                .1;
+            server.cpu_ms += ticks_ms(stat.utime + stat.stime);
+            continue;
+        }
         if !MEASURED.contains(&name) {
             continue;
         }

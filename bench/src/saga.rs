@@ -10,13 +10,13 @@
 
 use crate::bare::{self, Finish};
 use crate::orders;
-use broker::lapin::message::Delivery;
-use broker::lapin::options::{BasicAckOptions, BasicPublishOptions, QueueDeleteOptions};
-use broker::lapin::{BasicProperties, Channel, Connection};
-use broker::topology::{dead_letter_queue, retry_queue};
+use broker::Naming;
 use broker::{ExchangeType, QueueSpec, RetryPolicy, Topology};
 use contracts::{OrderCreated, OrderPaid, StockReserved};
 use futures_util::StreamExt;
+use lapin::message::Delivery;
+use lapin::options::{BasicAckOptions, BasicPublishOptions, QueueDeleteOptions};
+use lapin::{BasicProperties, Channel, Connection};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use time::OffsetDateTime;
@@ -273,11 +273,12 @@ async fn sink(
 
 /// Deletes the run's queues, their retry tier and DLQ, and its exchanges.
 async fn delete(setup: &Channel, names: &Names) {
+    let naming = Naming::default();
     for queue in names.queues() {
         for name in [
             queue.to_owned(),
-            retry_queue(queue, 1),
-            dead_letter_queue(queue),
+            naming.retry_queue(queue, 1),
+            naming.dead_letter_queue(queue),
         ] {
             let _ = setup
                 .queue_delete(name.as_str().into(), QueueDeleteOptions::default())

@@ -1,7 +1,7 @@
 //! Both bare ceilings on a real broker: every order's (every message's) deliveries arrive, so a
 //! run ends with a rate; a lost or misrouted delivery would leave it waiting.
 
-use orderflow_bench::{chain, saga};
+use orderflow_bench::{chain, library_chain, saga};
 use std::time::Duration;
 use testkit::TestVhost;
 
@@ -31,4 +31,17 @@ async fn the_chain_ceiling_delivers_every_message_to_both_sinks() {
             .expect("300 messages within a minute")
             .unwrap();
     assert!(messages_per_s > 0.0, "{messages_per_s}");
+}
+
+#[tokio::test]
+async fn the_chain_through_the_library_delivers_every_message_to_both_sinks() {
+    let vhost = TestVhost::new().await;
+    let body = saga::Bodies::new().unwrap().created;
+    let (messages_per_s, cpu) =
+        tokio::time::timeout(WAIT, library_chain::ceiling(&vhost.url, 300, 128, &body))
+            .await
+            .expect("300 messages within a minute")
+            .unwrap();
+    assert!(messages_per_s > 0.0, "{messages_per_s}");
+    assert!(cpu.get("client").is_some_and(|ms| *ms > 0.0), "{cpu:?}");
 }

@@ -157,7 +157,7 @@ impl OrderStore {
         idempotency_key: Option<&str>,
     ) -> Result<Created, sqlx::Error> {
         let now = time::OffsetDateTime::now_utc();
-        let order_id = Uuid::new_v4();
+        let order_id = Uuid::now_v7();
         let fingerprint = serde_json::to_string(&order.request).unwrap_or_default();
         let event = contracts::OrderCreated {
             order_id,

@@ -70,6 +70,18 @@ pub struct CommonArgs {
     /// checkpoints (survives process crashes; faster).
     #[arg(long, env = "SQLITE_SYNCHRONOUS", default_value = "full", value_parser = ["full", "normal"])]
     pub sqlite_synchronous: String,
+    /// On PostgreSQL, commit writes in groups as on SQLite (one transaction per group of
+    /// concurrent writes; replicas' groups take turns) rather than one transaction each
+    /// (`POSTGRES_GROUP_COMMIT=0`): rows every order updates (a SKU's stock) are then locked
+    /// and flushed once per group, not once per write in a queue. SQLite always groups.
+    #[arg(
+        long,
+        env = "POSTGRES_GROUP_COMMIT",
+        default_value_t = true,
+        action = clap::ArgAction::Set,
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
+    pub postgres_group_commit: bool,
     /// Hours inbox claims, sent outbox rows and idempotency keys are kept; 0 keeps them for ever.
     /// A message redelivered, or a request retried, after this long is no longer recognised.
     #[arg(long, env = "RETENTION_HOURS", default_value_t = 168)]
@@ -151,6 +163,8 @@ pub struct Settings {
     pub database_url: String,
     /// SQLite `synchronous` mode (`full` or `normal`).
     pub sqlite_synchronous: String,
+    /// Group commits on PostgreSQL too.
+    pub postgres_group_commit: bool,
     /// HTTP address.
     pub http_addr: SocketAddr,
     /// Retry policy of every consumer queue (the same in every worker).
@@ -205,6 +219,7 @@ impl CommonArgs {
                 .clone()
                 .unwrap_or_else(|| format!("sqlite://data/{name}.db")),
             sqlite_synchronous: self.sqlite_synchronous.clone(),
+            postgres_group_commit: self.postgres_group_commit,
             http_addr: self.http_addr.unwrap_or(default_addr),
             retry: RetryPolicy::default()
                 .with_max_retries(self.retry_max)
@@ -265,7 +280,7 @@ impl Settings {
     ) -> anyhow::Result<crate::db::Db> {
         let pool =
             crate::database::open(&self.database_url, &self.sqlite_synchronous, migrator).await?;
-        Ok(crate::db::Db::new(pool))
+        Ok(crate::db::Db::grouped(pool, self.postgres_group_commit))
     }
 
     /// The broker runtime with the whole system's topology declared.
@@ -321,6 +336,15 @@ mod tests {
         );
         let bad = WorkerCli::try_parse_from(["w", "--publisher-users", "billing=u"]).unwrap_err();
         assert!(bad.to_string().contains("order-worker"), "{bad}");
+    }
+
+    #[test]
+    fn postgres_groups_its_commits_unless_told_not_to() {
+        assert!(settings(&[]).postgres_group_commit);
+        for off in ["0", "false", "off"] {
+            let args = ["--postgres-group-commit", off];
+            assert!(!settings(&args).postgres_group_commit, "{off}");
+        }
     }
 
     #[test]

@@ -5,8 +5,9 @@
 //! reported done before the commit that holds it. A group runs optimistically, with no savepoints;
 //! if one of its transactions fails, the group is rolled back and run again with each transaction
 //! in its own savepoint, so the failure undoes only its own work. On PostgreSQL each transaction
-//! runs on its own, in the caller's task: replicas share that database and its row locks should
-//! be held briefly.
+//! runs on its own, in the caller's task, unless asked to group too: replicas share that database
+//! and a group holds its row locks until its commit, so replicas' groups take turns (a
+//! transaction-scoped advisory lock) instead of deadlocking on rows they touch in other orders.
 
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
@@ -18,6 +19,11 @@ use tokio::sync::{mpsc, oneshot};
 
 /// Transactions one SQLite commit holds at most.
 const MAX_GROUP: usize = 128;
+
+/// The advisory lock a PostgreSQL group holds until its commit: one group at a time per
+/// database, whichever replica runs it. Without it two replicas' groups that update the same
+/// rows in other orders deadlock, and PostgreSQL takes `deadlock_timeout` (1 s) to notice.
+const GROUP_TURN: &str = "orderflow.group-commit";
 
 /// One queued transaction: statements that may run more than once (a failed optimistic group is
 /// run again), and where the outcome of their last run goes once the group's commit is known.
@@ -77,10 +83,16 @@ impl Db {
     /// this handle is dropped). Must be called inside a Tokio runtime.
     #[must_use]
     pub fn new(pool: AnyPool) -> Self {
+        Self::grouped(pool, false)
+    }
+
+    /// As [`Db::new`], and on PostgreSQL with group commits too when `postgres` is set.
+    #[must_use]
+    pub fn grouped(pool: AnyPool, postgres: bool) -> Self {
         let sqlite = pool.connect_options().database_url.scheme() == "sqlite";
-        let writer = sqlite.then(|| {
+        let writer = (sqlite || postgres).then(|| {
             let (queue, jobs) = mpsc::unbounded_channel();
-            tokio::spawn(write_groups(pool.clone(), jobs));
+            tokio::spawn(write_groups(pool.clone(), jobs, !sqlite));
             queue
         });
         Self { pool, writer }
@@ -130,7 +142,11 @@ impl Db {
 /// The writer task: takes every job queued, runs them in one transaction, commits, then reports.
 /// It keeps one connection (and so SQLite's page cache warm) until the pool closes. Ends when
 /// every [`Db`] handle is gone.
-async fn write_groups(pool: AnyPool, mut jobs: mpsc::UnboundedReceiver<Box<dyn Job>>) {
+async fn write_groups(
+    pool: AnyPool,
+    mut jobs: mpsc::UnboundedReceiver<Box<dyn Job>>,
+    take_turns: bool,
+) {
     let mut group = Vec::with_capacity(MAX_GROUP);
     let mut held: Option<PoolConnection<sqlx::Any>> = None;
     loop {
@@ -155,7 +171,7 @@ async fn write_groups(pool: AnyPool, mut jobs: mpsc::UnboundedReceiver<Box<dyn J
                 Some(conn) => conn,
                 None => pool.acquire().await?,
             };
-            run_group(&mut conn, &mut group).await?;
+            run_group(&mut conn, &mut group, take_turns).await?;
             // Only a connection that just committed is kept.
             held = Some(conn);
             Ok::<_, sqlx::Error>(())
@@ -180,9 +196,14 @@ async fn write_groups(pool: AnyPool, mut jobs: mpsc::UnboundedReceiver<Box<dyn J
 
 /// Runs `jobs` in one transaction and commits it; each job keeps its own outcome. When one
 /// fails, the group runs again with each in a savepoint. An error of the transaction itself
-/// (begin, savepoint, commit) fails them all.
-async fn run_group(conn: &mut AnyConnection, jobs: &mut [Box<dyn Job>]) -> Result<(), sqlx::Error> {
-    let mut tx = conn.begin().await?;
+/// (begin, savepoint, commit) fails them all. With `take_turns`, each transaction first waits
+/// for [`GROUP_TURN`].
+async fn run_group(
+    conn: &mut AnyConnection,
+    jobs: &mut [Box<dyn Job>],
+    take_turns: bool,
+) -> Result<(), sqlx::Error> {
+    let mut tx = begin(conn, take_turns).await?;
     let mut all_succeeded = true;
     for job in jobs.iter_mut() {
         if !job.run(&mut tx).await {
@@ -197,7 +218,7 @@ async fn run_group(conn: &mut AnyConnection, jobs: &mut [Box<dyn Job>]) -> Resul
     // A failed statement may have ended the transaction already; the next `begin` tells.
     let _ = tx.rollback().await;
     metrics::counter!("orderflow_store_group_reruns_total").increment(1);
-    let mut tx = conn.begin().await?;
+    let mut tx = begin(conn, take_turns).await?;
     for job in jobs.iter_mut() {
         let mut savepoint = tx.begin().await?;
         if job.run(&mut savepoint).await {
@@ -208,6 +229,21 @@ async fn run_group(conn: &mut AnyConnection, jobs: &mut [Box<dyn Job>]) -> Resul
     }
     tx.commit().await?;
     Ok(())
+}
+
+/// Begins a group's transaction; with `take_turns`, once no other group holds [`GROUP_TURN`].
+async fn begin(
+    conn: &mut AnyConnection,
+    take_turns: bool,
+) -> Result<sqlx::Transaction<'_, sqlx::Any>, sqlx::Error> {
+    let mut tx = conn.begin().await?;
+    if take_turns {
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(crate::lease::lock_key(GROUP_TURN))
+            .execute(&mut *tx)
+            .await?;
+    }
+    Ok(tx)
 }
 
 /// `work`'s outcome, with a panic turned into an error (its transaction is then rolled back).

@@ -25,6 +25,7 @@ pub fn offline(app_id: &str, database_url: &str) -> Settings {
         broker: BrokerConfig::new("amqp://guest:guest@127.0.0.1:1/%2f", app_id),
         database_url: database_url.to_owned(),
         sqlite_synchronous: "normal".to_owned(),
+        postgres_group_commit: false,
         http_addr: ([127, 0, 0, 1], 0).into(),
         retry: RetryPolicy::default(),
         prefetch: 1,

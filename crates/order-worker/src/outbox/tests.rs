@@ -159,14 +159,40 @@ async fn a_lease_has_one_holder_until_its_connection_ends(db: service::db::Db) {
         other_job.held().await.unwrap(),
         "another key is another lease"
     );
-    sqlx::query(
-        "SELECT pg_terminate_backend(pid) FROM pg_locks \
-         WHERE locktype = 'advisory' AND objid::bigint = $1 AND granted",
+    // The holder in this test's database only (other tests hold the same key in theirs).
+    let holders: Vec<i64> = sqlx::query_scalar(
+        "SELECT pid::bigint FROM pg_locks \
+         WHERE locktype = 'advisory' AND objid::bigint = $1 AND granted \
+           AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
     )
     .bind(service::lease::lock_key(RELAY_LEASE) & 0xffff_ffff)
-    .execute(db.pool())
+    .fetch_all(db.pool())
     .await
     .unwrap();
+    assert_eq!(holders.len(), 1, "one holder: {holders:?}");
+    sqlx::query("SELECT pg_terminate_backend($1::int)")
+        .bind(holders[0])
+        .execute(db.pool())
+        .await
+        .unwrap();
+    // `pg_terminate_backend` only signals: the lock is free once the backend has exited.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let alive: Option<i64> =
+            sqlx::query_scalar("SELECT pid::bigint FROM pg_stat_activity WHERE pid = $1::int")
+                .bind(holders[0])
+                .fetch_optional(db.pool())
+                .await
+                .unwrap();
+        if alive.is_none() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the holder did not exit in 10 s"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     assert!(second.held().await.unwrap(), "the standby takes over");
     assert!(!first.held().await.unwrap(), "the first has lost it");
 }

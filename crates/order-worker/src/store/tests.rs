@@ -400,7 +400,26 @@ async fn the_backlog_counts_unsent_rows_and_dates_the_oldest(db: Db) {
     );
 }
 
+/// Order ids are time-ordered (UUID v7): a later order's id sorts after an earlier one's, as
+/// text and as stored, so each insert appends to the orders' primary-key index instead of
+/// landing on a random page of it.
+async fn a_later_order_has_a_later_id(db: Db) {
+    let store = OrderStore::new(db);
+    let mut ids = Vec::new();
+    // Ten, so that random ids would come out sorted once in 3.6 million runs.
+    for _ in 0..10 {
+        let Created::New(order_id) = store.create(&request(1), None).await.unwrap() else {
+            panic!("a new order");
+        };
+        ids.push(order_id.to_string());
+    }
+    let mut sorted = ids.clone();
+    sorted.sort();
+    assert_eq!(ids, sorted, "ids in creation order");
+}
+
 service::store_tests!(crate::MIGRATOR;
+    a_later_order_has_a_later_id,
     the_backlog_counts_unsent_rows_and_dates_the_oldest,
     an_old_inbox_claim_is_pruned_and_a_young_one_still_a_duplicate,
     only_outbox_rows_sent_long_ago_are_pruned,
