@@ -96,6 +96,10 @@ struct Args {
     /// Do not build the worker binaries first (they must be up to date in target/<profile>).
     #[arg(long)]
     no_build: bool,
+    /// The workers' `RUST_LOG`; `info,orderflow_broker=debug` also logs every delivery handled, so a
+    /// finding's excerpt shows each hop of its order.
+    #[arg(long, default_value = "info")]
+    log: String,
     /// Keep the run's directory (stores, logs) even when the audit is clean.
     #[arg(long)]
     keep: bool,
@@ -190,6 +194,7 @@ async fn soak(args: &Args, seed: u64) -> anyhow::Result<bool> {
         postgres,
         replicas: args.replicas,
         cluster: args.cluster,
+        log: args.log.clone(),
     };
     let mut system = System::start(settings, http.clone()).await?;
     let setup_s = started.elapsed().as_secs_f64();
@@ -392,8 +397,9 @@ async fn inject_faults(
     }
 }
 
-/// Waits until every consumer queue and retry tier is empty, the outbox is sent and nothing
-/// (pending orders, dead letters) has changed for `quiet_for`; gives up after `timeout`.
+/// Waits until every consumer queue and retry tier is empty (nothing ready, nothing delivered and
+/// unacked, nothing dead-lettered and not yet moved), the outbox is sent and nothing (pending
+/// orders, dead letters) has changed for `quiet_for`; gives up after `timeout`.
 async fn wait_quiet(
     system: &mut System,
     stores: &Stores,
@@ -418,13 +424,19 @@ async fn wait_quiet(
         };
         let progress = stores.progress().await.ok();
         if let (Some(counts), Some((pending, unsent))) = (counts, progress) {
+            // Asked only when nothing is ready or unsent: each `rabbitmqctl` starts a VM.
+            let unsettled = if unsent == 0 && counts.in_flight_total() == 0 {
+                system.brokers.unsettled(&counts.in_flight).ok()
+            } else {
+                None
+            };
             let state = (
                 pending,
                 unsent,
                 counts.in_flight_total(),
                 counts.dead_letter_total(),
             );
-            let idle = state.1 == 0 && state.2 == 0;
+            let idle = state.1 == 0 && state.2 == 0 && unsettled == Some(0);
             match stable_since {
                 Some((since, seen)) if seen == state && idle => {
                     if since.elapsed() >= quiet_for {
@@ -444,8 +456,11 @@ async fn wait_quiet(
             }
             if last_print.elapsed() > Duration::from_secs(10) {
                 eprintln!(
-                    "soak: waiting: {pending} pending, {unsent} unsent, {} in queues, {} dead letters",
-                    state.2, state.3
+                    "soak: waiting: {pending} pending, {unsent} unsent, {} in queues ({} unacked \
+                     or not yet dead-lettered), {} dead letters",
+                    state.2,
+                    unsettled.map_or_else(|| "?".to_owned(), |n| n.to_string()),
+                    state.3
                 );
                 last_print = Instant::now();
             }
@@ -496,6 +511,33 @@ fn report_findings(audit: &Audit, system: &System) -> anyhow::Result<()> {
         audit.findings.len(),
         path.display()
     );
+    // CI keeps only this output: what each worker logged about the first lost orders.
+    let lost: Vec<&str> = audit
+        .findings
+        .iter()
+        .filter(|f| f.check == "lost")
+        .filter_map(|f| f.subject.split_whitespace().next())
+        .take(3)
+        .collect();
+    if !lost.is_empty() {
+        let logs: Vec<(String, String)> = system
+            .workers
+            .iter()
+            .map(|w| {
+                (
+                    w.name(),
+                    std::fs::read_to_string(w.log()).unwrap_or_default(),
+                )
+            })
+            .collect();
+        for order_id in lost {
+            for (name, log) in &logs {
+                for line in log.lines().filter(|l| l.contains(order_id)).take(30) {
+                    eprintln!("soak: {name} | {line}");
+                }
+            }
+        }
+    }
     Ok(())
 }
 

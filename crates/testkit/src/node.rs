@@ -2,6 +2,7 @@
 //! otherwise disturb the broker, so that tests sharing the main broker are never affected.
 
 use anyhow::{Context, bail};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -76,6 +77,14 @@ impl PrivateNode {
         }
         std::fs::write(dir.join("rabbitmq.conf"), conf)?;
         std::fs::write(dir.join("enabled_plugins"), "[].\n")?;
+        // A quorum queue's at-least-once dead-letter worker sends an unconfirmed message again
+        // after this long (default 180 s): after a restart a retry tier's expired message can
+        // wait that long to reach its queue. Short here, as in RabbitMQ's own test suites, so a
+        // fault test settles in seconds (docs/design.md, "Retries after a broker restart").
+        std::fs::write(
+            dir.join("advanced.config"),
+            "[{rabbit, [{dead_letter_worker_publisher_confirm_timeout, 10000}]}].\n",
+        )?;
         std::fs::write(dir.join("rabbitmq-env.conf"), "")?;
         // The Debian wrapper drops root to the rabbitmq user, which must own the directory.
         let _ = Command::new("chown")
@@ -193,6 +202,42 @@ impl PrivateNode {
             .unwrap_or_default())
     }
 
+    /// Every message each queue of `vhost` holds: ready ones, ones delivered and not yet acked,
+    /// and in a quorum queue those dead-lettered (at least once) and not yet confirmed by their
+    /// target. A passive declare counts the first kind only, and on RabbitMQ 3.10 `list_queues
+    /// messages` leaves out the last, so a quorum queue's count is read from its Raft state
+    /// (`rabbit_fifo:overview/1`, `num_messages`) on its leader.
+    ///
+    /// # Errors
+    /// When `rabbitmqctl` fails, or a quorum queue's leader does not answer.
+    pub fn queue_messages(&self, vhost: &str) -> anyhow::Result<BTreeMap<String, u64>> {
+        let vhost = vhost.replace(['\\', '"'], "");
+        let expression = format!(
+            "lists:foreach(fun(Q) -> \
+               {{resource, _, queue, Name}} = amqqueue:get_name(Q), \
+               Held = case amqqueue:get_type(Q) of \
+                 rabbit_quorum_queue -> \
+                   case ra:local_query(amqqueue:get_pid(Q), fun rabbit_fifo:overview/1) of \
+                     {{ok, {{_, #{{num_messages := N}}}}, _}} -> N; _ -> unknown end; \
+                 _ -> proplists:get_value(messages, rabbit_amqqueue:info(Q, [messages])) \
+               end, \
+               io:format(\"~s\\t~p~n\", [Name, Held]) \
+             end, rabbit_amqqueue:list(<<\"{vhost}\">>))."
+        );
+        let stdout = self.ctl_output(&["eval", &expression])?;
+        let mut counts = BTreeMap::new();
+        for line in String::from_utf8_lossy(&stdout).lines() {
+            let Some((name, count)) = line.split_once('\t') else {
+                continue;
+            };
+            let count = count
+                .parse()
+                .with_context(|| format!("queue {name} on {}: no count ({count})", self.node))?;
+            counts.insert(name.to_owned(), count);
+        }
+        Ok(counts)
+    }
+
     /// `rabbitmqctl -n <this node> <args> --formatter json`, parsed.
     fn ctl_json(&self, args: &[&str]) -> anyhow::Result<serde_json::Value> {
         let stdout = self.ctl_output(&[args, &["--formatter", "json"]].concat())?;
@@ -239,6 +284,7 @@ impl PrivateNode {
             .env("RABBITMQ_NODE_PORT", self.port.to_string())
             .env("RABBITMQ_DIST_PORT", self.dist_port.to_string())
             .env("RABBITMQ_CONFIG_FILE", env("rabbitmq.conf"))
+            .env("RABBITMQ_ADVANCED_CONFIG_FILE", env("advanced.config"))
             .env("RABBITMQ_CONF_ENV_FILE", env("rabbitmq-env.conf"))
             .env("RABBITMQ_ENABLED_PLUGINS_FILE", env("enabled_plugins"))
             .env("RABBITMQ_MNESIA_BASE", env("mnesia"))

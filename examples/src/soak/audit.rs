@@ -124,7 +124,10 @@ pub fn audit(inputs: &Inputs<'_>) -> Audit {
             "pending" if inputs.unexplained_pending.contains(&order_id) => audit.add(
                 "lost",
                 subject,
-                "pending with every queue empty and no dead letter for it",
+                format!(
+                    "pending with every queue empty and no dead letter for it; {}",
+                    elsewhere(last, &order_id)
+                ),
             ),
             "pending" => {
                 let letter = if stuck_letters.contains(order_id.as_str()) {
@@ -243,6 +246,24 @@ fn check_payment(
             );
         }
     }
+}
+
+/// What the payment and stock stores hold for a lost order: which hop of the saga stopped.
+fn elsewhere(last: &Snapshot, order_id: &str) -> String {
+    let payment = last.payments.get(order_id).map_or_else(
+        || "no payment".to_owned(),
+        |p| {
+            format!(
+                "payment {} (charged {}, refunded {})",
+                p.status, p.charged_cents, p.refunded_cents
+            )
+        },
+    );
+    let reservation = last
+        .reservations
+        .get(order_id)
+        .map_or("no reservation", String::as_str);
+    format!("{payment}, reservation {reservation}")
 }
 
 fn check_reservation(

@@ -43,6 +43,8 @@ pub struct Settings {
     pub replicas: usize,
     /// A three-node cluster instead of one node.
     pub cluster: bool,
+    /// The workers' `RUST_LOG`.
+    pub log: String,
 }
 
 /// The broker of a run.
@@ -76,6 +78,31 @@ impl Brokers {
     #[must_use]
     pub fn first_url(&self) -> String {
         self.nodes()[0].url()
+    }
+
+    /// Messages the queues `names` hold that a passive declare does not count (`ready`: what it
+    /// counted): delivered and not yet acked, or dead-lettered and not yet confirmed by their
+    /// target. Asked of the first node that answers.
+    ///
+    /// # Errors
+    /// When no node answers.
+    pub fn unsettled(&self, ready: &BTreeMap<String, u32>) -> anyhow::Result<u64> {
+        let mut failed = None;
+        for node in self.nodes() {
+            match node.queue_messages("/") {
+                Ok(held) => {
+                    return Ok(ready
+                        .iter()
+                        .map(|(name, &ready)| {
+                            held.get(name)
+                                .map_or(0, |&all| all.saturating_sub(u64::from(ready)))
+                        })
+                        .sum());
+                }
+                Err(err) => failed = Some(err),
+            }
+        }
+        Err(failed.unwrap_or_else(|| anyhow::anyhow!("no broker node")))
     }
 
     /// Waits until a cluster is whole again after a node came back; a single node is.
@@ -144,7 +171,7 @@ impl System {
             ("RETRY_INITIAL_MS", retry.initial_ms.to_string()),
             ("RETRY_MULTIPLIER", retry.multiplier.to_string()),
             ("STOCK_FILE", stock_file.display().to_string()),
-            ("RUST_LOG", "info".to_owned()),
+            ("RUST_LOG", settings.log.clone()),
         ];
         // Picked here and kept across restarts: the order workers are told the stock workers'.
         let grpc_addr = || anyhow::Ok(format!("127.0.0.1:{}", testkit::port::unclaimed()?));
@@ -236,7 +263,11 @@ impl System {
     /// When the fault cannot be injected or the system does not recover.
     pub async fn inject(&mut self, scheduled: &Scheduled) -> anyhow::Result<()> {
         let started = std::time::Instant::now();
-        eprintln!("soak: injecting {}", scheduled.fault.name());
+        eprintln!(
+            "soak: injecting {} (due at {:.0} % of the orders)",
+            scheduled.fault.name(),
+            scheduled.at * 100.0
+        );
         match scheduled.fault {
             Fault::Kill(role) => {
                 let replicas: Vec<usize> = (0..self.workers.len())
