@@ -3,7 +3,7 @@
 
 use lapin::options::{BasicGetOptions, BasicPublishOptions, QueueDeclareOptions};
 use lapin::types::{AMQPValue, FieldTable};
-use lapin::{BasicProperties, Connection, ConnectionProperties};
+use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
 use std::time::{Duration, Instant};
 use testkit::PrivateNode;
 use testkit::inspect::Inspector;
@@ -11,23 +11,7 @@ use testkit::inspect::Inspector;
 #[tokio::test]
 async fn a_delivered_unacked_message_is_counted_though_no_message_is_ready() {
     let node = PrivateNode::start().await.unwrap();
-    let connection = Connection::connect(&node.url(), ConnectionProperties::default())
-        .await
-        .unwrap();
-    let channel = connection.create_channel().await.unwrap();
-    let mut quorum = FieldTable::default();
-    quorum.insert(
-        "x-queue-type".into(),
-        AMQPValue::LongString("quorum".into()),
-    );
-    let durable = QueueDeclareOptions {
-        durable: true,
-        ..QueueDeclareOptions::default()
-    };
-    channel
-        .queue_declare("held".into(), durable, quorum)
-        .await
-        .unwrap();
+    let (_connection, channel) = quorum_queue(&node, "held", &[], None).await;
     channel
         .basic_publish(
             "".into(),
@@ -73,29 +57,13 @@ async fn a_delivered_unacked_message_is_counted_though_no_message_is_ready() {
 #[tokio::test]
 async fn a_message_dead_lettered_and_not_yet_moved_is_counted() {
     let node = PrivateNode::start().await.unwrap();
-    let connection = Connection::connect(&node.url(), ConnectionProperties::default())
-        .await
-        .unwrap();
-    let channel = connection.create_channel().await.unwrap();
-    let mut tier = FieldTable::default();
-    for (key, value) in [
-        ("x-queue-type", "quorum"),
+    let dead_lettering = [
         ("x-dead-letter-strategy", "at-least-once"),
         ("x-overflow", "reject-publish"),
         ("x-dead-letter-exchange", ""),
         ("x-dead-letter-routing-key", "not-declared-yet"),
-    ] {
-        tier.insert(key.into(), AMQPValue::LongString(value.into()));
-    }
-    tier.insert("x-message-ttl".into(), AMQPValue::LongLongInt(100));
-    let durable = QueueDeclareOptions {
-        durable: true,
-        ..QueueDeclareOptions::default()
-    };
-    channel
-        .queue_declare("tier".into(), durable, tier)
-        .await
-        .unwrap();
+    ];
+    let (_connection, channel) = quorum_queue(&node, "tier", &dead_lettering, Some(100)).await;
     channel
         .basic_publish(
             "".into(),
@@ -120,4 +88,34 @@ async fn a_message_dead_lettered_and_not_yet_moved_is_counted() {
         Some(1),
         "expired, not ready, and still held for its target"
     );
+}
+
+/// Declares the durable quorum queue `name` on `node` with the text arguments `args` and a
+/// message TTL in ms; the connection (keep it) and a channel on it.
+async fn quorum_queue(
+    node: &PrivateNode,
+    name: &str,
+    args: &[(&str, &str)],
+    ttl_ms: Option<i64>,
+) -> (Connection, Channel) {
+    let connection = Connection::connect(&node.url(), ConnectionProperties::default())
+        .await
+        .unwrap();
+    let channel = connection.create_channel().await.unwrap();
+    let mut arguments = FieldTable::default();
+    for (key, value) in [("x-queue-type", "quorum")].iter().chain(args) {
+        arguments.insert((*key).into(), AMQPValue::LongString((*value).into()));
+    }
+    if let Some(ttl) = ttl_ms {
+        arguments.insert("x-message-ttl".into(), AMQPValue::LongLongInt(ttl));
+    }
+    let durable = QueueDeclareOptions {
+        durable: true,
+        ..QueueDeclareOptions::default()
+    };
+    channel
+        .queue_declare(name.into(), durable, arguments)
+        .await
+        .unwrap();
+    (connection, channel)
 }
