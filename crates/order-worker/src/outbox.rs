@@ -17,11 +17,8 @@ use axum::Router;
 use axum::extract::{Path, State};
 use axum::routing::{get, post};
 use broker::Publish;
-use futures_util::FutureExt;
-use futures_util::future::BoxFuture;
 use service::http::ApiError;
 use service::lease::Lease;
-use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Notify;
@@ -49,10 +46,6 @@ const STANDBY_POLL: Duration = Duration::from_secs(1);
 
 /// Relays until `stop` while this replica holds the relay's lease (see [`service::lease`]);
 /// `wake` is notified whenever a transaction added rows.
-///
-/// Marking a batch sent (a write that waits for its group's commit) overlaps with publishing the
-/// next batch, which leaves out the rows still being marked: a row's way to the broker never
-/// waits for the commit of the batch before it.
 pub async fn relay(
     store: OrderStore,
     mut lease: Lease,
@@ -62,15 +55,10 @@ pub async fn relay(
 ) {
     refresh_quarantined_gauge(&store).await;
     let mut failures = 0u32;
-    let mut marking: Option<Marking> = None;
     while !stop.is_cancelled() {
         match lease.held().await {
             Ok(true) => {}
             Ok(false) => {
-                // What this replica published is marked before another relays.
-                if let Some(last) = marking.take() {
-                    last.done.await;
-                }
                 pause(&stop, None, STANDBY_POLL).await;
                 continue;
             }
@@ -81,40 +69,12 @@ pub async fn relay(
                 continue;
             }
         }
-        let in_marking = marking.as_ref().map_or(0, |m| m.ids.len());
-        let failed = match store.unsent(BATCH + in_marking as i64).await {
-            Ok(rows) => {
-                let batch: Vec<OutboxRow> = rows
-                    .into_iter()
-                    .filter(|row| {
-                        marking
-                            .as_ref()
-                            .is_none_or(|m| !m.ids.contains(&row.message_id))
-                    })
-                    .take(BATCH as usize)
-                    .collect();
-                let previous = marking.take();
-                if batch.is_empty() {
-                    match previous {
-                        Some(previous) => !previous.done.await,
-                        None => {
-                            pause(&stop, Some(&wake), Duration::from_millis(500)).await;
-                            continue;
-                        }
-                    }
-                } else {
-                    let finish_previous = async {
-                        match previous {
-                            Some(previous) => previous.done.await,
-                            None => true,
-                        }
-                    };
-                    let (published, marked) =
-                        tokio::join!(publish_batch(&store, &publisher, &batch), finish_previous);
-                    marking = Marking::start(&store, published.sent);
-                    !(published.ok && marked)
-                }
+        let failed = match store.unsent(BATCH).await {
+            Ok(batch) if batch.is_empty() => {
+                pause(&stop, Some(&wake), Duration::from_millis(500)).await;
+                continue;
             }
+            Ok(batch) => !relay_batch(&store, &publisher, &batch).await,
             Err(err) => {
                 tracing::warn!(error = %err, "outbox: reading unsent rows failed");
                 true
@@ -129,43 +89,11 @@ pub async fn relay(
             failures = 0;
         }
     }
-    if let Some(last) = marking {
-        last.done.await;
-    }
 }
 
-/// Published rows being marked sent; `done` (lazy: it runs while polled) says whether that
-/// succeeded.
-struct Marking {
-    ids: HashSet<String>,
-    done: BoxFuture<'static, bool>,
-}
-
-impl Marking {
-    /// Marks `sent` (message ids) sent; `None` when there are none.
-    fn start(store: &OrderStore, sent: Vec<String>) -> Option<Self> {
-        if sent.is_empty() {
-            return None;
-        }
-        let ids = sent.iter().cloned().collect();
-        let store = store.clone();
-        let done = async move { mark_sent(&store, &sent).await }.boxed();
-        Some(Self { ids, done })
-    }
-}
-
-/// What [`publish_batch`] published, and whether everything succeeded.
-struct Published {
-    sent: Vec<String>,
-    ok: bool,
-}
-
-/// Publishes `batch` and records permanent failures; the message ids published.
-async fn publish_batch(
-    store: &OrderStore,
-    publisher: &impl Publish,
-    batch: &[OutboxRow],
-) -> Published {
+/// Publishes `batch`, marks what was published sent and records permanent failures; true when
+/// everything succeeded.
+async fn relay_batch(store: &OrderStore, publisher: &impl Publish, batch: &[OutboxRow]) -> bool {
     let publishes = batch.iter().map(|row| publish(publisher, row));
     let results = futures_util::future::join_all(publishes).await;
     let mut sent = Vec::with_capacity(batch.len());
@@ -173,7 +101,7 @@ async fn publish_batch(
     let mut ok = true;
     for (row, result) in batch.iter().zip(results) {
         match result {
-            Ok(()) => sent.push(row.message_id.clone()),
+            Ok(()) => sent.push(row.message_id.as_str()),
             Err(err) if err.is_recoverable() => {
                 // The broker is away (the publisher already retried for its window): no fault
                 // of the row's.
@@ -188,25 +116,18 @@ async fn publish_batch(
     for row in refused {
         ok = false;
         match publish(publisher, row).await {
-            Ok(()) => sent.push(row.message_id.clone()),
+            Ok(()) => sent.push(row.message_id.as_str()),
             Err(err) => record_refusal(store, row, &err).await,
         }
     }
-    metrics::counter!("orderflow_outbox_published_total").increment(sent.len() as u64);
-    Published { sent, ok }
-}
-
-/// Marks the published rows `sent` sent; false when that failed (they will be published again,
-/// with the same message ids).
-async fn mark_sent(store: &OrderStore, sent: &[String]) -> bool {
-    let ids: Vec<&str> = sent.iter().map(String::as_str).collect();
-    match store.mark_sent(&ids).await {
-        Ok(()) => true,
-        Err(err) => {
+    if !sent.is_empty() {
+        if let Err(err) = store.mark_sent(&sent).await {
+            ok = false;
             tracing::warn!(error = %err, rows = sent.len(), "outbox: marking rows sent failed; they will be re-sent");
-            false
         }
+        metrics::counter!("orderflow_outbox_published_total").increment(sent.len() as u64);
     }
+    ok
 }
 
 /// Publishes `row` in a span continuing the trace of the request or delivery that wrote it.

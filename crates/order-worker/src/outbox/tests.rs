@@ -1,7 +1,7 @@
 //! The relay's batches with a recording publisher: what goes out, what a refusing broker does to
 //! a row, and replicas taking turns through the relay's lease.
 
-use super::{BATCH, QUARANTINE_AFTER, RELAY_LEASE, backoff, mark_sent, publish_batch, relay};
+use super::{QUARANTINE_AFTER, RELAY_LEASE, backoff, relay, relay_batch};
 use crate::store::{Created, OrderStore};
 use crate::validation::NewOrder;
 use broker::RecordingPublisher;
@@ -23,17 +23,6 @@ async fn placed(store: &OrderStore) -> Uuid {
         Created::New(order_id) => order_id,
         other => panic!("a new order, not {other:?}"),
     }
-}
-
-/// One batch through the relay's two steps: published, then marked sent; whether both succeeded.
-async fn relay_batch(
-    store: &OrderStore,
-    publisher: &RecordingPublisher,
-    batch: &[crate::store::OutboxRow],
-) -> bool {
-    let published = publish_batch(store, publisher, batch).await;
-    let marked = published.sent.is_empty() || mark_sent(store, &published.sent).await;
-    published.ok && marked
 }
 
 #[tokio::test]
@@ -72,49 +61,6 @@ async fn a_row_the_broker_keeps_refusing_is_quarantined_not_dropped() {
     assert_eq!(held.len(), 1);
     assert_eq!(held[0].attempts, QUARANTINE_AFTER);
     assert!(publisher.published().is_empty());
-}
-
-/// The relay publishes a batch while the one before it is being marked sent: the rows still
-/// being marked must not go out again.
-#[tokio::test]
-async fn rows_are_relayed_once_while_the_batch_before_is_being_marked() {
-    let scratch = TestStore::sqlite(&crate::MIGRATOR).await;
-    let store = OrderStore::new(scratch.db());
-    let orders = usize::try_from(BATCH).unwrap() * 2 + 10;
-    let placing = (0..orders).map(|_| placed(&store));
-    let expected: std::collections::HashSet<Uuid> = futures_util::future::join_all(placing)
-        .await
-        .into_iter()
-        .collect();
-    let publisher = RecordingPublisher::new(crate::APP_ID);
-    let stop = CancellationToken::new();
-    let relaying = tokio::spawn(relay(
-        store.clone(),
-        Lease::new(&scratch.db(), RELAY_LEASE),
-        publisher.clone(),
-        Arc::new(Notify::new()),
-        stop.clone(),
-    ));
-    until("every row relayed", || {
-        publisher.published().len() >= orders
-    })
-    .await;
-    stop.cancel();
-    relaying.await.unwrap();
-    assert!(
-        store.unsent(1).await.unwrap().is_empty(),
-        "every row marked sent"
-    );
-    let sent: Vec<Uuid> = publisher
-        .published()
-        .iter()
-        .map(|message| published::<OrderCreated>(message).order_id)
-        .collect();
-    assert_eq!(sent.len(), orders, "each row published once");
-    assert_eq!(
-        sent.into_iter().collect::<std::collections::HashSet<_>>(),
-        expected
-    );
 }
 
 #[test]
