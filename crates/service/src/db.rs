@@ -71,7 +71,7 @@ where
     }
 }
 
-/// The pool and, on SQLite, the queue of the writer task.
+/// The pool and, on SQLite (and on PostgreSQL with group commits), the queue of the writer task.
 #[derive(Debug, Clone)]
 pub struct Db {
     pool: AnyPool,

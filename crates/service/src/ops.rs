@@ -30,11 +30,11 @@ const COUNT_BUCKETS: [f64; 9] = [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 25
 fn describe() {
     metrics::describe_histogram!(
         "orderflow_store_group_size",
-        "Transactions one SQLite group commit held."
+        "Transactions one group commit held."
     );
     metrics::describe_counter!(
         "orderflow_store_group_reruns_total",
-        "SQLite groups run again with savepoints because one of their transactions failed."
+        "Groups run again with savepoints because one of their transactions failed."
     );
     metrics::describe_counter!(
         "orderflow_outbox_published_total",

@@ -57,8 +57,9 @@ impl TestStore {
         let pool = crate::database::open(&url, "normal", migrator)
             .await
             .unwrap_or_else(|err| panic!("opening {url}: {err:#}"));
+        // As the workers open it: group commits on PostgreSQL too (their default).
         Self {
-            db: Db::new(pool),
+            db: Db::grouped(pool, true),
             url,
             place,
         }
